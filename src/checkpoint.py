@@ -1,0 +1,98 @@
+"""Checkpoints that survive being killed mid-save and refuse to load into the wrong network.
+
+A checkpoint holds every parameter of the training cell (meta-parameters and Adam state), the
+step, the config it was trained with and the episode sampler's RNG state, so `--resume`
+continues exactly. Each file is written under a temporary name and renamed into place, so a
+crash leaves the previous checkpoint intact.
+"""
+import json
+import os
+import re
+from pathlib import Path
+
+import mindspore as ms
+
+from src.errors import UserError
+
+PREFIX = "maml_step"
+BEST = "best.ckpt"
+# Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
+SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
+_META_KEYS = ("step", "config", "sampler_state", "best_val_acc")
+
+
+def step_checkpoint_path(output_dir, step):
+    return Path(output_dir) / f"{PREFIX}{step:07d}.ckpt"
+
+
+def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0):
+    """Write atomically: a temporary file in the same folder, then os.replace."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.ckpt")
+    meta = {"step": step, "config": json.dumps(dict(cfg)), "sampler_state": json.dumps(sampler_state),
+            "best_val_acc": float(best_val_acc)}
+    try:
+        ms.save_checkpoint(cell, str(tmp), append_dict=meta, crc_check=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load(path):
+    """(parameters, meta) of a checkpoint; a missing or damaged file is a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found: pass --ckpt the path of a .ckpt file written by omniglot_train.py")
+    try:
+        params = ms.load_checkpoint(str(path), crc_check=True)
+    except Exception as err:  # MindSpore raises ValueError/RuntimeError/TypeError for damaged files
+        raise UserError(f"checkpoint {path} is unreadable or corrupt ({err.__class__.__name__}): "
+                        "use another checkpoint or train again") from None
+    if any(key not in params for key in _META_KEYS):
+        raise UserError(f"checkpoint {path} was not written by omniglot_train.py (no step/config inside): "
+                        "pass a checkpoint from this package")
+    meta = {key: params.pop(key) for key in _META_KEYS}
+    meta["step"] = int(meta["step"])
+    meta["config"] = json.loads(str(meta["config"]))
+    meta["sampler_state"] = json.loads(str(meta["sampler_state"]))
+    meta["best_val_acc"] = float(meta["best_val_acc"])
+    return params, meta
+
+
+def check_compatible(meta, cfg, path):
+    """A checkpoint from another network shape is a clear error, not a shape crash inside MindSpore."""
+    saved = meta["config"]
+    for key in SHAPE_KEYS:
+        if saved.get(key) != cfg[key]:
+            raise UserError(f"checkpoint {path} was trained with {key}={saved.get(key)} but the config has "
+                            f"{key}={cfg[key]}: pass --{key} {saved.get(key)} or another checkpoint")
+
+
+def load_into(cell, params, path, strict=True):
+    """Copy checkpoint parameters into `cell`; with strict, every parameter of the cell must be there."""
+    not_loaded, _ = ms.load_param_into_net(cell, params)
+    if strict and not_loaded:
+        raise UserError(f"checkpoint {path} lacks {len(not_loaded)} parameters ({not_loaded[0]}, ...): "
+                        "it is not a training checkpoint of this package")
+    return cell
+
+
+def step_checkpoints(output_dir):
+    """Step checkpoints in output_dir, oldest first."""
+    pattern = re.compile(rf"^{PREFIX}(\d+)\.ckpt$")
+    found = [(int(m.group(1)), p) for p in Path(output_dir).glob(f"{PREFIX}*.ckpt") if (m := pattern.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def prune(output_dir, keep):
+    """Delete all but the newest `keep` step checkpoints (best.ckpt is separate and kept)."""
+    for old in step_checkpoints(output_dir)[:-keep]:
+        old.unlink()
+
+
+def remove_stale_temporaries(output_dir):
+    """Temporary files left by a run killed while saving; the finished checkpoints are untouched."""
+    for tmp in Path(output_dir).glob(".*.tmp*.ckpt"):
+        tmp.unlink()

@@ -1,0 +1,122 @@
+"""Settings: default_config.yaml merged with `--key value` overrides, type-checked and validated."""
+import argparse
+from pathlib import Path
+
+import yaml
+
+from src.errors import UserError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "default_config.yaml"
+DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
+MODES = ("GRAPH", "PYNATIVE")
+NUM_DRAWERS = 20
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+class Config(dict):
+    """A dict whose keys read as attributes (cfg.n_way), the form ModelZoo code expects."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError as err:
+            raise AttributeError(key) from err
+
+
+def _read_yaml(path):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} not found: pass --config_path to an existing YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"config file {path} is not valid YAML ({err.__class__.__name__}): fix its syntax") from err
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must be a mapping of key: value lines")
+    return data
+
+
+def _convert(key, value, default):
+    """Cast `value` (a CLI string or a YAML scalar) to the type of the default value."""
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in TRUE_WORDS or text in FALSE_WORDS:
+            return text in TRUE_WORDS
+        raise UserError(f"--{key} takes true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise UserError(f"--{key} takes an integer, got {value!r}")
+        try:
+            return int(str(value)) if not isinstance(value, float) else int(value)
+        except ValueError:
+            raise UserError(f"--{key} takes an integer, got {value!r}") from None
+    if kind is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"--{key} takes a number, got {value!r}") from None
+    return "" if value is None else str(value)
+
+
+def _parse_overrides(argv, defaults):
+    parser = argparse.ArgumentParser(add_help=True, description="MAML on Omniglot. Every key of default_config.yaml can be overridden.")
+    parser.add_argument("--config_path", default=str(DEFAULT_CONFIG), help="YAML file with the settings")
+    for key, value in defaults.items():
+        # A bare boolean flag (`--resume`) means true.
+        flag = {"nargs": "?", "const": "true"} if isinstance(value, bool) else {}
+        parser.add_argument(f"--{key}", default=None, help=f"default: {value!r}", **flag)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise UserError(f"unknown option {unknown[0]!r}; valid keys: {', '.join(sorted(defaults))}")
+    return args
+
+
+def validate(cfg):
+    """Reject settings that cannot work, naming the valid values."""
+    from src.dataset import SPLITS, split_sizes
+
+    def need(ok, message):
+        if not ok:
+            raise UserError(message)
+
+    need(cfg.device_target in DEVICE_TARGETS, f"device_target {cfg.device_target!r} is not valid: use one of {', '.join(DEVICE_TARGETS)}")
+    cfg["mode"] = cfg.mode.upper()
+    need(cfg.mode in MODES, f"mode {cfg.mode!r} is not valid: use GRAPH or PYNATIVE")
+    need(cfg.device_id >= 0, f"device_id must be >= 0, got {cfg.device_id}")
+    need(cfg.split in SPLITS, f"split {cfg.split!r} is not valid: use one of {', '.join(SPLITS)}")
+    smallest = min(split_sizes(cfg.split).values())
+    need(2 <= cfg.n_way <= smallest, f"n_way must be between 2 and {smallest} (the smallest class set of split {cfg.split}), got {cfg.n_way}")
+    need(cfg.k_spt >= 1, f"k_spt must be >= 1, got {cfg.k_spt}")
+    need(cfg.k_qry >= 1, f"k_qry must be >= 1, got {cfg.k_qry}")
+    need(cfg.k_spt + cfg.k_qry <= NUM_DRAWERS, f"k_spt + k_qry must be <= {NUM_DRAWERS} (drawers per Omniglot character), got {cfg.k_spt + cfg.k_qry}")
+    for key in ("imgsz", "imgc", "task_num", "num_filters", "num_blocks", "epoch", "log_every", "save_every",
+                "val_tasks", "eval_tasks", "eval_batch", "keep_checkpoint_max", "lr_decay_steps"):
+        need(cfg[key] >= 1, f"{key} must be >= 1, got {cfg[key]}")
+    need(cfg.imgc == 1, f"imgc must be 1 (Omniglot is grey-scale), got {cfg.imgc}")
+    for key in ("update_step", "update_step_test", "eval_every"):
+        need(cfg[key] >= 0, f"{key} must be >= 0, got {cfg[key]}")
+    for key in ("meta_lr", "update_lr", "lr_scheduler_gamma"):
+        need(cfg[key] > 0, f"{key} must be > 0, got {cfg[key]}")
+    return cfg
+
+
+def load_config(argv=None):
+    """Defaults from the YAML file, then command-line overrides, each cast to the default's type."""
+    defaults = _read_yaml(DEFAULT_CONFIG)
+    args = _parse_overrides(argv, defaults)
+    values = dict(defaults)
+    if Path(args.config_path).resolve() != DEFAULT_CONFIG:
+        custom = _read_yaml(args.config_path)
+        unknown = sorted(set(custom) - set(defaults))
+        if unknown:
+            raise UserError(f"unknown key {unknown[0]!r} in {args.config_path}; valid keys: {', '.join(sorted(defaults))}")
+        values.update(custom)
+    for key, value in vars(args).items():
+        if key != "config_path" and value is not None:
+            values[key] = value
+    cfg = Config({key: _convert(key, values[key], defaults[key]) for key in defaults})
+    return validate(cfg)

@@ -1,0 +1,27 @@
+"""Few-shot accuracy on a fixed set of tasks: validation during training and eval.py share it."""
+import numpy as np
+import mindspore as ms
+
+from src.episode_sampler import fixed_task_batches
+from src.metrics import mean_ci95
+
+
+def evaluate(scorer, images, class_ids, cfg, num_tasks, rotate):
+    """Fine-tune on each of `num_tasks` seeded tasks (the same for every call and checkpoint).
+
+    Returns the query accuracy after each inner step (0..update_step_test) averaged over tasks, and
+    the final accuracy with its 95% confidence interval. Batches are padded to one size so that
+    the graph is compiled once.
+    """
+    batch_size = min(cfg.eval_batch, num_tasks)
+    per_task = []
+    for batch in fixed_task_batches(images, class_ids, cfg.n_way, cfg.k_spt, cfg.k_qry, num_tasks,
+                                    batch_size, rotate, cfg.eval_seed):
+        size = batch[0].shape[0]
+        padded = [np.take(part, np.arange(batch_size) % size, axis=0) for part in batch]
+        _, acc = scorer(*(ms.Tensor(part) for part in padded))
+        per_task.append(acc[:, :size])
+    accs = np.concatenate(per_task, axis=1)
+    mean, ci95 = mean_ci95(accs[-1])
+    return {"tasks": int(accs.shape[1]), "acc_per_step": [float(a) for a in accs.mean(axis=1)],
+            "acc": mean, "ci95": ci95}

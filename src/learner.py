@@ -1,0 +1,76 @@
+"""Finn et al.'s Omniglot network as a functional Cell, batched over the tasks of a meta-batch.
+
+The weights live in the Cell as Parameters (the meta-parameters), but `forward` takes them as an
+explicit tuple so that the inner loop can feed adapted ("fast") weights through the same network
+without assigning to Parameters. Every weight in that tuple carries a leading task axis: task t
+runs with its own weights. The tasks are packed into the channel axis and each convolution is one
+grouped convolution (groups = tasks), which replaces a Python loop over tasks of small
+convolutions by one large kernel; batch norm then normalises each (task, channel) over its own
+images, exactly as a per-task network would.
+"""
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops
+
+from src.initializer import kaiming_normal
+
+BN_EPS = 1e-5
+KERNEL = 3
+
+
+class Learner(nn.Cell):
+    """num_blocks x [3x3 conv stride 2 'same' -> batch norm -> ReLU] -> spatial mean -> dense to n_way."""
+
+    def __init__(self, n_way, imgc=1, num_filters=64, num_blocks=4, seed=0):
+        super().__init__()
+        self.n_way = n_way
+        self.num_filters = num_filters
+        self.num_blocks = num_blocks
+        rng = np.random.default_rng(seed)
+        params = []
+        in_ch = imgc
+        for block in range(num_blocks):
+            params += [
+                ms.Parameter(ms.Tensor(kaiming_normal(rng, (num_filters, in_ch, KERNEL, KERNEL))), name=f"conv{block}.weight"),
+                ms.Parameter(ms.Tensor(np.zeros(num_filters, np.float32)), name=f"conv{block}.bias"),
+                ms.Parameter(ms.Tensor(np.ones(num_filters, np.float32)), name=f"bn{block}.gamma"),
+                ms.Parameter(ms.Tensor(np.zeros(num_filters, np.float32)), name=f"bn{block}.beta"),
+            ]
+            in_ch = num_filters
+        params += [
+            ms.Parameter(ms.Tensor(kaiming_normal(rng, (n_way, num_filters))), name="fc.weight"),
+            ms.Parameter(ms.Tensor(np.zeros(n_way, np.float32)), name="fc.bias"),
+        ]
+        self.weights = ms.ParameterTuple(params)
+
+    def forward(self, x, weights):
+        """Logits (tasks, N, n_way) of images x (tasks, N, C, H, W) under per-task weights (tasks, ...)."""
+        tasks, num, channels, height, width = x.shape
+        # (tasks, N, C, H, W) -> (N, tasks * C, H, W): task t owns channel group t.
+        h = x.transpose(1, 0, 2, 3, 4).reshape(num, tasks * channels, height, width)
+        for block in range(self.num_blocks):
+            conv_w, conv_b, gamma, beta = weights[4 * block: 4 * block + 4]
+            filters = conv_w.shape[1]
+            h = ops.conv2d(h, conv_w.reshape((tasks * filters,) + conv_w.shape[2:]), stride=2,
+                           pad_mode="same", groups=tasks)
+            h = h + conv_b.reshape(1, tasks * filters, 1, 1)
+            h = batch_norm(h, gamma.reshape(1, tasks * filters, 1, 1), beta.reshape(1, tasks * filters, 1, 1))
+            h = ops.relu(h)
+        features = h.mean(axis=(2, 3)).reshape(num, tasks, -1).transpose(1, 0, 2)
+        fc_w, fc_b = weights[-2], weights[-1]
+        return ops.bmm(features, fc_w.transpose(0, 2, 1)) + fc_b.expand_dims(1)
+
+    def per_task(self, tasks):
+        """The meta-parameters broadcast to `tasks` copies: the starting point of every task's adaptation."""
+        return tuple([ops.broadcast_to(w.expand_dims(0), (tasks,) + w.shape) for w in self.weights])
+
+    def construct(self, x):
+        return self.forward(x, self.per_task(x.shape[0]))
+
+
+def batch_norm(h, gamma, beta):
+    """Batch norm with the statistics of the current images (transductive, as in MAML), from
+    elementary ops so that it has a second derivative."""
+    mean = h.mean(axis=(0, 2, 3), keep_dims=True)
+    var = ops.square(h - mean).mean(axis=(0, 2, 3), keep_dims=True)
+    return (h - mean) / ops.sqrt(var + BN_EPS) * gamma + beta

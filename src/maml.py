@@ -1,0 +1,147 @@
+"""MAML's inner and outer loops (Finn et al., 2017) as MindSpore Cells that compile in graph mode.
+
+- `MAML.adapt` is the inner loop: `steps` gradient steps of the support loss from the given
+  weights, the gradient taken with `mindspore.grad` (GradOperation). With `second_order` the
+  steps stay differentiable, so the meta-gradient contains the Hessian-vector terms of true
+  MAML; without, each inner gradient is a constant (first-order MAML).
+- `MetaTrainStep` is one outer step: adapt every task of the meta-batch, the mean query loss,
+  its gradient with respect to the meta-parameters, one Adam update.
+- `AdaptAndScore` fine-tunes without second-order terms and scores the query set after every
+  inner step; training's validation, eval.py and the few-shot demo all use it.
+"""
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops
+
+from src.learner import Learner
+from src.loss import accuracy, cross_entropy
+
+
+class MAML(nn.Cell):
+    """A learner plus its inner-loop rule: the object a researcher adapts and predicts with."""
+
+    def __init__(self, learner, update_lr):
+        super().__init__()
+        self.learner = learner
+        self.update_lr = update_lr
+        # Weights are passed unpacked: MindSpore 2.10 returns no gradient for a tuple argument.
+        num_weights = len(learner.trainable_params())
+        self.support_grad = ms.grad(self.support_loss, grad_position=tuple(range(2, 2 + num_weights)))
+
+    def support_loss(self, x, y, *weights):
+        """Sum over tasks of each task's mean loss: task t's weights then get exactly task t's gradient."""
+        return cross_entropy(self.learner.forward(x, weights), y).sum()
+
+    def adapt(self, weights, x_spt, y_spt, steps, second_order):
+        """Fast weights after `steps` SGD steps on the support set (exactly `steps`, not one more)."""
+        for _ in range(steps):
+            grads = self.support_grad(x_spt, y_spt, *weights)
+            if not second_order:
+                grads = tuple([ops.stop_gradient(g) for g in grads])
+            weights = tuple([w - self.update_lr * g for w, g in zip(weights, grads)])
+        return weights
+
+    def construct(self, x_spt, y_spt, x_qry, steps):
+        """Query logits after adapting the meta-parameters to the support set (no meta-gradient)."""
+        weights = self.adapt(self.learner.per_task(x_spt.shape[0]), x_spt, y_spt, steps, False)
+        return self.learner.forward(x_qry, weights)
+
+
+class MetaTrainStep(nn.Cell):
+    """One meta-update: returns (mean query loss, mean query accuracy) before the update."""
+
+    def __init__(self, maml, optimizer, update_step, first_order=False):
+        super().__init__()
+        self.maml = maml
+        self.learner = maml.learner
+        self.optimizer = optimizer
+        self.update_step = update_step
+        self.first_order = first_order
+        self.meta_grad = ms.value_and_grad(self.meta_loss, None, optimizer.parameters, has_aux=True)
+        self.fast_weight_grad = ms.value_and_grad(self.query_loss, grad_position=0, has_aux=True)
+
+    def query_loss(self, weights, x_qry, y_qry):
+        logits = self.learner.forward(x_qry, weights)
+        return cross_entropy(logits, y_qry).mean(), accuracy(logits, y_qry).mean()
+
+    def meta_loss(self, x_spt, y_spt, x_qry, y_qry):
+        """Query loss as a differentiable function of the meta-parameters, through the inner loop."""
+        weights = self.maml.adapt(self.learner.per_task(x_spt.shape[0]), x_spt, y_spt, self.update_step, True)
+        return self.query_loss(weights, x_qry, y_qry)
+
+    def gradients(self, x_spt, y_spt, x_qry, y_qry):
+        """(loss, accuracy), meta-gradient. First-order MAML needs no differentiation through the
+        inner loop: its meta-gradient is the query gradient at the fast weights, summed over tasks."""
+        if self.first_order:
+            weights = self.maml.adapt(self.learner.per_task(x_spt.shape[0]), x_spt, y_spt, self.update_step, False)
+            (loss, acc), grads = self.fast_weight_grad(weights, x_qry, y_qry)
+            return (loss, acc), tuple([g.sum(axis=0) for g in grads])
+        return self.meta_grad(x_spt, y_spt, x_qry, y_qry)
+
+    def construct(self, x_spt, y_spt, x_qry, y_qry):
+        (loss, acc), grads = self.gradients(x_spt, y_spt, x_qry, y_qry)
+        self.optimizer(grads)
+        return loss, acc
+
+
+class _StartWeights(nn.Cell):
+    """The meta-parameters copied once per task."""
+
+    def __init__(self, learner):
+        super().__init__()
+        self.learner = learner
+
+    def construct(self, x_spt):
+        return self.learner.per_task(x_spt.shape[0])
+
+
+class _InnerStep(nn.Cell):
+    """One first-order inner step: compiled once and called `steps` times, so that fine-tuning
+    with many steps does not unroll (and compile) the network once per step."""
+
+    def __init__(self, maml):
+        super().__init__()
+        self.maml = maml
+
+    def construct(self, x_spt, y_spt, *weights):
+        return self.maml.adapt(weights, x_spt, y_spt, 1, False)
+
+
+class _QueryScore(nn.Cell):
+    """Per-task query loss and accuracy under the given weights."""
+
+    def __init__(self, learner):
+        super().__init__()
+        self.learner = learner
+
+    def construct(self, weights, x_qry, y_qry):
+        logits = self.learner.forward(x_qry, weights)
+        return cross_entropy(logits, y_qry), accuracy(logits, y_qry)
+
+
+class AdaptAndScore:
+    """Fine-tune on the support set; query (loss, accuracy) per task after each of 0..steps inner steps,
+    as two (steps + 1, tasks) arrays."""
+
+    def __init__(self, maml, steps):
+        self.steps = steps
+        self.start = _StartWeights(maml.learner)
+        self.inner_step = _InnerStep(maml)
+        self.score = _QueryScore(maml.learner)
+
+    def __call__(self, x_spt, y_spt, x_qry, y_qry):
+        weights = self.start(x_spt)
+        losses, accs = [], []
+        for step in range(self.steps + 1):
+            if step > 0:
+                weights = self.inner_step(x_spt, y_spt, *weights)
+            loss, acc = self.score(weights, x_qry, y_qry)
+            losses.append(loss.asnumpy())
+            accs.append(acc.asnumpy())
+        return np.stack(losses), np.stack(accs)
+
+
+def build_maml(cfg):
+    """The network and inner-loop rule a config describes; training, eval.py and the demo share it."""
+    learner = Learner(cfg.n_way, cfg.imgc, cfg.num_filters, cfg.num_blocks, seed=cfg.seed)
+    return MAML(learner, cfg.update_lr)

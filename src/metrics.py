@@ -1,0 +1,28 @@
+"""Accuracy summaries and the progress log (console plus a JSON-lines file for tools)."""
+import json
+import math
+import time
+
+import numpy as np
+
+
+def mean_ci95(values):
+    """Mean and half-width of its 95% confidence interval, 1.96 * std / sqrt(n), as MAML papers report."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(1.96 * values.std() / math.sqrt(len(values)))
+
+
+def log(message):
+    """Timestamped progress line, flushed at once so that piped logs (tee) follow the run live."""
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
+
+
+class MetricsWriter:
+    """Appends one JSON object per line, so a run that is stopped and resumed keeps one history."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def write(self, **record):
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")

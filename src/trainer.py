@@ -1,0 +1,134 @@
+"""The meta-training loop: episodes in, meta-updates, progress logs, validation and checkpoints."""
+import math
+import time
+from pathlib import Path
+
+import mindspore as ms
+from mindspore import nn
+
+from src import checkpoint
+from src.dataset import prepare_omniglot, split_class_ids, split_rotates
+from src.device import setup_device
+from src.episode_sampler import EpisodeSampler
+from src.errors import UserError
+from src.evaluation import evaluate
+from src.lr_schedule import meta_lr_schedule
+from src.maml import AdaptAndScore, MetaTrainStep, build_maml
+from src.metrics import MetricsWriter, log
+
+
+def prepare_output_dir(cfg):
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir {out} is a file: pass --output_dir a folder (it is created if missing)")
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint.remove_stale_temporaries(out)
+    if not cfg.resume and checkpoint.step_checkpoints(out):
+        raise UserError(f"output_dir {out} already holds checkpoints of a run: pass --resume to continue it "
+                        "or another --output_dir to start afresh")
+    return out
+
+
+class Trainer:
+    """Builds everything a run needs from the config, then `run()` trains for `epoch` meta-steps."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.out = prepare_output_dir(cfg)
+        setup_device(cfg)
+        data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
+        self.images = data.images
+        self.splits = split_class_ids(data.classes, cfg.split)
+        self.rotate = split_rotates(cfg.split)
+        self.sampler = EpisodeSampler(data.images, self.splits["train"], cfg.n_way, cfg.k_spt, cfg.k_qry,
+                                      cfg.task_num, self.rotate, cfg.seed)
+        maml = build_maml(cfg)
+        optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=meta_lr_schedule(cfg))
+        self.train_step = MetaTrainStep(maml, optimizer, cfg.update_step, cfg.first_order)
+        self.scorer = AdaptAndScore(maml, cfg.update_step_test)
+        self.metrics = MetricsWriter(self.out / "metrics.jsonl")
+        self.step = 0
+        self.best_val_acc = -1.0
+        self.last_saved = None
+        if cfg.resume:
+            self._resume()
+
+    def _resume(self):
+        found = checkpoint.step_checkpoints(self.out)
+        if not found:
+            log(f"--resume: no checkpoint in {self.out}, starting from step 0")
+            return
+        path = found[-1]
+        params, meta = checkpoint.load(path)
+        checkpoint.check_compatible(meta, self.cfg, path)
+        checkpoint.load_into(self.train_step, params, path)
+        self.sampler.set_state(meta["sampler_state"])
+        self.step, self.best_val_acc, self.last_saved = meta["step"], meta["best_val_acc"], path
+        log(f"resumed from {path} at step {self.step}")
+
+    def _save(self):
+        path = checkpoint.save(checkpoint.step_checkpoint_path(self.out, self.step), self.train_step, self.step,
+                               self.cfg, self.sampler.get_state(), self.best_val_acc)
+        checkpoint.prune(self.out, self.cfg.keep_checkpoint_max)
+        self.last_saved = path
+        log(f"saved {path}")
+
+    def validate(self):
+        cfg = self.cfg
+        start = time.time()
+        result = evaluate(self.scorer, self.images, self.splits["val"], cfg, cfg.val_tasks, self.rotate)
+        seconds = time.time() - start
+        log(f"step {self.step}: validation accuracy {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% "
+            f"on {result['tasks']} tasks after {cfg.update_step_test} inner steps ({seconds:.1f} s)")
+        self.metrics.write(event="val", step=self.step, seconds=seconds, **result)
+        if result["acc"] > self.best_val_acc:
+            self.best_val_acc = result["acc"]
+            checkpoint.save(self.out / checkpoint.BEST, self.train_step, self.step, cfg, self.sampler.get_state(),
+                            self.best_val_acc)
+            log(f"new best validation accuracy: saved {self.out / checkpoint.BEST}")
+        return result
+
+    def _check_finite(self, loss):
+        if not math.isfinite(loss):
+            kept = f"the last good checkpoint {self.last_saved} is kept" if self.last_saved else "no checkpoint was saved yet"
+            raise UserError(f"the meta-loss became {loss} at step {self.step}; {kept}: lower --meta_lr or "
+                            "--update_lr and resume")
+
+    def run(self):
+        """Train to `epoch` steps; returns the final validation result."""
+        cfg = self.cfg
+        log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {cfg.task_num} tasks per step, {cfg.update_step} inner steps, "
+            f"{'first' if cfg.first_order else 'second'}-order, on {cfg.device_target}, steps {self.step + 1}..{cfg.epoch}")
+        window_start, window_steps, run_start = time.time(), 0, time.time()
+        result = None
+        compiling = True
+        while self.step < cfg.epoch:
+            batch = [ms.Tensor(part) for part in self.sampler.next_batch()]
+            step_start = time.time()
+            loss, acc = self.train_step(*batch)
+            loss, acc = float(loss.asnumpy()), float(acc.asnumpy())
+            self.step += 1
+            self._check_finite(loss)
+            window_steps += 1
+            if compiling:
+                # The first call compiles the graph: report it apart so s/step is the steady speed.
+                log(f"step {self.step}: graph compiled and first step run in {time.time() - step_start:.1f} s")
+                self.metrics.write(event="compile", step=self.step, seconds=time.time() - step_start)
+                window_start, window_steps, compiling = time.time(), 0, False
+            if window_steps and (self.step % cfg.log_every == 0 or self.step == cfg.epoch):
+                per_step = (time.time() - window_start) / window_steps
+                eta = per_step * (cfg.epoch - self.step)
+                log(f"step {self.step}/{cfg.epoch}  loss {loss:.4f}  acc {100 * acc:.2f}%  {per_step:.3f} s/step  "
+                    f"{cfg.task_num / per_step:.1f} tasks/s  ETA {eta / 60:.1f} min")
+                self.metrics.write(event="train", step=self.step, loss=loss, acc=acc, s_per_step=per_step,
+                                   elapsed_s=time.time() - run_start)
+                window_start, window_steps = time.time(), 0
+            last = self.step == cfg.epoch
+            if last or (cfg.eval_every and self.step % cfg.eval_every == 0):
+                result = self.validate()
+                window_start, window_steps = time.time(), 0
+            if last or self.step % cfg.save_every == 0:
+                self._save()
+        log(f"done: {self.step} steps in {(time.time() - run_start) / 60:.1f} min; "
+            f"best validation accuracy {100 * self.best_val_acc:.2f}%")
+        return result

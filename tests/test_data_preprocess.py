@@ -1,0 +1,325 @@
+"""src/data_preprocess.py on the real Omniglot zips: output contract, caching, layouts, bad input, download."""
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from src.data_preprocess import (INDEX_NAME, NPY_NAME, _detect_layout, _fingerprint, _is_up_to_date,
+                                 build_omniglot)
+from src.errors import UserError
+from tests.omniglot_fixtures import copy_zip, first_png, flip_member_byte, png_bytes, serve_directory
+
+REPO = Path(__file__).resolve().parents[1]
+ZIPS = ("images_background.zip", "images_evaluation.zip")
+
+
+@pytest.fixture(scope="module")
+def array(omniglot_npy_dir):
+    return np.load(omniglot_npy_dir / NPY_NAME)
+
+
+@pytest.fixture(scope="module")
+def index(omniglot_npy_dir):
+    return json.loads((omniglot_npy_dir / INDEX_NAME).read_text())
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "src/data_preprocess.py", *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def assert_nothing_written(out):
+    assert not out.exists() or list(out.iterdir()) == [], list(out.iterdir())
+
+
+def root_with(tmp_path, omniglot_root, background=None, evaluation=None):
+    """An Omniglot root in tmp whose zips are the given files, or links to the real ones."""
+    raw = tmp_path / "root" / "raw"
+    raw.mkdir(parents=True)
+    for name, given in zip(ZIPS, (background, evaluation)):
+        target = raw / name
+        if given is None:
+            target.symlink_to(omniglot_root / "raw" / name)
+        else:
+            shutil.move(given, target)
+    return raw.parent
+
+
+# ----------------------------------------------------------------------------- output contract
+
+
+def test_array_shape_dtype_range(array):
+    assert array.shape == (1623, 20, 28, 28)
+    assert array.dtype == np.float16
+    assert array.min() == 0.0 and array.max() == 1.0
+
+
+def test_ink_is_one_background_zero(array):
+    ink = array.astype(np.float32)
+    assert ink.mean() < 0.3
+    border = np.concatenate([ink[..., 0, :], ink[..., -1, :], ink[..., :, 0], ink[..., :, -1]], axis=-1)
+    assert border.mean() < 0.02
+    assert (ink.reshape(len(ink) * 20, -1).max(axis=1) > 0.5).all(), "some image holds no ink"
+
+
+def test_images_follow_the_source_pngs(array, index, omniglot_root):
+    """Class 0, drawer k must be the k-th PNG of the first class; LANCZOS roughly preserves ink mass."""
+    first = index["classes"][0]
+    prefix = f"images_{first['set']}/{first['alphabet']}/{first['character']}/"
+    with zipfile.ZipFile(omniglot_root / "raw" / ZIPS[0]) as zf:
+        members = sorted(n for n in zf.namelist() if n.startswith(prefix))
+        ink = [1.0 - np.asarray(Image.open(io.BytesIO(zf.read(m))).convert("L"), np.float32) / 255
+               for m in members]
+    assert len(members) == 20
+    for k, big in enumerate(ink):
+        assert abs(array[0, k].astype(np.float32).mean() - big.mean()) < 0.01, members[k]
+
+
+def test_index_lists_classes_in_canonical_order(index, omniglot_npy_dir):
+    assert index["format_version"] == 1 and index["imgsz"] == 28 and index["resample"] == "lanczos"
+    assert index["num_classes"] == 1623 and index["num_drawers"] == 20
+    classes = index["classes"]
+    sets = [c["set"] for c in classes]
+    assert sets == ["background"] * 964 + ["evaluation"] * 659
+    for set_name in ("background", "evaluation"):
+        keys = [(c["alphabet"], c["character"]) for c in classes if c["set"] == set_name]
+        assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert len({c["alphabet"] for c in classes if c["set"] == "background"}) == 30
+    assert len({c["alphabet"] for c in classes if c["set"] == "evaluation"}) == 20
+    assert index["source"]["layout"] == "raw"
+    assert not [p.name for p in omniglot_npy_dir.iterdir() if ".tmp" in p.name]
+
+
+# ----------------------------------------------------------------------------- caching
+
+
+@pytest.mark.slow
+def test_rerun_is_noop_and_force_rebuilds_identically(omniglot_root, omniglot_npy_dir, array, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in (NPY_NAME, INDEX_NAME):
+        shutil.copy2(omniglot_npy_dir / name, out / name)
+    before = (out / NPY_NAME).stat().st_mtime_ns
+    messages = []
+    started = time.monotonic()
+    assert build_omniglot(omniglot_root, out, imgsz=28, log=messages.append) == out / NPY_NAME
+    assert time.monotonic() - started < 2.0
+    assert len(messages) == 1 and "up to date" in messages[0]
+    assert (out / NPY_NAME).stat().st_mtime_ns == before
+
+    messages.clear()
+    build_omniglot(omniglot_root, out, imgsz=28, force=True, log=messages.append)
+    assert (out / NPY_NAME).stat().st_mtime_ns != before
+    assert any("decoded" in m for m in messages) and messages[-1].startswith("done: 1623 classes, 32460 images")
+    assert np.array_equal(np.load(out / NPY_NAME), array), "rebuild is not deterministic"
+    assert sorted(p.name for p in out.iterdir()) == [NPY_NAME, INDEX_NAME]
+
+
+def test_cache_is_invalidated_by_size_and_source_changes(omniglot_root, omniglot_npy_dir, tmp_path):
+    fingerprint = _fingerprint(omniglot_root, "raw")
+    assert _is_up_to_date(omniglot_npy_dir, 28, fingerprint)
+    assert not _is_up_to_date(omniglot_npy_dir, 32, fingerprint)
+
+    copies = [shutil.copy2(omniglot_root / "raw" / name, tmp_path / name) for name in ZIPS]
+    root = root_with(tmp_path, omniglot_root, *copies)
+    assert _is_up_to_date(omniglot_npy_dir, 28, _fingerprint(root, "raw"))  # same size and mtime
+    os.utime(root / "raw" / ZIPS[1], ns=(0, 0))
+    assert not _is_up_to_date(omniglot_npy_dir, 28, _fingerprint(root, "raw"))
+
+    out = tmp_path / "truncated_npy"
+    shutil.copytree(omniglot_npy_dir, out)
+    with open(out / NPY_NAME, "r+b") as f:
+        f.truncate(1000)
+    assert not _is_up_to_date(out, 28, fingerprint)
+
+
+def test_both_layouts_present_prefers_raw(tmp_path, omniglot_root):
+    root = root_with(tmp_path, omniglot_root)
+    for set_name in ("background", "evaluation"):
+        (root / "processed" / f"images_{set_name}").mkdir(parents=True)
+    assert _detect_layout(root) == "raw"
+    (root / "raw" / ZIPS[1]).unlink()
+    assert _detect_layout(root) == "processed"
+
+
+@pytest.mark.slow
+def test_processed_folder_layout_equals_raw(omniglot_root, array, index, tmp_path):
+    root = tmp_path / "root"
+    for name in ZIPS:
+        with zipfile.ZipFile(omniglot_root / "raw" / name) as zf:
+            zf.extractall(root / "processed")
+    (root / "processed" / "images_background" / ".DS_Store").write_bytes(b"junk")  # must be ignored
+    npy = build_omniglot(root, tmp_path / "out", imgsz=28, log=lambda _: None)
+    assert np.array_equal(np.load(npy), array)
+    built = json.loads((tmp_path / "out" / INDEX_NAME).read_text())
+    assert built["classes"] == index["classes"]
+    assert built["source"]["layout"] == "processed"
+    assert built["source"]["images_background"]["files"] == 19281
+
+
+# ----------------------------------------------------------------------------- bad input (CLI)
+
+
+def test_missing_data_dir(tmp_path):
+    result = run_cli("--data_path", tmp_path / "nope", "--output_path", tmp_path / "out")
+    assert_one_line_error(result, "does not exist", "--data_path")
+    assert_nothing_written(tmp_path / "out")
+
+
+def test_no_layout(tmp_path):
+    (tmp_path / "root" / "raw").mkdir(parents=True)
+    result = run_cli("--data_path", tmp_path / "root", "--output_path", tmp_path / "out")
+    assert_one_line_error(result, "raw/images_background.zip", "processed/images_evaluation/", "--download")
+    assert_nothing_written(tmp_path / "out")
+
+
+def test_truncated_zip(tmp_path, omniglot_root):
+    data = (omniglot_root / "raw" / ZIPS[0]).read_bytes()
+    (tmp_path / "bad.zip").write_bytes(data[: len(data) // 2])
+    root = root_with(tmp_path, omniglot_root, background=tmp_path / "bad.zip")
+    result = run_cli("--data_path", root, "--output_path", tmp_path / "out")
+    assert_one_line_error(result, "images_background.zip is not a readable zip")
+    assert_nothing_written(tmp_path / "out")
+
+
+def test_crc_error(tmp_path, omniglot_root):
+    source = omniglot_root / "raw" / ZIPS[0]
+    bad = copy_zip(source, tmp_path / "bad.zip")
+    flip_member_byte(bad, first_png(source))
+    root = root_with(tmp_path, omniglot_root, background=bad)
+    result = run_cli("--data_path", root, "--output_path", tmp_path / "out")
+    assert_one_line_error(result, f"cannot read {first_png(source)}", "CRC")
+    assert_nothing_written(tmp_path / "out")
+
+
+def test_garbage_png(tmp_path, omniglot_root):
+    source = omniglot_root / "raw" / ZIPS[0]
+    member = first_png(source)
+    bad = copy_zip(source, tmp_path / "bad.zip", replace={member: b"this is not a PNG"})
+    root = root_with(tmp_path, omniglot_root, background=bad)
+    result = run_cli("--data_path", root, "--output_path", tmp_path / "out")
+    assert_one_line_error(result, f"cannot decode {member}", "not an image")
+    assert_nothing_written(tmp_path / "out")
+
+
+def test_missing_drawer(tmp_path, omniglot_root):
+    source = omniglot_root / "raw" / ZIPS[1]
+    member = first_png(source)
+    bad = copy_zip(source, tmp_path / "bad.zip", drop={member})
+    root = root_with(tmp_path, omniglot_root, evaluation=bad)
+    result = run_cli("--data_path", root, "--output_path", tmp_path / "out")
+    assert_one_line_error(result, f"character {member.rsplit('/', 1)[0]} has 19 drawings, expected 20")
+    assert_nothing_written(tmp_path / "out")
+
+
+def test_wrong_image_size(tmp_path, omniglot_root):
+    source = omniglot_root / "raw" / ZIPS[0]
+    member = first_png(source)
+    bad = copy_zip(source, tmp_path / "bad.zip", replace={member: png_bytes((50, 50))})
+    root = root_with(tmp_path, omniglot_root, background=bad)
+    result = run_cli("--data_path", root, "--output_path", tmp_path / "out")
+    assert_one_line_error(result, member, "is 50x50, expected 105x105")
+    assert_nothing_written(tmp_path / "out")
+
+
+def test_output_not_writable(tmp_path, omniglot_root):
+    (tmp_path / "a_file").write_text("")
+    result = run_cli("--data_path", omniglot_root, "--output_path", tmp_path / "a_file" / "out")
+    assert_one_line_error(result, "cannot write to output folder", "--output_path")
+    assert (tmp_path / "a_file").read_text() == ""
+
+
+@pytest.mark.parametrize("flag", ["--imgsz", "--workers"])
+def test_nonpositive_sizes(tmp_path, omniglot_root, flag):
+    result = run_cli("--data_path", omniglot_root, "--output_path", tmp_path / "out", flag, "0")
+    assert_one_line_error(result, flag)
+    assert_nothing_written(tmp_path / "out")
+
+
+def test_user_error_from_api(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        build_omniglot(tmp_path / "nope")
+
+
+# ----------------------------------------------------------------------------- download
+
+
+@pytest.fixture(scope="module")
+def zip_server(omniglot_root, tmp_path_factory):
+    served = tmp_path_factory.mktemp("served")
+    for name in ZIPS:
+        (served / name).symlink_to(omniglot_root / "raw" / name)
+    with serve_directory(served) as url:
+        yield url
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_download_verifies_and_builds(zip_server, omniglot_root, array, tmp_path):
+    sums = omniglot_root / "raw" / "SHA256SUMS"
+    args = ("--data_path", tmp_path / "data", "--output_path", tmp_path / "out",
+            "--download", "--download_url", zip_server, "--checksums", sums)
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    for name in ZIPS:
+        assert sha256(tmp_path / "data" / "raw" / name) == sha256(omniglot_root / "raw" / name)
+    assert sorted(p.name for p in (tmp_path / "data" / "raw").iterdir()) == list(ZIPS)
+    assert np.array_equal(np.load(tmp_path / "out" / NPY_NAME), array)
+
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already present and verified") == 2 and "up to date" in again.stdout
+
+
+def test_download_checksum_mismatch(zip_server, tmp_path):
+    result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", zip_server)
+    assert_one_line_error(result, "checksum mismatch for images_background.zip",
+                          "expected md5 68d2efa1b9178cc56df9314c21c6e718")
+    assert list((tmp_path / "data" / "raw").iterdir()) == []
+
+
+def test_download_http_error(zip_server, tmp_path):
+    result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", zip_server + "missing/")
+    assert_one_line_error(result, "download failed", zip_server + "missing/images_background.zip", "404",
+                          "by hand into")
+    assert list((tmp_path / "data" / "raw").iterdir()) == []
+
+
+def test_download_connection_refused(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", url)
+    assert_one_line_error(result, "download failed", url + "images_background.zip", "check the connection")
+    assert list((tmp_path / "data" / "raw").iterdir()) == []
+
+
+def test_checksum_file_without_entries(tmp_path, zip_server):
+    (tmp_path / "SUMS").write_text("abc  other.zip\n")
+    result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", zip_server,
+                     "--checksums", tmp_path / "SUMS")
+    assert_one_line_error(result, "has no entry for images_background.zip, images_evaluation.zip")
