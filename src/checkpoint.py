@@ -70,11 +70,16 @@ def check_compatible(meta, cfg, path):
                             f"{key}={cfg[key]}: pass --{key} {saved.get(key)} or another checkpoint")
 
 
-def load_into(cell, params, path, strict=True):
-    """Copy checkpoint parameters into `cell`; with strict, every parameter of the cell must be there."""
-    not_loaded, _ = ms.load_param_into_net(cell, params)
-    if strict and not_loaded:
-        raise UserError(f"checkpoint {path} lacks {len(not_loaded)} parameters ({not_loaded[0]}, ...): "
+def load_into(cell, params, path, strict=True, keep=()):
+    """Copy checkpoint parameters into `cell`; with strict, every parameter of the cell must be there.
+
+    Parameters named in `keep` follow the current config instead of the checkpoint (e.g. the per-step
+    learning-rate table, whose length is `epoch`, which a resumed run may raise).
+    """
+    not_loaded, _ = ms.load_param_into_net(cell, {name: p for name, p in params.items() if name not in keep})
+    missing = [name for name in not_loaded if name not in keep]
+    if strict and missing:
+        raise UserError(f"checkpoint {path} lacks {len(missing)} parameters ({missing[0]}, ...): "
                         "it is not a training checkpoint of this package")
     return cell
 
@@ -93,6 +98,10 @@ def prune(output_dir, keep):
 
 
 def remove_stale_temporaries(output_dir):
-    """Temporary files left by a run killed while saving; the finished checkpoints are untouched."""
-    for tmp in Path(output_dir).glob(".*.tmp*.ckpt"):
-        tmp.unlink()
+    """Temporary files left by a run killed while saving; the finished checkpoints are untouched.
+
+    MindSpore itself first writes `.x.tmpPID.ckpt` as `.x.tmpPID.tmp`, so both endings are ours.
+    """
+    for pattern in (".*.tmp*.ckpt", ".*.tmp*.tmp"):
+        for tmp in Path(output_dir).glob(pattern):
+            tmp.unlink()

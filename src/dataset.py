@@ -14,16 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from src.data_preprocess import EXPECTED_CLASSES, FORMAT_VERSION, INDEX_NAME, NPY_NAME, build_omniglot
 from src.errors import UserError
 
 SPLITS = ("finn", "background")
 
-NPY_NAME = "omniglot.npy"
-INDEX_NAME = "omniglot_index.json"
-FORMAT_VERSION = 1
-
-NUM_BACKGROUND = 964
-NUM_EVALUATION = 659
+NUM_BACKGROUND = EXPECTED_CLASSES["background"]
+NUM_EVALUATION = EXPECTED_CLASSES["evaluation"]
 NUM_CLASSES = NUM_BACKGROUND + NUM_EVALUATION
 
 FINN_SEED = 1
@@ -171,8 +168,6 @@ def prepare_omniglot(data_path, npy_dir="", imgsz=28, log=print):
                 f"images_evaluation.zip, and {out_dir} has no {NPY_NAME}: set data_path to the "
                 "Omniglot root")
     else:
-        from src.data_preprocess import build_omniglot
-
         build_omniglot(data_path, out_dir, imgsz=imgsz, log=log)
     data = load_omniglot(out_dir)
     if data.imgsz != imgsz:

@@ -9,7 +9,8 @@ from src.errors import UserError
 def setup_device(cfg):
     """Apply device_target, device_id and mode; a backend this MindSpore build lacks is a clear error.
 
-    The launch scripts export DEVICE_ID and pass --device_id; the config value is what counts here.
+    The launch scripts export DEVICE_ID and pass --device_id; the config value is what counts, and
+    DEVICE_ID is set to it so that libraries reading the variable agree with it.
     """
     target = cfg.device_target
     if not ms.hal.is_available(target):
@@ -19,5 +20,5 @@ def setup_device(cfg):
     mode = ms.GRAPH_MODE if cfg.mode == "GRAPH" else ms.PYNATIVE_MODE
     ms.set_context(mode=mode)
     ms.set_device(target, None if target == "CPU" else cfg.device_id)
-    os.environ.setdefault("DEVICE_ID", str(cfg.device_id))
+    os.environ["DEVICE_ID"] = str(cfg.device_id)
     ms.set_seed(cfg.seed)

@@ -70,7 +70,13 @@ class Learner(nn.Cell):
 
 def batch_norm(h, gamma, beta):
     """Batch norm with the statistics of the current images (transductive, as in MAML), from
-    elementary ops so that it has a second derivative."""
-    mean = h.mean(axis=(0, 2, 3), keep_dims=True)
-    var = ops.square(h - mean).mean(axis=(0, 2, 3), keep_dims=True)
-    return (h - mean) / ops.sqrt(var + BN_EPS) * gamma + beta
+    elementary ops so that it has a second derivative.
+
+    Statistics are summed over the image axis first, then over the spatial axes: MindSpore's CPU
+    reduction over (0, 2, 3) at once is several times slower than these two contiguous ones.
+    """
+    count = h.shape[0] * h.shape[2] * h.shape[3]
+    mean = h.sum(axis=0, keepdims=True).sum(axis=(2, 3), keepdims=True) / count
+    centered = h - mean
+    var = ops.square(centered).sum(axis=0, keepdims=True).sum(axis=(2, 3), keepdims=True) / count
+    return centered * ops.rsqrt(var + BN_EPS) * gamma + beta

@@ -4,8 +4,8 @@
   weights, the gradient taken with `mindspore.grad` (GradOperation). With `second_order` the
   steps stay differentiable, so the meta-gradient contains the Hessian-vector terms of true
   MAML; without, each inner gradient is a constant (first-order MAML).
-- `MetaTrainStep` is one outer step: adapt every task of the meta-batch, the mean query loss,
-  its gradient with respect to the meta-parameters, one Adam update.
+- `MetaGradient` adapts every task of the meta-batch and returns the mean query loss and its
+  gradient with respect to the meta-parameters; `MetaTrainStep` adds the Adam update.
 - `AdaptAndScore` fine-tunes without second-order terms and scores the query set after every
   inner step; training's validation, eval.py and the few-shot demo all use it.
 """
@@ -47,39 +47,49 @@ class MAML(nn.Cell):
         return self.learner.forward(x_qry, weights)
 
 
-class MetaTrainStep(nn.Cell):
-    """One meta-update: returns (mean query loss, mean query accuracy) before the update."""
+class MetaGradient(nn.Cell):
+    """(mean query loss, mean query accuracy) of a meta-batch and the meta-gradient of that loss."""
 
-    def __init__(self, maml, optimizer, update_step, first_order=False):
+    def __init__(self, maml, update_step, first_order=False):
         super().__init__()
         self.maml = maml
         self.learner = maml.learner
-        self.optimizer = optimizer
         self.update_step = update_step
         self.first_order = first_order
-        self.meta_grad = ms.value_and_grad(self.meta_loss, None, optimizer.parameters, has_aux=True)
-        self.fast_weight_grad = ms.value_and_grad(self.query_loss, grad_position=0, has_aux=True)
+        self.meta_grad = ms.value_and_grad(self.meta_loss, None, self.learner.weights, has_aux=True)
+        num_weights = len(self.learner.weights)
+        self.fast_weight_grad = ms.value_and_grad(self.query_loss, grad_position=tuple(range(2, 2 + num_weights)),
+                                                  has_aux=True)
 
-    def query_loss(self, weights, x_qry, y_qry):
+    def query_loss(self, x_qry, y_qry, *weights):
         logits = self.learner.forward(x_qry, weights)
         return cross_entropy(logits, y_qry).mean(), accuracy(logits, y_qry).mean()
 
     def meta_loss(self, x_spt, y_spt, x_qry, y_qry):
         """Query loss as a differentiable function of the meta-parameters, through the inner loop."""
         weights = self.maml.adapt(self.learner.per_task(x_spt.shape[0]), x_spt, y_spt, self.update_step, True)
-        return self.query_loss(weights, x_qry, y_qry)
+        return self.query_loss(x_qry, y_qry, *weights)
 
-    def gradients(self, x_spt, y_spt, x_qry, y_qry):
-        """(loss, accuracy), meta-gradient. First-order MAML needs no differentiation through the
-        inner loop: its meta-gradient is the query gradient at the fast weights, summed over tasks."""
+    def construct(self, x_spt, y_spt, x_qry, y_qry):
+        """First-order MAML needs no differentiation through the inner loop: its meta-gradient is the
+        query gradient at the fast weights, summed over tasks."""
         if self.first_order:
             weights = self.maml.adapt(self.learner.per_task(x_spt.shape[0]), x_spt, y_spt, self.update_step, False)
-            (loss, acc), grads = self.fast_weight_grad(weights, x_qry, y_qry)
+            (loss, acc), grads = self.fast_weight_grad(x_qry, y_qry, *weights)
             return (loss, acc), tuple([g.sum(axis=0) for g in grads])
         return self.meta_grad(x_spt, y_spt, x_qry, y_qry)
 
+
+class MetaTrainStep(nn.Cell):
+    """One meta-update with the optimizer; returns (mean query loss, mean query accuracy) before it."""
+
+    def __init__(self, maml, optimizer, update_step, first_order=False):
+        super().__init__()
+        self.meta_gradient = MetaGradient(maml, update_step, first_order)
+        self.optimizer = optimizer
+
     def construct(self, x_spt, y_spt, x_qry, y_qry):
-        (loss, acc), grads = self.gradients(x_spt, y_spt, x_qry, y_qry)
+        (loss, acc), grads = self.meta_gradient(x_spt, y_spt, x_qry, y_qry)
         self.optimizer(grads)
         return loss, acc
 
@@ -114,14 +124,17 @@ class _QueryScore(nn.Cell):
         super().__init__()
         self.learner = learner
 
-    def construct(self, weights, x_qry, y_qry):
+    def construct(self, x_qry, y_qry, *weights):
         logits = self.learner.forward(x_qry, weights)
         return cross_entropy(logits, y_qry), accuracy(logits, y_qry)
 
 
 class AdaptAndScore:
     """Fine-tune on the support set; query (loss, accuracy) per task after each of 0..steps inner steps,
-    as two (steps + 1, tasks) arrays."""
+    as two (steps + 1, tasks) arrays.
+
+    The cells take the weights unpacked: a tuple argument would be taken for a constant by
+    MindSpore's graph compiler, recompiled on every call and given no gradient."""
 
     def __init__(self, maml, steps):
         self.steps = steps
@@ -135,7 +148,7 @@ class AdaptAndScore:
         for step in range(self.steps + 1):
             if step > 0:
                 weights = self.inner_step(x_spt, y_spt, *weights)
-            loss, acc = self.score(weights, x_qry, y_qry)
+            loss, acc = self.score(x_qry, y_qry, *weights)
             losses.append(loss.asnumpy())
             accs.append(acc.asnumpy())
         return np.stack(losses), np.stack(accs)

@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import mindspore as ms
+import numpy as np
 from mindspore import nn
 
 from src import checkpoint
@@ -43,8 +44,8 @@ class Trainer:
         self.sampler = EpisodeSampler(data.images, self.splits["train"], cfg.n_way, cfg.k_spt, cfg.k_qry,
                                       cfg.task_num, self.rotate, cfg.seed)
         maml = build_maml(cfg)
-        optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=meta_lr_schedule(cfg))
-        self.train_step = MetaTrainStep(maml, optimizer, cfg.update_step, cfg.first_order)
+        self.optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=meta_lr_schedule(cfg))
+        self.train_step = MetaTrainStep(maml, self.optimizer, cfg.update_step, cfg.first_order)
         self.scorer = AdaptAndScore(maml, cfg.update_step_test)
         self.metrics = MetricsWriter(self.out / "metrics.jsonl")
         self.step = 0
@@ -61,7 +62,9 @@ class Trainer:
         path = found[-1]
         params, meta = checkpoint.load(path)
         checkpoint.check_compatible(meta, self.cfg, path)
-        checkpoint.load_into(self.train_step, params, path)
+        # The learning-rate table is rebuilt from the config: its length is epoch, which a resume may raise.
+        schedule = [p.name for p in self.optimizer.learning_rate.get_parameters()]
+        checkpoint.load_into(self.train_step, params, path, keep=schedule)
         self.sampler.set_state(meta["sampler_state"])
         self.step, self.best_val_acc, self.last_saved = meta["step"], meta["best_val_acc"], path
         log(f"resumed from {path} at step {self.step}")
@@ -88,11 +91,17 @@ class Trainer:
             log(f"new best validation accuracy: saved {self.out / checkpoint.BEST}")
         return result
 
-    def _check_finite(self, loss):
+    def _check_finite(self, loss, saving):
+        """Stop at a non-finite loss, and before non-finite weights are saved: an update with a nan
+        gradient leaves a finite loss but nan weights, which must not become the checkpoint to resume."""
+        problem = None
         if not math.isfinite(loss):
+            problem = f"the meta-loss became {loss}"
+        elif saving and not all(np.isfinite(p.asnumpy()).all() for p in self.train_step.get_parameters()):
+            problem = "the weights became nan or inf"
+        if problem:
             kept = f"the last good checkpoint {self.last_saved} is kept" if self.last_saved else "no checkpoint was saved yet"
-            raise UserError(f"the meta-loss became {loss} at step {self.step}; {kept}: lower --meta_lr or "
-                            "--update_lr and resume")
+            raise UserError(f"{problem} at step {self.step}; {kept}: lower --meta_lr or --update_lr and resume")
 
     def run(self):
         """Train to `epoch` steps; returns the final validation result."""
@@ -108,7 +117,11 @@ class Trainer:
             loss, acc = self.train_step(*batch)
             loss, acc = float(loss.asnumpy()), float(acc.asnumpy())
             self.step += 1
-            self._check_finite(loss)
+            last = self.step == cfg.epoch
+            validating = last or (cfg.eval_every and self.step % cfg.eval_every == 0)
+            saving = last or self.step % cfg.save_every == 0
+            # Validation may save best.ckpt, so it counts as saving.
+            self._check_finite(loss, validating or saving)
             window_steps += 1
             if compiling:
                 # The first call compiles the graph: report it apart so s/step is the steady speed.
@@ -123,11 +136,10 @@ class Trainer:
                 self.metrics.write(event="train", step=self.step, loss=loss, acc=acc, s_per_step=per_step,
                                    elapsed_s=time.time() - run_start)
                 window_start, window_steps = time.time(), 0
-            last = self.step == cfg.epoch
-            if last or (cfg.eval_every and self.step % cfg.eval_every == 0):
+            if validating:
                 result = self.validate()
                 window_start, window_steps = time.time(), 0
-            if last or self.step % cfg.save_every == 0:
+            if saving:
                 self._save()
         log(f"done: {self.step} steps in {(time.time() - run_start) / 60:.1f} min; "
             f"best validation accuracy {100 * self.best_val_acc:.2f}%")

@@ -1,0 +1,116 @@
+"""Time one meta-training step of the package on synthetic episodes (no data needed).
+
+    python benchmarks/bench_meta_step.py --order second --task_num 32 --update_step 5
+
+Runs the exact step omniglot_train.py runs (build_maml + MetaTrainStep + Adam) and prints each
+step's time, then as its last line one JSON object: order, task_num, s_per_step (median),
+compile_s (first call), peak_rss_mb, gflop_per_step, gflops (achieved) and sgemm_gflops (a
+2048x2048 float32 matmul timed in the same process: the machine's practical peak).
+
+FLOPs are counted from the network's shapes: a forward pass is the multiply-adds of its
+convolutions and dense layer (x2); its backward costs twice its forward (input and weight
+gradients); a second-order inner step adds the backward of that backward, again twice its
+forward-plus-backward. Batch norm and element-wise work are not counted.
+"""
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mindspore as ms  # noqa: E402
+from mindspore import nn, ops  # noqa: E402
+
+from src.config import load_config  # noqa: E402
+from src.device import setup_device  # noqa: E402
+from src.lr_schedule import meta_lr_schedule  # noqa: E402
+from src.maml import MetaTrainStep, build_maml  # noqa: E402
+
+
+def forward_flop(cfg, images):
+    """Multiply-adds x2 of one forward pass over `images` images of one task."""
+    flop, size, in_ch = 0, cfg.imgsz, cfg.imgc
+    for _ in range(cfg.num_blocks):
+        size = (size + 1) // 2  # 3x3, stride 2, 'same'
+        flop += 2 * cfg.num_filters * in_ch * 9 * size * size
+        in_ch = cfg.num_filters
+    flop += 2 * cfg.num_filters * cfg.n_way
+    return flop * images
+
+
+def step_flop(cfg):
+    support = forward_flop(cfg, cfg.n_way * cfg.k_spt)
+    query = forward_flop(cfg, cfg.n_way * cfg.k_qry)
+    inner = 3 * support * (1 if cfg.first_order else 3)
+    return cfg.task_num * (cfg.update_step * inner + 3 * query)
+
+
+def sgemm_gflops(size=2048, repeats=5):
+    a = ms.Tensor(np.random.rand(size, size).astype(np.float32))
+    ops.matmul(a, a).asnumpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ops.matmul(a, a).asnumpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+def synthetic_batch(cfg, rng):
+    def part(shots):
+        x = rng.random((cfg.task_num, cfg.n_way * shots, cfg.imgc, cfg.imgsz, cfg.imgsz), dtype=np.float32)
+        y = np.tile(np.repeat(np.arange(cfg.n_way, dtype=np.int32), shots), (cfg.task_num, 1))
+        return ms.Tensor(x), ms.Tensor(y)
+    return (*part(cfg.k_spt), *part(cfg.k_qry))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--order", choices=("first", "second"), default="second")
+    for key, default in (("n_way", 5), ("k_spt", 1), ("k_qry", 15), ("task_num", 32), ("update_step", 5)):
+        parser.add_argument(f"--{key}", type=int, default=default)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first (compiling) one")
+    parser.add_argument("--device_target", default="CPU")
+    args = parser.parse_args()
+    cfg = load_config([f"--{k}={v}" for k, v in (("n_way", args.n_way), ("k_spt", args.k_spt), ("k_qry", args.k_qry),
+                                                  ("task_num", args.task_num), ("update_step", args.update_step),
+                                                  ("first_order", args.order == "first"),
+                                                  ("device_target", args.device_target))])
+    setup_device(cfg)
+    maml = build_maml(cfg)
+    optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=meta_lr_schedule(cfg))
+    train_step = MetaTrainStep(maml, optimizer, cfg.update_step, cfg.first_order)
+    batch = synthetic_batch(cfg, np.random.default_rng(0))
+
+    start = time.perf_counter()
+    train_step(*batch)[0].asnumpy()
+    compile_s = time.perf_counter() - start
+    print(f"first step (compile + run): {compile_s:.2f} s", flush=True)
+    for _ in range(args.warmup):
+        train_step(*batch)[0].asnumpy()
+    times = []
+    for step in range(args.steps):
+        start = time.perf_counter()
+        train_step(*batch)[0].asnumpy()
+        times.append(time.perf_counter() - start)
+        print(f"step {step + 1}: {times[-1]:.3f} s", flush=True)
+    s_per_step = statistics.median(times)
+    gflop = step_flop(cfg) / 1e9
+    result = {"order": args.order, "n_way": cfg.n_way, "k_spt": cfg.k_spt, "k_qry": cfg.k_qry,
+              "task_num": cfg.task_num, "update_step": cfg.update_step, "s_per_step": round(s_per_step, 4),
+              "compile_s": round(compile_s, 2),
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+              "gflop_per_step": round(gflop, 2), "gflops": round(gflop / s_per_step, 2),
+              "sgemm_gflops": round(sgemm_gflops(), 1)}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Settings: defaults, --key value overrides with type casts, and one-line errors for bad values."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from src.config import DEFAULT_CONFIG, load_config
+from src.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_load_and_every_key_is_commented():
+    defaults = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    cfg = load_config([])
+    assert dict(cfg) == defaults
+    assert cfg.n_way == 5 and cfg.first_order is False and cfg.device_target == "CPU"
+    key_lines = [line for line in DEFAULT_CONFIG.read_text().splitlines() if re.match(r"^\w+:", line)]
+    assert {line.split(":")[0] for line in key_lines} == set(defaults)
+    uncommented = [line for line in key_lines if "#" not in line.split(":", 1)[1]]
+    assert not uncommented, f"keys without a comment: {uncommented}"
+
+
+def test_override_is_cast_to_the_default_type():
+    cfg = load_config(["--n_way", "20", "--meta_lr", "1e-4", "--split", "background"])
+    assert cfg.n_way == 20 and isinstance(cfg.n_way, int)
+    assert cfg.meta_lr == 1e-4 and isinstance(cfg.meta_lr, float)
+    assert cfg.split == "background"
+    assert load_config(["--mode", "pynative"]).mode == "PYNATIVE"
+
+
+@pytest.mark.parametrize("argv, first_order, resume", [
+    (["--first_order", "true"], True, False),
+    (["--first_order", "no"], False, False),
+    (["--resume"], False, True),
+    (["--resume", "--epoch", "3"], False, True),
+    (["--resume", "false"], False, False),
+])
+def test_bool_forms(argv, first_order, resume):
+    cfg = load_config(argv)
+    assert (cfg.first_order, cfg.resume) == (first_order, resume)
+
+
+def _error(argv):
+    with pytest.raises(UserError) as err:
+        load_config(argv)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_unknown_key_lists_the_valid_keys():
+    message = _error(["--n_wya", "5"])
+    assert "'--n_wya'" in message and "valid keys:" in message and "n_way" in message and "k_spt" in message
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--n_way", "abc"], "--n_way takes an integer, got 'abc'"),
+    (["--meta_lr", "fast"], "--meta_lr takes a number"),
+    (["--first_order", "maybe"], "--first_order takes true or false"),
+])
+def test_wrong_type(argv, expected):
+    assert expected in _error(argv)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    # The finn split has only 100 validation classes.
+    (["--n_way", "101"], "n_way must be between 2 and 100 (the smallest class set of split finn), got 101"),
+    (["--n_way", "0"], "n_way must be between 2 and 100"),
+    (["--k_spt", "0"], "k_spt must be >= 1, got 0"),
+    (["--imgsz", "0"], "imgsz must be >= 1, got 0"),
+    (["--k_spt", "10", "--k_qry", "11"], "k_spt + k_qry must be <= 20 (drawers per Omniglot character), got 21"),
+    (["--device_target", "TPU"], "device_target 'TPU' is not valid: use one of CPU, GPU, Ascend"),
+    (["--mode", "FAST"], "mode 'FAST' is not valid: use GRAPH or PYNATIVE"),
+    (["--split", "lake"], "split 'lake' is not valid: use one of finn, background"),
+])
+def test_invalid_values_name_what_is_valid(argv, expected):
+    assert expected in _error(argv)
+
+
+def test_config_file_overrides_defaults_and_cli_overrides_it(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("n_way: 10\nk_spt: 5\n")
+    cfg = load_config(["--config_path", str(path), "--k_spt", "3"])
+    assert (cfg.n_way, cfg.k_spt, cfg.k_qry) == (10, 3, 15)
+
+
+def test_config_file_with_unknown_key(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("n_way: 10\nlearning_rate: 0.1\n")
+    message = _error(["--config_path", str(path)])
+    assert "unknown key 'learning_rate'" in message and str(path) in message and "valid keys:" in message
+
+
+def test_missing_config_file(tmp_path):
+    assert "not found" in _error(["--config_path", str(tmp_path / "absent.yaml")])
+
+
+@pytest.mark.slow
+def test_cli_bad_value_is_one_error_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "omniglot_train.py"), "--n_way", "0",
+                           "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: n_way must be between 2 and 100 (the smallest class set of split finn), got 0"]
+    assert not (tmp_path / "out").exists()

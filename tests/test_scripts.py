@@ -1,0 +1,270 @@
+"""The launch scripts scripts/run_standalone_train_*.sh and scripts/run_eval_*.sh.
+
+Argument checks and the GPU/Ascend plumbing run the scripts with a fake PYTHON that records its
+argv and environment (no MindSpore run, no hardware faked); the CPU scripts also run for real on
+tiny settings (marked slow).
+"""
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
+TRAIN = {d: SCRIPTS / f"run_standalone_train_{d}.sh" for d in TARGETS}
+EVAL = {d: SCRIPTS / f"run_eval_{d}.sh" for d in TARGETS}
+ALL = [*TRAIN.values(), *EVAL.values()]
+IDS = [p.name for p in ALL]
+
+
+def run(script, *args, cwd=None, env=None, timeout=60):
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "PYTHON")}
+    full_env.update(env or {})
+    proc = subprocess.run(["bash", str(script), *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def valid_args(script, tmp_path):
+    """Positional arguments that pass every check (a data folder, and a checkpoint file for eval)."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    if script in EVAL.values():
+        ckpt = tmp_path / "model.ckpt"
+        ckpt.write_bytes(b"")
+        return ["0", data, ckpt]
+    return ["0", "5", data]
+
+
+@pytest.fixture
+def fake_python(tmp_path):
+    """An executable that appends {"argv", "cwd", "env"} as one JSON line per call to calls.jsonl."""
+    record = tmp_path / "calls.jsonl"
+    fake = tmp_path / "bin" / "fakepy"
+    fake.parent.mkdir()
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        f"with open({str(record)!r}, 'a') as f:\n"
+        "    keys = ('DEVICE_ID', 'RANK_SIZE', 'RANK_ID', 'CUDA_VISIBLE_DEVICES')\n"
+        "    env = {k: os.environ[k] for k in keys if k in os.environ}\n"
+        "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(), 'env': env}) + '\\n')\n"
+        "sys.exit(int(os.environ.get('FAKE_EXIT', '0')))\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+
+    def calls():
+        return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+
+    return SimpleNamespace(path=str(fake), calls=calls)
+
+
+def option(argv, key):
+    return argv[argv.index(key) + 1]
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+
+@pytest.mark.parametrize("script", ALL, ids=IDS)
+@pytest.mark.parametrize("nargs", [0, 1, 2])
+def test_too_few_arguments_print_usage(script, nargs, tmp_path):
+    code, out = run(script, *valid_args(script, tmp_path)[:nargs])
+    assert code == 1
+    assert "Usage" in out and "Example" in out and script.name in out
+
+
+@pytest.mark.parametrize("script", ALL, ids=IDS)
+def test_help(script):
+    code, out = run(script, "--help")
+    assert code == 0 and "Usage" in out
+
+
+@pytest.mark.parametrize("script", ALL, ids=IDS)
+@pytest.mark.parametrize("bad", ["x", "-1", "1.5"])
+def test_bad_device_id(script, bad, tmp_path, fake_python):
+    args = valid_args(script, tmp_path)
+    code, out = run(script, bad, *args[1:], env={"PYTHON": fake_python.path})
+    assert code == 1
+    assert f"DEVICE_ID '{bad}'" in out and "Traceback" not in out
+    assert fake_python.calls() == []
+
+
+@pytest.mark.parametrize("script", TRAIN.values(), ids=[p.name for p in TRAIN.values()])
+@pytest.mark.parametrize("bad", ["0", "abc", "-3", "00"])
+def test_bad_epoch(script, bad, tmp_path, fake_python):
+    data = valid_args(script, tmp_path)[2]
+    code, out = run(script, "0", bad, data, env={"PYTHON": fake_python.path})
+    assert code == 1
+    assert f"EPOCH '{bad}'" in out
+    assert fake_python.calls() == []
+
+
+@pytest.mark.parametrize("script", ALL, ids=IDS)
+def test_missing_data_path(script, tmp_path, fake_python):
+    args = valid_args(script, tmp_path)
+    missing = tmp_path / "no_such_data"
+    position = 1 if script in EVAL.values() else 2
+    args[position] = missing
+    code, out = run(script, *args, env={"PYTHON": fake_python.path})
+    assert code == 1
+    assert f"DATA_PATH '{missing}'" in out
+    assert fake_python.calls() == []
+
+
+@pytest.mark.parametrize("script", EVAL.values(), ids=[p.name for p in EVAL.values()])
+def test_missing_ckpt_path(script, tmp_path, fake_python):
+    args = valid_args(script, tmp_path)
+    code, out = run(script, args[0], args[1], "nowhere/best.ckpt", cwd=tmp_path, env={"PYTHON": fake_python.path})
+    assert code == 1
+    assert "CKPT_PATH 'nowhere/best.ckpt'" in out
+    assert fake_python.calls() == []
+
+
+@pytest.mark.parametrize("script", ALL, ids=IDS)
+def test_positional_keys_are_not_overridable(script, tmp_path, fake_python):
+    code, out = run(script, *valid_args(script, tmp_path), "--device_id=1", env={"PYTHON": fake_python.path})
+    assert code == 1 and "--device_id" in out
+    assert fake_python.calls() == []
+
+
+def test_missing_python(tmp_path):
+    code, out = run(TRAIN["cpu"], *valid_args(TRAIN["cpu"], tmp_path), env={"PYTHON": "no-such-python-here"})
+    assert code == 1 and "no-such-python-here" in out
+
+
+# ----------------------------------------------------------------------------- plumbing (fake python)
+
+
+@pytest.mark.parametrize("device", ["gpu", "ascend"])
+def test_train_plumbing(device, tmp_path, fake_python):
+    """Relative paths resolved from the caller's directory, data prepared first, then training."""
+    caller = tmp_path / "elsewhere"
+    (caller / "data").mkdir(parents=True)
+    relative_python = os.path.relpath(fake_python.path, caller)  # contains a slash: resolved before the cd
+    code, out = run(TRAIN[device], "3", "7", "data", "--npy_dir", "npy", "--output_dir=out", "--task_num", "2",
+                    "--resume", "--imgsz", "28", cwd=caller, env={"PYTHON": relative_python})
+    assert code == 0, out
+    prep, train = fake_python.calls()
+    data, npy, output = caller / "data", caller / "npy", caller / "out"
+
+    assert prep["argv"] == ["src/data_preprocess.py", "--data_path", str(data), "--output_path", str(npy),
+                            "--imgsz", "28"]
+    argv = train["argv"]
+    assert argv[0] == "omniglot_train.py"
+    assert option(argv, "--device_target") == TARGETS[device]
+    assert option(argv, "--device_id") == "3"
+    assert option(argv, "--epoch") == "7"
+    assert option(argv, "--data_path") == str(data)
+    assert option(argv, "--npy_dir") == str(npy)
+    assert option(argv, "--output_dir") == str(output)
+    assert option(argv, "--task_num") == "2"
+    assert "--resume" in argv
+    for call in (prep, train):
+        assert call["cwd"] == str(REPO)
+        assert call["env"]["DEVICE_ID"] == "3"
+        assert "CUDA_VISIBLE_DEVICES" not in call["env"]  # MindSpore picks the card from device_id
+        if device == "ascend":
+            assert call["env"]["RANK_SIZE"] == "1" and call["env"]["RANK_ID"] == "0"
+        else:
+            assert "RANK_SIZE" not in call["env"] and "RANK_ID" not in call["env"]
+    log = output / "train.log"
+    assert "omniglot_train.py" in log.read_text()
+
+
+@pytest.mark.parametrize("device", ["gpu", "ascend"])
+def test_eval_plumbing(device, tmp_path, fake_python):
+    """omniglot.npy present in DATA_PATH: no preparation step, straight to eval.py."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "omniglot.npy").write_bytes(b"")
+    (data / "omniglot_index.json").write_text("{}")
+    ckpt = tmp_path / "run" / "best.ckpt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"")
+    code, out = run(EVAL[device], "2", "data", "run/best.ckpt", "--eval_tasks", "4", cwd=tmp_path,
+                    env={"PYTHON": fake_python.path})
+    assert code == 0, out
+    (call,) = fake_python.calls()
+    argv = call["argv"]
+    assert argv[0] == "eval.py"
+    assert option(argv, "--device_target") == TARGETS[device]
+    assert option(argv, "--device_id") == "2"
+    assert option(argv, "--data_path") == str(data)
+    assert option(argv, "--ckpt") == str(ckpt)
+    assert option(argv, "--eval_tasks") == "4"
+    assert call["env"]["DEVICE_ID"] == "2"
+    assert (tmp_path / "run" / "best.ckpt.eval.log").is_file()
+
+
+def test_exit_code_is_pythons_and_log_follows_config_path(tmp_path, fake_python):
+    """No --output_dir: the log goes to the output_dir of --config_path; python's exit code is kept."""
+    out_dir = tmp_path / "from_yaml"
+    config = tmp_path / "my.yaml"
+    config.write_text(f"output_dir: '{out_dir}'   # a comment\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("omniglot.npy", "omniglot_index.json"):
+        (data / name).write_bytes(b"")
+    code, out = run(TRAIN["cpu"], "0", "1", data, "--config_path", config,
+                    env={"PYTHON": fake_python.path, "FAKE_EXIT": "3"})
+    assert code == 3
+    assert (out_dir / "train.log").is_file()
+    (call,) = fake_python.calls()
+    assert option(call["argv"], "--config_path") == str(config)
+
+
+# ----------------------------------------------------------------------------- real python
+
+
+def test_gpu_unavailable_is_one_line_error(tmp_path, omniglot_root, omniglot_npy_dir):
+    code, out = run(TRAIN["gpu"], "0", "1", omniglot_root, "--npy_dir", omniglot_npy_dir, "--output_dir",
+                    tmp_path / "out", "--task_num", "2", "--num_filters", "8",
+                    env={"PYTHON": sys.executable}, timeout=300)
+    assert code != 0
+    assert "error: device_target GPU is not available" in out
+    assert "Traceback" not in out
+    assert "error: device_target GPU is not available" in (tmp_path / "out" / "train.log").read_text()
+
+
+TINY = ["--k_qry", "2", "--num_filters", "16", "--update_step_test", "2", "--eval_batch", "4"]
+
+
+@pytest.mark.slow
+def test_cpu_train_then_eval(tmp_path, omniglot_root, omniglot_npy_dir):
+    out = tmp_path / "out"
+    code, text = run(TRAIN["cpu"], "0", "4", omniglot_root, "--npy_dir", omniglot_npy_dir, "--output_dir", out,
+                     "--task_num", "2", "--update_step", "1", "--log_every", "2", "--eval_every", "0",
+                     "--val_tasks", "4", "--save_every", "2", *TINY, cwd=tmp_path,
+                     env={"PYTHON": sys.executable}, timeout=600)
+    assert code == 0, text
+    assert (out / "best.ckpt").is_file()
+    assert sorted(p.name for p in out.glob("maml_step*.ckpt"))
+    assert (out / "metrics.jsonl").is_file()
+    log = (out / "train.log").read_text()
+    assert "step 4/4" in log and "done: 4 steps" in log
+
+    code, text = run(EVAL["cpu"], "0", omniglot_root, out / "best.ckpt", "--npy_dir", omniglot_npy_dir,
+                     "--eval_tasks", "4", *TINY, cwd=tmp_path, env={"PYTHON": sys.executable}, timeout=600)
+    assert code == 0, text
+    assert "test accuracy" in text
+    report = json.loads((out / "best.ckpt.eval.json").read_text())
+    assert report["tasks"] == 4
+    assert "test accuracy" in (out / "best.ckpt.eval.log").read_text()
+
+
+def test_shell_syntax_and_shellcheck():
+    for script in [*ALL, SCRIPTS / "common.sh"]:
+        proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed")
+    proc = subprocess.run(["shellcheck", "-x", *(str(p.relative_to(REPO)) for p in ALL), "scripts/common.sh"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout

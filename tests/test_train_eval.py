@@ -1,0 +1,221 @@
+"""omniglot_train.py and eval.py end to end on the real data with a tiny network.
+
+One tiny 3-way run (module fixture) is shared by most tests: graph compilation dominates their time.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from src import checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--num_filters", "8", "--num_blocks", "2", "--task_num", "2", "--k_qry", "2", "--update_step", "1",
+        "--update_step_test", "2", "--val_tasks", "4", "--eval_batch", "4", "--log_every", "1"]
+# The shared run is 3-way, so that eval.py with the default n_way (5) meets a mismatching checkpoint.
+N_WAY = ["--n_way", "3"]
+# The shared run: 4 steps, validation and a checkpoint every 2, only the newest step checkpoint kept.
+RUN = TINY + N_WAY + ["--eval_every", "2", "--save_every", "2", "--keep_checkpoint_max", "1"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data_args(omniglot_root, omniglot_npy_dir):
+    return ["--data_path", str(omniglot_root), "--npy_dir", str(omniglot_npy_dir)]
+
+
+@pytest.fixture(scope="module")
+def cli(data_args, tmp_path_factory):
+    """cli(script, *args) runs a script of the package with the data arguments, returning the finished process.
+
+    The working folder is a scratch one: MindSpore may leave compile artefacts there.
+    """
+    cwd = tmp_path_factory.mktemp("cwd")
+
+    def run(script, *args):
+        return subprocess.run([sys.executable, str(REPO / script), *data_args, *args], capture_output=True,
+                              text=True, timeout=600, cwd=cwd)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def trained(cli, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained")
+    proc = cli("omniglot_train.py", *RUN, "--epoch", "4", "--output_dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout
+
+
+def refused(proc, *words):
+    """The process failed with exactly one `error:` line, without a traceback; returns that line."""
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for word in words:
+        assert word in errors[0]
+    return errors[0]
+
+
+def snapshot(folder):
+    return {path.name: path.read_bytes() for path in sorted(Path(folder).iterdir())}
+
+
+def test_training_logs_checkpoints_and_metrics(trained):
+    out, log = trained
+    assert re.search(r"step 1: graph compiled and first step run in [\d.]+ s", log)
+    progress = re.findall(r"step (\d+)/4  loss [\d.]+  acc [\d.]+%  [\d.]+ s/step  [\d.]+ tasks/s  ETA [\d.]+ min", log)
+    assert progress == ["2", "3", "4"]
+    assert re.findall(r"step (\d+): validation accuracy [\d.]+ \+/- [\d.]+% on 4 tasks", log) == ["2", "4"]
+    # Saved every save_every steps (not every step), pruned to keep_checkpoint_max, plus best.ckpt.
+    assert re.findall(r"saved \S*maml_step(\d+)\.ckpt", log) == ["0000002", "0000004"]
+    assert sorted(path.name for path in out.glob("*.ckpt")) == ["best.ckpt", "maml_step0000004.ckpt"]
+    assert not list(out.glob(".*"))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    by_event = {event: [r["step"] for r in records if r["event"] == event] for event in ("compile", "train", "val")}
+    assert by_event == {"compile": [1], "train": [2, 3, 4], "val": [2, 4]}
+    for record in records:
+        if record["event"] == "val":
+            assert record["tasks"] == 4 and len(record["acc_per_step"]) == 3 and 0 <= record["acc"] <= 1
+        if record["event"] == "train":
+            assert np.isfinite(record["loss"]) and record["s_per_step"] > 0
+
+
+def test_resume_is_exact(trained, cli, tmp_path):
+    out_a, _ = trained
+    out_b = tmp_path / "b"
+    first = cli("omniglot_train.py", *RUN, "--epoch", "2", "--output_dir", str(out_b))
+    assert first.returncode == 0, first.stderr
+    second = cli("omniglot_train.py", *RUN, "--epoch", "4", "--resume", "--output_dir", str(out_b))
+    assert second.returncode == 0, second.stderr
+    assert re.search(r"resumed from \S*maml_step0000002\.ckpt at step 2", second.stdout)
+    assert "steps 3..4" in second.stdout
+    params_a, meta_a = checkpoint.load(out_a / "maml_step0000004.ckpt")
+    params_b, meta_b = checkpoint.load(out_b / "maml_step0000004.ckpt")
+    assert meta_a["step"] == meta_b["step"] == 4
+    assert meta_a["sampler_state"] == meta_b["sampler_state"]
+    assert sorted(params_a) == sorted(params_b)
+    assert any(name.startswith("optimizer.moment2.") for name in params_a)
+    for name in params_a:
+        np.testing.assert_array_equal(params_a[name].asnumpy(), params_b[name].asnumpy(), err_msg=name)
+
+
+def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
+    out = tmp_path / "killed"
+    args = TINY + ["--save_every", "1", "--eval_every", "0", "--keep_checkpoint_max", "3", "--output_dir", str(out)]
+    with open(tmp_path / "log", "w") as log:
+        proc = subprocess.Popen([sys.executable, str(REPO / "omniglot_train.py"), *data_args, *args,
+                                 "--epoch", "100000"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            deadline = time.time() + 300
+            while proc.poll() is None and time.time() < deadline:
+                if out.is_dir() and len(checkpoint.step_checkpoints(out)) >= 3:
+                    break
+                time.sleep(0.02)
+            assert proc.poll() is None, (tmp_path / "log").read_text()
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    # What a kill inside a save leaves: MindSpore's own half-written file and our not yet renamed one.
+    (out / ".maml_step9999999.tmp4242.tmp").write_bytes(b"\x00" * 100)
+    (out / ".maml_step9999999.tmp4242.ckpt").write_bytes(b"\x00" * 100)
+    found = checkpoint.step_checkpoints(out)
+    for path in found:
+        assert checkpoint.load(path)[1]["step"] == int(path.stem[len(checkpoint.PREFIX):])
+    newest = int(found[-1].stem[len(checkpoint.PREFIX):])
+    resumed = cli("omniglot_train.py", *args, "--epoch", str(newest + 1), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {found[-1]} at step {newest}" in resumed.stdout
+    assert not list(out.glob(".*"))
+    _, meta = checkpoint.load(checkpoint.step_checkpoint_path(out, newest + 1))
+    assert meta["step"] == newest + 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_checkpoint_is_refused(trained, cli, tmp_path, damage):
+    out, _ = trained
+    bad = tmp_path / "bad.ckpt"
+    good = (out / "maml_step0000004.ckpt").read_bytes()
+    bad.write_bytes(good[: len(good) // 2] if damage == "truncated" else os.urandom(len(good)))
+    refused(cli("eval.py", *TINY, *N_WAY, "--ckpt", str(bad)), "unreadable or corrupt", str(bad))
+
+
+def test_output_dir_that_is_a_file(cli, tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    refused(cli("omniglot_train.py", *TINY, "--epoch", "2", "--output_dir", str(target)), "is a file")
+    assert target.read_text() == "keep me"
+
+
+def test_existing_checkpoints_need_resume(trained, cli, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(trained[0], out)
+    before = snapshot(out)
+    refused(cli("omniglot_train.py", *RUN, "--epoch", "4", "--output_dir", str(out)), "already holds checkpoints",
+            "--resume")
+    assert snapshot(out) == before
+
+
+def test_eval_without_ckpt(cli):
+    refused(cli("eval.py", *TINY), "--ckpt")
+
+
+def test_eval_missing_ckpt(cli, tmp_path):
+    refused(cli("eval.py", *TINY, "--ckpt", str(tmp_path / "absent.ckpt")), "not found", "absent.ckpt")
+
+
+def test_eval_other_n_way(trained, cli):
+    # Trained 3-way; evaluated with the default n_way 5.
+    refused(cli("eval.py", *TINY, "--ckpt", str(trained[0] / "best.ckpt")), "n_way=3", "n_way=5", "--n_way 3")
+
+
+@pytest.mark.parametrize("save_every, problem, step", [
+    ("1", "the weights became nan or inf", 5),  # caught before the nan weights of step 5 are saved
+    ("100", "the meta-loss became nan", 6),  # the nan weights of step 5 give a nan loss at step 6
+])
+def test_divergence_keeps_the_last_good_checkpoint(trained, cli, tmp_path, save_every, problem, step):
+    out = tmp_path / "run"
+    shutil.copytree(trained[0], out)
+    before = snapshot(out)
+    # An inner learning rate of 1e30 makes the meta-gradient nan at once.
+    proc = cli("omniglot_train.py", *RUN, "--epoch", "8", "--resume", "--update_lr", "1e30",
+               "--save_every", save_every, "--eval_every", "0", "--output_dir", str(out))
+    line = refused(proc, f"{problem} at step {step}", f"the last good checkpoint {out / 'maml_step0000004.ckpt'} is kept")
+    assert "--meta_lr" in line
+    after = snapshot(out)
+    assert {name: data for name, data in after.items() if name != "metrics.jsonl"} == \
+        {name: data for name, data in before.items() if name != "metrics.jsonl"}
+    params, meta = checkpoint.load(out / "maml_step0000004.ckpt")
+    assert meta["step"] == 4
+    assert all(np.isfinite(p.asnumpy()).all() for p in params.values())
+
+
+def test_eval_end_to_end_is_repeatable(trained, cli):
+    ckpt = trained[0] / "best.ckpt"
+    reports, lines = [], []
+    for _ in range(2):
+        proc = cli("eval.py", *TINY, *N_WAY, "--ckpt", str(ckpt), "--eval_tasks", "6")
+        assert proc.returncode == 0, proc.stderr
+        per_step = re.findall(r"after +(\d+) inner steps: ([\d.]+)%", proc.stdout)
+        assert [step for step, _ in per_step] == ["0", "1", "2"]
+        final = re.search(r"test accuracy: ([\d.]+) \+/- ([\d.]+)% \(95% CI, 6 tasks", proc.stdout)
+        assert final
+        lines.append((per_step, final.groups()))
+        reports.append(json.loads(ckpt.with_name("best.ckpt.eval.json").read_text()))
+    report = reports[0]
+    assert report["tasks"] == 6 and report["ckpt_step"] in (2, 4)
+    assert len(report["acc_per_step"]) == 3 and 0 <= report["acc"] <= 1 and report["ci95"] >= 0
+    assert f"{100 * report['acc']:.2f}" == lines[0][1][0]
+    keys = ("acc", "ci95", "acc_per_step", "tasks")
+    assert [{k: r[k] for k in keys} for r in reports] == [{k: report[k] for k in keys}] * 2
+    assert lines[0] == lines[1]
