@@ -11,6 +11,7 @@ images, exactly as a per-task network would.
 import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
+from mindspore.ops import operations as P
 
 from src.initializer import kaiming_normal
 
@@ -42,9 +43,21 @@ class Learner(nn.Cell):
             ms.Parameter(ms.Tensor(np.zeros(n_way, np.float32)), name="fc.bias"),
         ]
         self.weights = ms.ParameterTuple(params)
+        self.fused_bn = P.BatchNorm(is_training=True, epsilon=BN_EPS)
 
-    def forward(self, x, weights):
-        """Logits (tasks, N, n_way) of images x (tasks, N, C, H, W) under per-task weights (tasks, ...)."""
+    def fused_batch_norm(self, h, gamma, beta):
+        """Batch norm over the current images with the fused kernel; it has no second derivative.
+        The running statistics it would update are throw-away zeros: MAML never uses them."""
+        running = ops.zeros(gamma.shape, gamma.dtype)
+        return self.fused_bn(h, gamma, beta, running, running + 1)[0]
+
+    def forward(self, x, weights, twice_differentiable=False):
+        """Logits (tasks, N, n_way) of images x (tasks, N, C, H, W) under per-task weights (tasks, ...).
+
+        twice_differentiable selects the batch norm written from elementary ops, which second-order
+        MAML needs where it differentiates a gradient (the support loss of the inner loop); elsewhere
+        MindSpore's fused batch-norm kernel computes the same values several times faster.
+        """
         tasks, num, channels, height, width = x.shape
         # (tasks, N, C, H, W) -> (N, tasks * C, H, W): task t owns channel group t.
         h = x.transpose(1, 0, 2, 3, 4).reshape(num, tasks * channels, height, width)
@@ -54,7 +67,10 @@ class Learner(nn.Cell):
             h = ops.conv2d(h, conv_w.reshape((tasks * filters,) + conv_w.shape[2:]), stride=2,
                            pad_mode="same", groups=tasks)
             h = h + conv_b.reshape(1, tasks * filters, 1, 1)
-            h = batch_norm(h, gamma.reshape(1, tasks * filters, 1, 1), beta.reshape(1, tasks * filters, 1, 1))
+            if twice_differentiable:
+                h = batch_norm(h, gamma.reshape(1, tasks * filters, 1, 1), beta.reshape(1, tasks * filters, 1, 1))
+            else:
+                h = self.fused_batch_norm(h, gamma.reshape(-1), beta.reshape(-1))
             h = ops.relu(h)
         features = h.mean(axis=(2, 3)).reshape(num, tasks, -1).transpose(1, 0, 2)
         fc_w, fc_b = weights[-2], weights[-1]

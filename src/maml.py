@@ -25,19 +25,26 @@ class MAML(nn.Cell):
         self.learner = learner
         self.update_lr = update_lr
         # Weights are passed unpacked: MindSpore 2.10 returns no gradient for a tuple argument.
-        num_weights = len(learner.trainable_params())
-        self.support_grad = ms.grad(self.support_loss, grad_position=tuple(range(2, 2 + num_weights)))
+        positions = tuple(range(2, 2 + len(learner.trainable_params())))
+        self.support_grad = ms.grad(self.support_loss, grad_position=positions)
+        self.support_grad_twice_differentiable = ms.grad(self.support_loss_twice_differentiable,
+                                                         grad_position=positions)
 
     def support_loss(self, x, y, *weights):
         """Sum over tasks of each task's mean loss: task t's weights then get exactly task t's gradient."""
         return cross_entropy(self.learner.forward(x, weights), y).sum()
 
+    def support_loss_twice_differentiable(self, x, y, *weights):
+        """The same loss through the batch norm that second-order MAML can differentiate again."""
+        return cross_entropy(self.learner.forward(x, weights, True), y).sum()
+
     def adapt(self, weights, x_spt, y_spt, steps, second_order):
         """Fast weights after `steps` SGD steps on the support set (exactly `steps`, not one more)."""
         for _ in range(steps):
-            grads = self.support_grad(x_spt, y_spt, *weights)
-            if not second_order:
-                grads = tuple([ops.stop_gradient(g) for g in grads])
+            if second_order:
+                grads = self.support_grad_twice_differentiable(x_spt, y_spt, *weights)
+            else:
+                grads = tuple([ops.stop_gradient(g) for g in self.support_grad(x_spt, y_spt, *weights)])
             weights = tuple([w - self.update_lr * g for w, g in zip(weights, grads)])
         return weights
 
