@@ -1,12 +1,14 @@
 #!/bin/bash
 # The README's main command: install, prepare Omniglot, a short CPU meta-training run and its
 # evaluation on 600 meta-test tasks, with no editing needed.
-# Usage: bash scripts/quickstart.sh [OMNIGLOT_ROOT] [OUTPUT_DIR]
+# Usage: bash scripts/quickstart.sh [OMNIGLOT_ROOT] [OUTPUT_DIR] [--key value ...]
 #   OMNIGLOT_ROOT  folder with raw/images_background.zip and raw/images_evaluation.zip
 #                  (default ../shared/omniglot; fetch them with
 #                  python src/data_preprocess.py --data_path DIR --download)
 #   OUTPUT_DIR     where checkpoints, metrics and logs go (default output/quickstart; must not
 #                  hold an earlier run's checkpoints)
+#   --key value    further overrides for both training and evaluation (e.g. --epoch 100)
+# Environment: NPY_DIR (where omniglot.npy is built, default data/), VENV (default .venv).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA_PATH="$(realpath -m "${1:-$ROOT/../shared/omniglot}")"
@@ -17,9 +19,10 @@ if [ ! -d "$DATA_PATH" ]; then
 fi
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-NPY_DIR="$ROOT/data"
+NPY_DIR="$(realpath -m "${NPY_DIR:-$ROOT/data}")"
+EXTRA=("${@:3}")
 "$PYTHON" src/data_preprocess.py --data_path "$DATA_PATH" --output_path "$NPY_DIR"
 "$PYTHON" omniglot_train.py --config_path configs/quickstart_cpu.yaml --data_path "$DATA_PATH" \
-    --npy_dir "$NPY_DIR" --output_dir "$OUTPUT_DIR"
+    --npy_dir "$NPY_DIR" --output_dir "$OUTPUT_DIR" "${EXTRA[@]}"
 "$PYTHON" eval.py --config_path configs/quickstart_cpu.yaml --data_path "$DATA_PATH" \
-    --npy_dir "$NPY_DIR" --ckpt "$OUTPUT_DIR/best.ckpt"
+    --npy_dir "$NPY_DIR" --ckpt "$OUTPUT_DIR/best.ckpt" "${EXTRA[@]}"
