@@ -7,7 +7,7 @@
 - `MetaGradient` adapts every task of the meta-batch and returns the mean query loss and its
   gradient with respect to the meta-parameters; `MetaTrainStep` adds the Adam update.
 - `AdaptAndScore` fine-tunes without second-order terms and scores the query set after every
-  inner step; training's validation, eval.py and the few-shot demo all use it.
+  inner step; training's validation and eval.py both use it.
 """
 import numpy as np
 import mindspore as ms
