@@ -194,19 +194,26 @@ _maml_export_device() {
     fi
 }
 
-# maml_train_main TARGET DEVICE_ID EPOCH DATA_PATH [--key value ...]
-maml_train_main() {
-    local target=$1
-    shift
+# Usage on -h/--help (exit 0) or on fewer than the 3 positional arguments (exit 1).
+_maml_check_arg_count() {
+    local usage=$1 target=$2
+    shift 2
     if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-        _maml_usage_train "$target"
+        "$usage" "$target"
         exit 0
     fi
     if (($# < 3)); then
         echo "error: expected at least 3 arguments, got $#" >&2
-        _maml_usage_train "$target" >&2
+        "$usage" "$target" >&2
         exit 1
     fi
+}
+
+# maml_train_main TARGET DEVICE_ID EPOCH DATA_PATH [--key value ...]
+maml_train_main() {
+    local target=$1
+    shift
+    _maml_check_arg_count _maml_usage_train "$target" "$@"
     local device_id=$1 epoch=$2 data_path=$3
     shift 3
     _maml_common_checks "$device_id"
@@ -237,15 +244,7 @@ maml_train_main() {
 maml_eval_main() {
     local target=$1
     shift
-    if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-        _maml_usage_eval "$target"
-        exit 0
-    fi
-    if (($# < 3)); then
-        echo "error: expected at least 3 arguments, got $#" >&2
-        _maml_usage_eval "$target" >&2
-        exit 1
-    fi
+    _maml_check_arg_count _maml_usage_eval "$target" "$@"
     local device_id=$1 data_path=$2 ckpt_path=$3
     shift 3
     _maml_common_checks "$device_id"
