@@ -70,15 +70,15 @@ def check_compatible(meta, cfg, path):
                             f"{key}={cfg[key]}: pass --{key} {saved.get(key)} or another checkpoint")
 
 
-def load_into(cell, params, path, strict=True, keep=()):
-    """Copy checkpoint parameters into `cell`; with strict, every parameter of the cell must be there.
+def load_into(cell, params, path, keep=()):
+    """Copy checkpoint parameters into `cell`; every parameter of the cell must be there.
 
     Parameters named in `keep` follow the current config instead of the checkpoint (e.g. the per-step
     learning-rate table, whose length is `epoch`, which a resumed run may raise).
     """
     not_loaded, _ = ms.load_param_into_net(cell, {name: p for name, p in params.items() if name not in keep})
     missing = [name for name in not_loaded if name not in keep]
-    if strict and missing:
+    if missing:
         raise UserError(f"checkpoint {path} lacks {len(missing)} parameters ({missing[0]}, ...): "
                         "it is not a training checkpoint of this package")
     return cell
