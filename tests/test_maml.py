@@ -306,3 +306,15 @@ def test_short_meta_training_beats_untrained_model_on_meta_test_tasks(omniglot_n
     assert untrained[-1] < threshold - 0.07
     assert trained[-1] > threshold
     assert trained[-1] - untrained[-1] > 0.15
+
+
+def test_calling_maml_adapts_then_predicts(maml, batch):
+    """maml(x_spt, y_spt, x_qry, steps), compiled in graph mode, is adapt followed by forward."""
+    x_spt, y_spt, x_qry, _ = _tensors(batch)
+    compiled = maml(x_spt, y_spt, x_qry, 2).asnumpy()
+    fast = maml.adapt(maml.learner.per_task(TASKS), x_spt, y_spt, 2, False)
+    eager = maml.learner.forward(x_qry, fast).asnumpy()
+    unadapted = maml.learner.forward(x_qry, maml.learner.per_task(TASKS)).asnumpy()
+    assert compiled.shape == (TASKS, N_WAY * K_QRY, N_WAY)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-5)
+    assert np.abs(compiled - unadapted).max() > 1e-3
