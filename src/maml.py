@@ -25,10 +25,11 @@ class MAML(nn.Cell):
         self.learner = learner
         self.update_lr = update_lr
         # Weights are passed unpacked: MindSpore 2.10 returns no gradient for a tuple argument.
-        positions = tuple(range(2, 2 + len(learner.trainable_params())))
-        self.support_grad = ms.grad(self.support_loss, grad_position=positions)
+        # Argument positions of the weights in `fn(x, y, *weights)`, the signature every gradient here uses.
+        self.weight_positions = tuple(range(2, 2 + len(learner.trainable_params())))
+        self.support_grad = ms.grad(self.support_loss, grad_position=self.weight_positions)
         self.support_grad_twice_differentiable = ms.grad(self.support_loss_twice_differentiable,
-                                                         grad_position=positions)
+                                                         grad_position=self.weight_positions)
 
     def support_loss(self, x, y, *weights):
         """Sum over tasks of each task's mean loss: task t's weights then get exactly task t's gradient."""
@@ -64,9 +65,7 @@ class MetaGradient(nn.Cell):
         self.update_step = update_step
         self.first_order = first_order
         self.meta_grad = ms.value_and_grad(self.meta_loss, None, self.learner.weights, has_aux=True)
-        num_weights = len(self.learner.weights)
-        self.fast_weight_grad = ms.value_and_grad(self.query_loss, grad_position=tuple(range(2, 2 + num_weights)),
-                                                  has_aux=True)
+        self.fast_weight_grad = ms.value_and_grad(self.query_loss, grad_position=maml.weight_positions, has_aux=True)
 
     def query_loss(self, x_qry, y_qry, *weights):
         logits = self.learner.forward(x_qry, weights)
