@@ -1,5 +1,7 @@
 """Evaluate a checkpoint on the fixed meta-test tasks: python eval.py --ckpt PATH [--key value ...].
 
+The task, network and inner-loop settings default to those the checkpoint was trained with.
+
 Prints the query accuracy after each inner step and the final mean accuracy with its 95%
 confidence interval, and writes the same as JSON next to the checkpoint (PATH.eval.json).
 """
@@ -9,10 +11,9 @@ import time
 from pathlib import Path
 
 from src import checkpoint
-from src.config import load_config
 from src.dataset import prepare_omniglot, split_class_ids, split_rotates
 from src.device import setup_device
-from src.errors import UserError, run_cli
+from src.errors import run_cli
 from src.evaluation import evaluate
 from src.maml import AdaptAndScore, build_maml
 from src.metrics import log
@@ -25,12 +26,8 @@ def write_json_atomic(path, payload):
 
 
 def main(argv=None):
-    cfg = load_config(argv)
-    if not cfg.ckpt:
-        raise UserError("no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)")
+    cfg, params, meta = checkpoint.load_for_inference(argv)
     ckpt = Path(cfg.ckpt)
-    params, meta = checkpoint.load(ckpt)
-    checkpoint.check_compatible(meta, cfg, ckpt)
     setup_device(cfg)
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]
@@ -39,15 +36,15 @@ def main(argv=None):
     log(f"evaluating {ckpt} (step {meta['step']}) on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
         f"of split {cfg.split}, {cfg.update_step_test} inner steps")
     start = time.time()
-    result = evaluate(AdaptAndScore(maml, cfg.update_step_test), data.images, test_classes, cfg, cfg.eval_tasks,
-                      split_rotates(cfg.split))
+    result = evaluate(AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step), data.images, test_classes, cfg,
+                      cfg.eval_tasks, split_rotates(cfg.split))
     seconds = time.time() - start
-    for step, acc in enumerate(result["acc_per_step"]):
+    for step, acc in enumerate(result.get("acc_per_step", [])):
         log(f"  after {step:2d} inner steps: {100 * acc:.2f}%")
     log(f"test accuracy: {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% (95% CI, {result['tasks']} tasks, "
         f"{seconds:.1f} s)")
     report = {"ckpt": str(ckpt), "ckpt_step": meta["step"], "split": cfg.split, "n_way": cfg.n_way,
-              "k_spt": cfg.k_spt, "k_qry": cfg.k_qry, "update_step_test": cfg.update_step_test,
+              "k_spt": cfg.k_spt, "k_qry_test": cfg.k_qry_test, "update_step_test": cfg.update_step_test,
               "update_lr": cfg.update_lr, "eval_seed": cfg.eval_seed, "seconds": seconds, **result}
     out = ckpt.with_name(ckpt.name + ".eval.json")
     write_json_atomic(out, report)

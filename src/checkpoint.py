@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mindspore as ms
 
+from src.config import load_config
 from src.errors import UserError
 
 PREFIX = "maml_step"
@@ -19,18 +20,24 @@ BEST = "best.ckpt"
 # Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
 SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
 _META_KEYS = ("step", "config", "sampler_state", "best_val_acc")
+# Settings that eval.py and predict.py take from the checkpoint unless the user sets them: the
+# network, the task it was trained for, its split and its inner loop.
+INHERITED_KEYS = SHAPE_KEYS + ("imgsz", "split", "k_spt", "k_qry_test", "update_lr", "update_step_test")
 
 
 def step_checkpoint_path(output_dir, step):
     return Path(output_dir) / f"{PREFIX}{step:07d}.ckpt"
 
 
-def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0):
-    """Write atomically: a temporary file in the same folder, then os.replace."""
+def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0, train_seconds=0.0):
+    """Write atomically: a temporary file in the same folder, then os.replace.
+
+    `train_seconds` is the wall-clock time of all runs up to `step`, so a resumed run reports its total cost.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.ckpt")
     meta = {"step": step, "config": json.dumps(dict(cfg)), "sampler_state": json.dumps(sampler_state),
-            "best_val_acc": float(best_val_acc)}
+            "best_val_acc": float(best_val_acc), "train_seconds": float(train_seconds)}
     try:
         ms.save_checkpoint(cell, str(tmp), append_dict=meta, crc_check=True)
         os.replace(tmp, path)
@@ -58,6 +65,7 @@ def load(path):
     meta["config"] = json.loads(str(meta["config"]))
     meta["sampler_state"] = json.loads(str(meta["sampler_state"]))
     meta["best_val_acc"] = float(meta["best_val_acc"])
+    meta["train_seconds"] = float(params.pop("train_seconds", 0.0))
     return params, meta
 
 
@@ -68,6 +76,19 @@ def check_compatible(meta, cfg, path):
         if saved.get(key) != cfg[key]:
             raise UserError(f"checkpoint {path} was trained with {key}={saved.get(key)} but the config has "
                             f"{key}={cfg[key]}: pass --{key} {saved.get(key)} or another checkpoint")
+
+
+def load_for_inference(argv):
+    """(cfg, params, meta) of `--ckpt`: the checkpoint's own settings are the defaults, so that
+    `--ckpt PATH` alone evaluates or applies any checkpoint; a config file or the command line still wins."""
+    cfg = load_config(argv)
+    if not cfg.ckpt:
+        raise UserError("no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)")
+    params, meta = load(cfg.ckpt)
+    saved = meta["config"]
+    cfg = load_config(argv, inherit={key: saved[key] for key in INHERITED_KEYS if key in saved})
+    check_compatible(meta, cfg, cfg.ckpt)
+    return cfg, params, meta
 
 
 def load_into(cell, params, path, keep=()):

@@ -91,8 +91,10 @@ def validate(cfg):
     smallest = min(split_sizes(cfg.split).values())
     need(2 <= cfg.n_way <= smallest, f"n_way must be between 2 and {smallest} (the smallest class set of split {cfg.split}), got {cfg.n_way}")
     need(cfg.k_spt >= 1, f"k_spt must be >= 1, got {cfg.k_spt}")
-    need(cfg.k_qry >= 1, f"k_qry must be >= 1, got {cfg.k_qry}")
-    need(cfg.k_spt + cfg.k_qry <= NUM_DRAWERS, f"k_spt + k_qry must be <= {NUM_DRAWERS} (drawers per Omniglot character), got {cfg.k_spt + cfg.k_qry}")
+    for key in ("k_qry", "k_qry_test"):
+        need(cfg[key] >= 1, f"{key} must be >= 1, got {cfg[key]}")
+        need(cfg.k_spt + cfg[key] <= NUM_DRAWERS,
+             f"k_spt + {key} must be <= {NUM_DRAWERS} (drawers per Omniglot character), got {cfg.k_spt + cfg[key]}")
     for key in ("imgsz", "imgc", "task_num", "num_filters", "num_blocks", "epoch", "log_every", "save_every",
                 "val_tasks", "eval_tasks", "eval_batch", "keep_checkpoint_max", "lr_decay_steps"):
         need(cfg[key] >= 1, f"{key} must be >= 1, got {cfg[key]}")
@@ -104,11 +106,13 @@ def validate(cfg):
     return cfg
 
 
-def load_config(argv=None):
-    """Defaults from the YAML file, then command-line overrides, each cast to the default's type."""
+def load_config(argv=None, inherit=None):
+    """Defaults from the YAML file, then `inherit` (e.g. the settings a checkpoint was trained with),
+    then the --config_path file, then command-line overrides, each cast to the default's type."""
     defaults = _read_yaml(DEFAULT_CONFIG)
     args = _parse_overrides(argv, defaults)
     values = dict(defaults)
+    values.update(inherit or {})
     if Path(args.config_path).resolve() != DEFAULT_CONFIG:
         custom = _read_yaml(args.config_path)
         unknown = sorted(set(custom) - set(defaults))

@@ -148,6 +148,24 @@ def _list_sources(root, layout):
     return sources
 
 
+def list_omniglot(data_path):
+    """Every class as (its index entry, [(container zip or None, image ref, display name)] per drawer),
+    in the order of omniglot.npy's rows, straight from the raw data."""
+    root = Path(data_path)
+    listed = []
+    for set_name, container, entries in _list_sources(root, _detect_layout(root)):
+        for alphabet, character, refs in entries:
+            where = [f"{container}:{ref}" if container else ref for ref in refs]
+            listed.append(({"set": set_name, "alphabet": alphabet, "character": character},
+                           [(container, ref, w) for ref, w in zip(refs, where)]))
+    return listed
+
+
+def read_source(container, ref, where):
+    """The bytes of one original image (a zip member or a file)."""
+    return _read_bytes(container, ref, where)
+
+
 def _check_counts(set_name, where, classes):
     """Catch incomplete downloads or extractions before spending time on decoding."""
     expected = EXPECTED_CLASSES[set_name]
@@ -178,26 +196,30 @@ def _read_bytes(container, ref, where):
                         " download or extract the data again") from None
 
 
-def _load_image(data, where, imgsz):
-    """105x105 1-bit scan -> imgsz x imgsz float ink map in [0, 1].
+def ink_map(img, imgsz):
+    """A PIL image -> imgsz x imgsz float32 ink map in [0, 1] (dark strokes on light paper -> ink 1).
 
     Resizing in float ('F') keeps LANCZOS antialiasing honest (a 1-bit resize would just subsample,
     an 8-bit one quantises). The filter is linear, so inverting the small image equals resizing the
     inverted one, at 1/14 of the cost; its overshoot is clipped back into [0, 1].
     """
+    small = np.asarray(img.convert("F").resize((imgsz, imgsz), Image.Resampling.LANCZOS), dtype=np.float32)
+    return np.clip(1.0 - small / 255.0, 0.0, 1.0)
+
+
+def _load_image(data, where, imgsz):
+    """105x105 1-bit Omniglot scan -> its ink map; anything else is refused as damaged data."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.size != (SOURCE_SIZE, SOURCE_SIZE):
                 width, height = img.size
                 raise UserError(f"{where} is {width}x{height}, expected {SOURCE_SIZE}x{SOURCE_SIZE}:"
                                 " this is not an original Omniglot image; restore the original data")
-            gray = img.convert("F")
+            return ink_map(img, imgsz)
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         reason = "not an image" if isinstance(err, UnidentifiedImageError) else err
         raise UserError(f"cannot decode {where} as PNG ({reason}): the file is corrupt;"
                         " download or extract the data again") from None
-    small = np.asarray(gray.resize((imgsz, imgsz), Image.Resampling.LANCZOS), dtype=np.float32)
-    return np.clip(1.0 - small / 255.0, 0.0, 1.0)
 
 
 def _decode_chunk(task):

@@ -9,13 +9,13 @@ from src.metrics import mean_ci95
 def evaluate(scorer, images, class_ids, cfg, num_tasks, rotate):
     """Fine-tune on each of `num_tasks` seeded tasks (the same for every call and checkpoint).
 
-    Returns the query accuracy after each inner step (0..update_step_test) averaged over tasks, and
-    the final accuracy with its 95% confidence interval. Batches are padded to one size so that
-    the graph is compiled once.
+    Returns the final accuracy with its 95% confidence interval and, with `cfg.eval_per_step`, the
+    accuracy after each inner step (0..update_step_test) averaged over tasks. Batches are padded to
+    one size so that the graph is compiled once.
     """
     batch_size = min(cfg.eval_batch, num_tasks)
     per_task = []
-    for batch in fixed_task_batches(images, class_ids, cfg.n_way, cfg.k_spt, cfg.k_qry, num_tasks,
+    for batch in fixed_task_batches(images, class_ids, cfg.n_way, cfg.k_spt, cfg.k_qry_test, num_tasks,
                                     batch_size, rotate, cfg.eval_seed):
         size = batch[0].shape[0]
         padded = [np.take(part, np.arange(batch_size) % size, axis=0) for part in batch]
@@ -23,5 +23,7 @@ def evaluate(scorer, images, class_ids, cfg, num_tasks, rotate):
         per_task.append(acc[:, :size])
     accs = np.concatenate(per_task, axis=1)
     mean, ci95 = mean_ci95(accs[-1])
-    return {"tasks": int(accs.shape[1]), "acc_per_step": [float(a) for a in accs.mean(axis=1)],
-            "acc": mean, "ci95": ci95}
+    result = {"tasks": int(accs.shape[1]), "acc": mean, "ci95": ci95}
+    if cfg.eval_per_step:
+        result["acc_per_step"] = [float(a) for a in accs.mean(axis=1)]
+    return result

@@ -46,11 +46,13 @@ class Trainer:
         maml = build_maml(cfg)
         self.optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=meta_lr_schedule(cfg))
         self.train_step = MetaTrainStep(maml, self.optimizer, cfg.update_step, cfg.first_order)
-        self.scorer = AdaptAndScore(maml, cfg.update_step_test)
+        self.scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
         self.metrics = MetricsWriter(self.out / "metrics.jsonl")
         self.step = 0
         self.best_val_acc = -1.0
         self.last_saved = None
+        self.seconds_before = 0.0  # wall-clock of earlier runs of a resumed training
+        self.run_start = time.time()
         if cfg.resume:
             self._resume()
 
@@ -67,11 +69,16 @@ class Trainer:
         checkpoint.load_into(self.train_step, params, path, keep=schedule)
         self.sampler.set_state(meta["sampler_state"])
         self.step, self.best_val_acc, self.last_saved = meta["step"], meta["best_val_acc"], path
+        self.seconds_before = meta["train_seconds"]
         log(f"resumed from {path} at step {self.step}")
+
+    def train_seconds(self):
+        """Wall-clock since step 0, across resumes: the cost figure of a run and the x axis of its curves."""
+        return self.seconds_before + time.time() - self.run_start
 
     def _save(self):
         path = checkpoint.save(checkpoint.step_checkpoint_path(self.out, self.step), self.train_step, self.step,
-                               self.cfg, self.sampler.get_state(), self.best_val_acc)
+                               self.cfg, self.sampler.get_state(), self.best_val_acc, self.train_seconds())
         checkpoint.prune(self.out, self.cfg.keep_checkpoint_max)
         self.last_saved = path
         log(f"saved {path}")
@@ -83,11 +90,11 @@ class Trainer:
         seconds = time.time() - start
         log(f"step {self.step}: validation accuracy {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% "
             f"on {result['tasks']} tasks after {cfg.update_step_test} inner steps ({seconds:.1f} s)")
-        self.metrics.write(event="val", step=self.step, seconds=seconds, **result)
+        self.metrics.write(event="val", step=self.step, seconds=seconds, train_s=self.train_seconds(), **result)
         if result["acc"] > self.best_val_acc:
             self.best_val_acc = result["acc"]
             checkpoint.save(self.out / checkpoint.BEST, self.train_step, self.step, cfg, self.sampler.get_state(),
-                            self.best_val_acc)
+                            self.best_val_acc, self.train_seconds())
             log(f"new best validation accuracy: saved {self.out / checkpoint.BEST}")
         return result
 
@@ -109,6 +116,7 @@ class Trainer:
         log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {cfg.task_num} tasks per step, {cfg.update_step} inner steps, "
             f"{'first' if cfg.first_order else 'second'}-order, on {cfg.device_target}, steps {self.step + 1}..{cfg.epoch}")
         window_start, window_steps, run_start = time.time(), 0, time.time()
+        self.run_start = run_start
         result = None
         compiling = True
         while self.step < cfg.epoch:
@@ -134,7 +142,7 @@ class Trainer:
                 log(f"step {self.step}/{cfg.epoch}  loss {loss:.4f}  acc {100 * acc:.2f}%  {per_step:.3f} s/step  "
                     f"{cfg.task_num / per_step:.1f} tasks/s  ETA {eta / 60:.1f} min")
                 self.metrics.write(event="train", step=self.step, loss=loss, acc=acc, s_per_step=per_step,
-                                   elapsed_s=time.time() - run_start)
+                                   train_s=self.train_seconds())
                 window_start, window_steps = time.time(), 0
             if validating:
                 result = self.validate()

@@ -73,6 +73,7 @@ def test_wrong_type(argv, expected):
     (["--k_spt", "0"], "k_spt must be >= 1, got 0"),
     (["--imgsz", "0"], "imgsz must be >= 1, got 0"),
     (["--k_spt", "10", "--k_qry", "11"], "k_spt + k_qry must be <= 20 (drawers per Omniglot character), got 21"),
+    (["--k_qry_test", "20"], "k_spt + k_qry_test must be <= 20 (drawers per Omniglot character), got 21"),
     (["--device_target", "TPU"], "device_target 'TPU' is not valid: use one of CPU, GPU, Ascend"),
     (["--mode", "FAST"], "mode 'FAST' is not valid: use GRAPH or PYNATIVE"),
     (["--split", "lake"], "split 'lake' is not valid: use one of finn, background"),

@@ -268,6 +268,10 @@ def test_adapt_and_score_scores_after_each_inner_step(maml, task_grad, batch, th
         fast = _manual_sgd(task_grad, theta, x_spt, y_spt, steps)
         np.testing.assert_allclose(losses[steps], _loss_grad(task_grad, x_qry, y_qry, fast)[0], rtol=1e-4)
     assert np.all((accs >= 0) & (accs <= 1))
+    last_losses, last_accs = AdaptAndScore(maml, UPDATE_STEP, every_step=False)(*_tensors(batch))
+    assert last_losses.shape == (1, TASKS)
+    np.testing.assert_allclose(last_losses[0], losses[-1], rtol=1e-6)
+    np.testing.assert_array_equal(last_accs[0], accs[-1])
 
 
 # ---------------------------------------------------------------- end to end on real Omniglot

@@ -233,7 +233,7 @@ def test_gpu_unavailable_is_one_line_error(tmp_path, omniglot_root, omniglot_npy
     assert "error: device_target GPU is not available" in (tmp_path / "out" / "train.log").read_text()
 
 
-TINY = ["--k_qry", "2", "--num_filters", "16", "--update_step_test", "2", "--eval_batch", "4"]
+TINY = ["--k_qry", "2", "--k_qry_test", "2", "--num_filters", "16", "--update_step_test", "2", "--eval_batch", "4"]
 
 
 @pytest.mark.slow

@@ -18,9 +18,9 @@ import pytest
 from src import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--num_filters", "8", "--num_blocks", "2", "--task_num", "2", "--k_qry", "2", "--update_step", "1",
+TINY = ["--num_filters", "8", "--num_blocks", "2", "--task_num", "2", "--k_qry", "2", "--k_qry_test", "2", "--update_step", "1",
         "--update_step_test", "2", "--val_tasks", "4", "--eval_batch", "4", "--log_every", "1"]
-# The shared run is 3-way, so that eval.py with the default n_way (5) meets a mismatching checkpoint.
+# The shared run is 3-way, unlike the default (5), to show that eval.py takes n_way from the checkpoint.
 N_WAY = ["--n_way", "3"]
 # The shared run: 4 steps, validation and a checkpoint every 2, only the newest step checkpoint kept.
 RUN = TINY + N_WAY + ["--eval_every", "2", "--save_every", "2", "--keep_checkpoint_max", "1"]
@@ -86,9 +86,11 @@ def test_training_logs_checkpoints_and_metrics(trained):
     assert by_event == {"compile": [1], "train": [2, 3, 4], "val": [2, 4]}
     for record in records:
         if record["event"] == "val":
-            assert record["tasks"] == 4 and len(record["acc_per_step"]) == 3 and 0 <= record["acc"] <= 1
+            assert record["tasks"] == 4 and "acc_per_step" not in record and 0 <= record["acc"] <= 1
         if record["event"] == "train":
             assert np.isfinite(record["loss"]) and record["s_per_step"] > 0
+        if record["event"] in ("train", "val"):
+            assert record["train_s"] > 0
 
 
 def test_resume_is_exact(trained, cli, tmp_path):
@@ -96,6 +98,7 @@ def test_resume_is_exact(trained, cli, tmp_path):
     out_b = tmp_path / "b"
     first = cli("omniglot_train.py", *RUN, "--epoch", "2", "--output_dir", str(out_b))
     assert first.returncode == 0, first.stderr
+    first_seconds = checkpoint.load(out_b / "maml_step0000002.ckpt")[1]["train_seconds"]
     second = cli("omniglot_train.py", *RUN, "--epoch", "4", "--resume", "--output_dir", str(out_b))
     assert second.returncode == 0, second.stderr
     assert re.search(r"resumed from \S*maml_step0000002\.ckpt at step 2", second.stdout)
@@ -104,6 +107,8 @@ def test_resume_is_exact(trained, cli, tmp_path):
     params_b, meta_b = checkpoint.load(out_b / "maml_step0000004.ckpt")
     assert meta_a["step"] == meta_b["step"] == 4
     assert meta_a["sampler_state"] == meta_b["sampler_state"]
+    # The wall-clock cost carries over a resume: run b's total covers both of its runs.
+    assert 0 < first_seconds < meta_b["train_seconds"]
     assert sorted(params_a) == sorted(params_b)
     assert any(name.startswith("optimizer.moment2.") for name in params_a)
     for name in params_a:
@@ -175,8 +180,8 @@ def test_eval_missing_ckpt(cli, tmp_path):
 
 
 def test_eval_other_n_way(trained, cli):
-    # Trained 3-way; evaluated with the default n_way 5.
-    refused(cli("eval.py", *TINY, "--ckpt", str(trained[0] / "best.ckpt")), "n_way=3", "n_way=5", "--n_way 3")
+    # Trained 3-way; evaluated as 5-way.
+    refused(cli("eval.py", *TINY, "--n_way", "5", "--ckpt", str(trained[0] / "best.ckpt")), "n_way=3", "n_way=5", "--n_way 3")
 
 
 @pytest.mark.parametrize("save_every, problem, step", [
@@ -203,19 +208,24 @@ def test_divergence_keeps_the_last_good_checkpoint(trained, cli, tmp_path, save_
 def test_eval_end_to_end_is_repeatable(trained, cli):
     ckpt = trained[0] / "best.ckpt"
     reports, lines = [], []
-    for _ in range(2):
-        proc = cli("eval.py", *TINY, *N_WAY, "--ckpt", str(ckpt), "--eval_tasks", "6")
+    for extra in ([], [], ["--eval_per_step"]):
+        # Only the checkpoint: its network, n_way and inner-loop settings come from inside it.
+        proc = cli("eval.py", "--ckpt", str(ckpt), "--eval_tasks", "6", "--eval_batch", "4", *extra)
         assert proc.returncode == 0, proc.stderr
         per_step = re.findall(r"after +(\d+) inner steps: ([\d.]+)%", proc.stdout)
-        assert [step for step, _ in per_step] == ["0", "1", "2"]
         final = re.search(r"test accuracy: ([\d.]+) \+/- ([\d.]+)% \(95% CI, 6 tasks", proc.stdout)
         assert final
         lines.append((per_step, final.groups()))
         reports.append(json.loads(ckpt.with_name("best.ckpt.eval.json").read_text()))
     report = reports[0]
     assert report["tasks"] == 6 and report["ckpt_step"] in (2, 4)
-    assert len(report["acc_per_step"]) == 3 and 0 <= report["acc"] <= 1 and report["ci95"] >= 0
+    assert (report["n_way"], report["k_qry_test"], report["update_step_test"]) == (3, 2, 2)
+    assert 0 <= report["acc"] <= 1 and report["ci95"] >= 0
     assert f"{100 * report['acc']:.2f}" == lines[0][1][0]
-    keys = ("acc", "ci95", "acc_per_step", "tasks")
-    assert [{k: r[k] for k in keys} for r in reports] == [{k: report[k] for k in keys}] * 2
-    assert lines[0] == lines[1]
+    keys = ("acc", "ci95", "tasks")
+    assert [{k: r[k] for k in keys} for r in reports] == [{k: report[k] for k in keys}] * 3
+    assert lines[0] == lines[1] and lines[0][1] == lines[2][1]
+    # Per-step scoring only on request; its last step is the final accuracy.
+    assert "acc_per_step" not in report and lines[0][0] == []
+    assert [step for step, _ in lines[2][0]] == ["0", "1", "2"]
+    assert reports[2]["acc_per_step"][-1] == report["acc"]

@@ -1,0 +1,92 @@
+"""Learning curves from training's metrics.jsonl: validation accuracy against meta-steps and hours.
+
+    python plot_curves.py --metrics output/metrics.jsonl [--metrics other/metrics.jsonl ...]
+                          [--label NAME ...] --output curves.png
+
+A run that was stopped and resumed logs some steps twice (those after its last checkpoint); the
+later record of a step wins, as it belongs to the history the checkpoint continues.
+"""
+import argparse
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from src.errors import UserError, run_cli  # noqa: E402
+
+
+def read_metrics(path):
+    """{event: [records sorted by step]}, one record per (event, step)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"metrics file {path} not found: pass --metrics the metrics.jsonl of a training output_dir")
+    latest = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            latest[record["event"], int(record["step"])] = record
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{path} line {number} is not a metrics record: pass a metrics.jsonl written by "
+                            "omniglot_train.py") from None
+    events = {}
+    for (event, _), record in sorted(latest.items(), key=lambda item: item[0][1]):
+        events.setdefault(event, []).append(record)
+    if not events.get("val"):
+        raise UserError(f"{path} has no validation records yet: train past the first eval_every steps")
+    return events
+
+
+def plot(runs, output):
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, events in runs:
+        val = events["val"]
+        line, = by_step.plot([r["step"] for r in val], [100 * r["acc"] for r in val], marker=".", label=f"{label} validation")
+        train = events.get("train", [])
+        if train:
+            by_step.plot([r["step"] for r in train], [100 * r["acc"] for r in train], color=line.get_color(),
+                         alpha=0.3, linewidth=0.8, label=f"{label} training query")
+        timed = [r for r in val if "train_s" in r]
+        by_time.plot([r["train_s"] / 3600 for r in timed], [100 * r["acc"] for r in timed], marker=".",
+                     color=line.get_color(), label=label)
+    by_step.set_xlabel("meta-training step")
+    by_time.set_xlabel("wall-clock training time (hours)")
+    for axis in (by_step, by_time):
+        axis.set_ylabel("accuracy after fine-tuning (%)")
+        axis.grid(alpha=0.3)
+        axis.legend(loc="lower right", fontsize=8)
+    by_step.set_title("accuracy against meta-steps")
+    by_time.set_title("validation accuracy against training time")
+    fig.tight_layout()
+    output = Path(output)
+    tmp = output.with_name(f".{output.stem}.tmp{os.getpid()}{output.suffix}")
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, output)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--metrics", action="append", required=True, help="a metrics.jsonl (repeat for several runs)")
+    parser.add_argument("--label", action="append", default=[], help="legend name per --metrics, in order")
+    parser.add_argument("--output", required=True, help="PNG file to write")
+    args = parser.parse_args(argv)
+    if args.label and len(args.label) != len(args.metrics):
+        raise UserError(f"{len(args.label)} --label for {len(args.metrics)} --metrics: give one label per metrics file or none")
+    labels = args.label or [Path(m).parent.name or "run" for m in args.metrics]
+    if not Path(args.output).resolve().parent.is_dir():
+        raise UserError(f"the folder of --output {args.output} does not exist: create it or write elsewhere")
+    plot([(label, read_metrics(m)) for label, m in zip(labels, args.metrics)], args.output)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

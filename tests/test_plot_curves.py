@@ -1,0 +1,62 @@
+"""plot_curves.py: learning-curve PNGs from metrics.jsonl, resumed runs included."""
+import json
+
+import pytest
+
+import plot_curves
+from src.errors import UserError
+
+
+def write_metrics(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def val(step, acc, train_s=None):
+    record = {"event": "val", "step": step, "acc": acc, "ci95": 0.01, "tasks": 10, "acc_per_step": [acc]}
+    if train_s is not None:
+        record["train_s"] = train_s
+    return record
+
+
+def test_resumed_steps_keep_the_later_record(tmp_path):
+    # Killed after step 3's validation but before its checkpoint; resumed from step 2 and run again.
+    path = write_metrics(tmp_path / "metrics.jsonl", [
+        {"event": "compile", "step": 1, "seconds": 5.0},
+        val(2, 0.5, 10), val(3, 0.6, 15), val(3, 0.7, 16), val(4, 0.8, 20),
+        {"event": "train", "step": 4, "loss": 0.3, "acc": 0.9, "s_per_step": 0.4, "train_s": 19},
+    ])
+    events = plot_curves.read_metrics(path)
+    assert [(r["step"], r["acc"]) for r in events["val"]] == [(2, 0.5), (3, 0.7), (4, 0.8)]
+    assert [r["step"] for r in events["train"]] == [4]
+
+
+def test_writes_a_png(tmp_path):
+    a = write_metrics(tmp_path / "a.jsonl", [val(100, 0.8, 60), val(200, 0.9, 120)])
+    b = write_metrics(tmp_path / "b.jsonl", [val(100, 0.7)])  # written before train_s was logged
+    out = tmp_path / "curves.png"
+    plot_curves.main(["--metrics", str(a), "--metrics", str(b), "--label", "A", "--label", "B", "--output", str(out)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not found"),
+    ("{\"event\": \"val\"}\n", "line 1 is not a metrics record"),
+    ("not json\n", "line 1 is not a metrics record"),
+    (json.dumps({"event": "train", "step": 1, "acc": 0.5}) + "\n", "has no validation records yet"),
+])
+def test_bad_metrics_files(tmp_path, content, message):
+    path = tmp_path / "metrics.jsonl"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        plot_curves.read_metrics(path)
+
+
+def test_labels_must_match_metrics(tmp_path):
+    a = write_metrics(tmp_path / "a.jsonl", [val(1, 0.5)])
+    with pytest.raises(UserError, match="2 --label for 1 --metrics"):
+        plot_curves.main(["--metrics", str(a), "--label", "x", "--label", "y", "--output", str(tmp_path / "c.png")])
+    with pytest.raises(UserError, match="does not exist"):
+        plot_curves.main(["--metrics", str(a), "--output", str(tmp_path / "nowhere" / "c.png")])

@@ -1,0 +1,158 @@
+"""The few-shot demo: src/demo_task.py writes a meta-test task as folders, predict.py classifies it."""
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from src.dataset import split_class_ids
+from src.demo_task import make_demo_task
+from src.errors import UserError
+from src.image_folder import read_queries, read_support
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_5WAY = REPO / "checkpoints" / "omniglot_5way_1shot" / "best.ckpt"
+
+
+@pytest.fixture(scope="module")
+def demo(omniglot_root, tmp_path_factory):
+    """A 5-way 1-shot meta-test task with 4 queries per class, and its answers."""
+    out = tmp_path_factory.mktemp("demo") / "task"
+    answers = make_demo_task(omniglot_root, out, n_way=5, k_spt=1, k_qry=4, seed=0)
+    return out, answers
+
+
+def answers_file(task):
+    with open(task / "answers.csv", newline="") as f:
+        return {row["query"]: row["class"] for row in csv.DictReader(f)}
+
+
+def test_demo_task_draws_unseen_classes(demo, omniglot_root):
+    task, answers = demo
+    classes = sorted(p.name for p in (task / "support").iterdir())
+    assert len(classes) == 5 and all(len(list((task / "support" / c).iterdir())) == 1 for c in classes)
+    assert sorted(p.name for p in (task / "query").iterdir()) == [f"q{i:03d}.png" for i in range(20)]
+    assert answers_file(task) == answers and sorted(set(answers.values())) == classes
+    assert all(list(answers.values()).count(c) == 4 for c in classes)
+    # Every class comes from the finn split's meta-test part and the images are the 105x105 originals.
+    from src.data_preprocess import list_omniglot
+    listed = list_omniglot(omniglot_root)
+    test_names = {f"{listed[i][0]['alphabet']}_{listed[i][0]['character']}"
+                  for i in split_class_ids([entry for entry, _ in listed], "finn")["test"]}
+    assert set(classes) <= test_names
+    with Image.open(task / "query" / "q000.png") as img:
+        assert img.size == (105, 105)
+
+
+def test_demo_task_refuses_a_used_folder(demo, omniglot_root):
+    task, _ = demo
+    with pytest.raises(UserError, match="already exists and is not an empty folder"):
+        make_demo_task(omniglot_root, task)
+
+
+def test_read_support_and_queries(demo):
+    task, answers = demo
+    names, x, y = read_support(task / "support", 28, 5)
+    assert names == sorted(names) and x.shape == (5, 1, 28, 28) and x.dtype == np.float32
+    assert y.tolist() == [0, 1, 2, 3, 4]
+    # Omniglot is black ink on white: ink maps are mostly 0 with some 1.
+    assert 0.0 <= x.min() and x.max() <= 1.0 and 0.02 < x.mean() < 0.3
+    files, q = read_queries(task / "query", 28)
+    assert [f.name for f in files] == sorted(answers) and q.shape == (20, 1, 28, 28)
+
+
+def copy_support(task, dst, classes=None, mutate=None):
+    """A copy of the demo's support folder, optionally with fewer classes or a change applied."""
+    src = task / "support"
+    for folder in sorted(src.iterdir())[:classes]:
+        (dst / folder.name).mkdir(parents=True)
+        for image in folder.iterdir():
+            (dst / folder.name / image.name).write_bytes(image.read_bytes())
+    if mutate:
+        mutate(dst)
+    return dst
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda d: [p.unlink() for p in next(d.iterdir()).iterdir()], ["is empty", "put at least one example image"]),
+    (lambda d: (d / "extra_class").mkdir() or (d / "extra_class" / "a.png").write_bytes(b""),
+     ["has 6 classes but the checkpoint classifies at most 5", "trained 5-way"]),
+    (lambda d: (next(d.iterdir()) / "notes.png").write_text("not an image"), ["cannot read image", "notes.png", "not an image"]),
+    (lambda d: [p.rename(d.parent / p.name) for p in list(d.iterdir())[1:]], ["has 1 class subfolders", "at least 2 classes"]),
+])
+def test_bad_support_folders(demo, tmp_path, mutate, words):
+    support = copy_support(demo[0], tmp_path / "support", mutate=mutate)
+    with pytest.raises(UserError) as err:
+        read_support(support, 28, 5)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(UserError, match="no support folder given: pass --support_dir DIR"):
+        read_support("", 28, 5)
+    with pytest.raises(UserError, match="support folder .*absent not found: pass --support_dir an existing folder"):
+        read_support(tmp_path / "absent", 28, 5)
+    with pytest.raises(UserError, match="holds no images"):
+        read_queries(tmp_path, 28)
+
+
+def run_predict(*args):
+    return subprocess.run([sys.executable, str(REPO / "predict.py"), *map(str, args)], capture_output=True,
+                          text=True, timeout=600, cwd=REPO)
+
+
+def predictions(stdout):
+    """{query file: (class, probability)} from predict.py's output lines."""
+    rows = [line.split() for line in stdout.splitlines() if line.startswith("q") and line.endswith(tuple("0123456789"))]
+    return {row[0]: (row[1], float(row[2])) for row in rows}
+
+
+@pytest.mark.slow
+def test_predict_classifies_unseen_characters(demo):
+    task, answers = demo
+    proc = run_predict("--ckpt", SHIPPED_5WAY, "--support_dir", task / "support", "--query_dir", task / "query")
+    assert proc.returncode == 0, proc.stderr
+    assert "to 5 classes, 5 support images, in 10 inner steps of size 0.4" in proc.stdout
+    found = predictions(proc.stdout)
+    assert sorted(found) == sorted(answers)
+    assert all(0.2 <= p <= 1.0 for _, p in found.values())
+    correct = sum(found[q][0] == answers[q] for q in answers)
+    assert correct >= 18, f"{correct}/20 correct"
+
+
+@pytest.mark.slow
+def test_predict_takes_any_image_size_and_fewer_classes(demo, tmp_path):
+    """Three of the five classes, as 64x64 RGB JPEGs: the queries of those classes are still found."""
+    task, answers = demo
+
+    def to_jpeg(folder):
+        for image in folder.rglob("*.png"):
+            with Image.open(image) as img:
+                img.convert("RGB").resize((64, 64)).save(image.with_suffix(".jpg"), quality=95)
+            image.unlink()
+
+    support = copy_support(task, tmp_path / "support", classes=3, mutate=to_jpeg)
+    kept = {p.name for p in support.iterdir()}
+    query = tmp_path / "query"
+    query.mkdir()
+    for name, cls in answers.items():
+        if cls in kept:
+            (query / name).write_bytes((task / "query" / name).read_bytes())
+    proc = run_predict("--ckpt", SHIPPED_5WAY, "--support_dir", support, "--query_dir", query)
+    assert proc.returncode == 0, proc.stderr
+    found = predictions(proc.stdout)
+    assert len(found) == 12 and {c for c, _ in found.values()} <= kept
+    assert sum(found[q][0] == answers[q] for q in found) >= 11
+
+
+@pytest.mark.slow
+def test_predict_bad_input_is_one_line(demo, tmp_path):
+    support = copy_support(demo[0], tmp_path / "support", mutate=lambda d: (next(d.iterdir()) / "x.png").write_text("?"))
+    proc = run_predict("--ckpt", SHIPPED_5WAY, "--support_dir", support, "--query_dir", demo[0] / "query")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot read image" in errors[0] and "x.png" in errors[0]

@@ -1,0 +1,47 @@
+"""The trained checkpoints shipped in checkpoints/ still reach their documented accuracy.
+
+Each checkpoints/<setting>/ holds best.ckpt and best.ckpt.eval.json, the 600-task meta-test result
+quoted in the README. Re-evaluating on the first 100 of those tasks must stay within a small
+margin of it: a change to the model, loss, inner loop or data code that hurts accuracy fails here.
+"""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(path.parent for path in (REPO / "checkpoints").glob("*/best.ckpt.eval.json"))
+# 100 tasks estimate the 600-task mean to about +/-1 point (95%); a regression costs far more.
+TASKS = 100
+MARGIN = 0.015
+
+
+def test_checkpoints_are_shipped():
+    assert [p.name for p in SHIPPED] and all((p / "best.ckpt").is_file() for p in SHIPPED)
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_readme_quotes_the_shipped_result(folder):
+    report = json.loads((folder / "best.ckpt.eval.json").read_text())
+    assert report["tasks"] >= 600 and report["update_step_test"] == 10
+    quoted = f"{100 * report['acc']:.2f} ± {100 * report['ci95']:.2f}"
+    assert quoted in (REPO / "README.md").read_text(), f"README lacks {folder.name}'s result {quoted}"
+    assert quoted in (folder / "README.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_checkpoint_keeps_its_accuracy(folder, omniglot_root, omniglot_npy_dir, tmp_path):
+    documented = json.loads((folder / "best.ckpt.eval.json").read_text())
+    ckpt = tmp_path / "best.ckpt"  # a copy: eval.py writes its report beside the checkpoint
+    shutil.copyfile(folder / "best.ckpt", ckpt)
+    proc = subprocess.run([sys.executable, str(REPO / "eval.py"), "--ckpt", str(ckpt), "--data_path", str(omniglot_root),
+                           "--npy_dir", str(omniglot_npy_dir), "--eval_tasks", str(TASKS)],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "best.ckpt.eval.json").read_text())
+    assert (report["n_way"], report["k_spt"], report["split"]) == (documented["n_way"], documented["k_spt"], documented["split"])
+    assert report["acc"] >= documented["acc"] - MARGIN, (report["acc"], documented["acc"])
