@@ -1,40 +1,30 @@
 """Evaluate a checkpoint on the fixed meta-test tasks: python eval.py --ckpt PATH [--key value ...].
 
-The task, network and inner-loop settings default to those the checkpoint was trained with.
-
-Prints the query accuracy after each inner step and the final mean accuracy with its 95%
-confidence interval, and writes the same as JSON next to the checkpoint (PATH.eval.json).
+The task, network and fine-tuning settings default to those the checkpoint was trained with.
+Prints the final mean query accuracy with its 95% confidence interval (with --eval_per_step also
+the accuracy after each inner step) and writes the same as JSON next to the checkpoint
+(PATH.eval.json).
 """
 import json
-import os
 import time
 from pathlib import Path
 
-from src import checkpoint
+from src.atomic_file import write_atomic
 from src.dataset import prepare_omniglot, split_class_ids, split_rotates
-from src.device import setup_device
 from src.errors import run_cli
 from src.evaluation import evaluate
-from src.maml import AdaptAndScore, build_maml
+from src.inference import load_trained_maml
+from src.maml import AdaptAndScore
 from src.metrics import log
 
 
-def write_json_atomic(path, payload):
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv=None):
-    cfg, params, meta = checkpoint.load_for_inference(argv)
+    cfg, maml, meta = load_trained_maml(argv)
     ckpt = Path(cfg.ckpt)
-    setup_device(cfg)
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]
-    maml = build_maml(cfg)
-    checkpoint.load_into(maml.learner, params, ckpt)
     log(f"evaluating {ckpt} (step {meta['step']}) on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
-        f"of split {cfg.split}, {cfg.update_step_test} inner steps")
+        f"of split {cfg.split} with {cfg.k_qry_test} queries per class, {cfg.update_step_test} inner steps")
     start = time.time()
     result = evaluate(AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step), data.images, test_classes, cfg,
                       cfg.eval_tasks, split_rotates(cfg.split))
@@ -47,7 +37,8 @@ def main(argv=None):
               "k_spt": cfg.k_spt, "k_qry_test": cfg.k_qry_test, "update_step_test": cfg.update_step_test,
               "update_lr": cfg.update_lr, "eval_seed": cfg.eval_seed, "seconds": seconds, **result}
     out = ckpt.with_name(ckpt.name + ".eval.json")
-    write_json_atomic(out, report)
+    write_atomic(out, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"),
+                 "make the checkpoint's folder writable or evaluate a copy")
     log(f"wrote {out}")
     return report
 

@@ -8,7 +8,6 @@ later record of a step wins, as it belongs to the history the checkpoint continu
 """
 import argparse
 import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +15,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from src.atomic_file import write_atomic  # noqa: E402
 from src.errors import UserError, run_cli  # noqa: E402
+
+HOURS = {"wall": ("train_s", "wall-clock"), "cpu": ("cpu_s", "CPU")}
 
 
 def read_metrics(path):
@@ -31,6 +33,8 @@ def read_metrics(path):
         try:
             record = json.loads(line)
             latest[record["event"], int(record["step"])] = record
+            if record["event"] in ("val", "train"):
+                float(record["acc"])
         except (ValueError, KeyError, TypeError):
             raise UserError(f"{path} line {number} is not a metrics record: pass a metrics.jsonl written by "
                             "omniglot_train.py") from None
@@ -42,7 +46,9 @@ def read_metrics(path):
     return events
 
 
-def plot(runs, output):
+def plot(runs, output, hours="wall"):
+    """Accuracy against meta-steps (left) and against training hours (right, wall-clock or CPU)."""
+    key, kind = HOURS[hours]
     fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, events in runs:
         val = events["val"]
@@ -51,26 +57,22 @@ def plot(runs, output):
         if train:
             by_step.plot([r["step"] for r in train], [100 * r["acc"] for r in train], color=line.get_color(),
                          alpha=0.3, linewidth=0.8, label=f"{label} training query")
-        timed = [r for r in val if "train_s" in r]
-        by_time.plot([r["train_s"] / 3600 for r in timed], [100 * r["acc"] for r in timed], marker=".",
+        timed = [r for r in val if key in r]
+        by_time.plot([r[key] / 3600 for r in timed], [100 * r["acc"] for r in timed], marker=".",
                      color=line.get_color(), label=label)
     by_step.set_xlabel("meta-training step")
-    by_time.set_xlabel("wall-clock training time (hours)")
+    by_time.set_xlabel(f"{kind} training time (hours)")
     for axis in (by_step, by_time):
         axis.set_ylabel("accuracy after fine-tuning (%)")
         axis.grid(alpha=0.3)
         axis.legend(loc="lower right", fontsize=8)
     by_step.set_title("accuracy against meta-steps")
-    by_time.set_title("validation accuracy against training time")
+    by_time.set_title(f"validation accuracy against {kind} time")
     fig.tight_layout()
-    output = Path(output)
-    tmp = output.with_name(f".{output.stem}.tmp{os.getpid()}{output.suffix}")
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, output)
+        write_atomic(output, lambda f: fig.savefig(f, format="png", dpi=110), "pass another --output")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
 
 
 def main(argv=None):
@@ -78,13 +80,15 @@ def main(argv=None):
     parser.add_argument("--metrics", action="append", required=True, help="a metrics.jsonl (repeat for several runs)")
     parser.add_argument("--label", action="append", default=[], help="legend name per --metrics, in order")
     parser.add_argument("--output", required=True, help="PNG file to write")
+    parser.add_argument("--hours", choices=sorted(HOURS), default="wall",
+                        help="x axis of the right panel: wall-clock or CPU time (all threads) since step 0")
     args = parser.parse_args(argv)
     if args.label and len(args.label) != len(args.metrics):
         raise UserError(f"{len(args.label)} --label for {len(args.metrics)} --metrics: give one label per metrics file or none")
     labels = args.label or [Path(m).parent.name or "run" for m in args.metrics]
-    if not Path(args.output).resolve().parent.is_dir():
-        raise UserError(f"the folder of --output {args.output} does not exist: create it or write elsewhere")
-    plot([(label, read_metrics(m)) for label, m in zip(labels, args.metrics)], args.output)
+    if Path(args.output).is_dir() or not Path(args.output).resolve().parent.is_dir():
+        raise UserError(f"--output {args.output} must be a file in an existing folder")
+    plot([(label, read_metrics(m)) for label, m in zip(labels, args.metrics)], args.output, args.hours)
     print(f"wrote {args.output}")
 
 

@@ -6,19 +6,22 @@ SUPPORT holds one subfolder per class, named after the class, with one or more e
 (at most the checkpoint's n_way classes); QUERY holds the images to classify. The checkpoint's
 meta-parameters are fine-tuned on the support images (update_step_test inner steps of size
 update_lr, both from the checkpoint unless overridden) and each query gets the most probable class.
+Standard output has one tab-separated line per query: file name, class, probability; progress and
+notes go to standard error.
 
 MAML's batch norm normalises with the statistics of the images at hand (Finn et al. do the same at
 test time), so the queries are classified together as one batch: give a few per class rather
 than a single image.
 """
+import sys
+
 import numpy as np
 import mindspore as ms
 
-from src import checkpoint
-from src.device import setup_device
 from src.errors import run_cli
 from src.image_folder import read_queries, read_support
-from src.maml import build_maml
+from src.inference import load_trained_maml
+from src.maml import AdaptAndScore
 from src.metrics import log
 
 
@@ -28,23 +31,23 @@ def softmax(logits):
 
 
 def main(argv=None):
-    cfg, params, meta = checkpoint.load_for_inference(argv)
-    names, x_spt, y_spt = read_support(cfg.support_dir, cfg.imgsz, cfg.n_way)
-    files, x_qry = read_queries(cfg.query_dir, cfg.imgsz)
-    setup_device(cfg)
-    maml = build_maml(cfg)
-    checkpoint.load_into(maml.learner, params, cfg.ckpt)
+    cfg, maml, meta = load_trained_maml(argv)
+    names, x_spt, y_spt, skipped_spt = read_support(cfg.support_dir, cfg.imgsz, cfg.n_way)
+    files, x_qry, skipped_qry = read_queries(cfg.query_dir, cfg.imgsz)
+    skipped = skipped_spt + skipped_qry
+    if skipped:
+        log(f"left out {len(skipped)} files that are not images or not in a class folder: {skipped[0]}, ...", sys.stderr)
     log(f"adapting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way) to {len(names)} classes, {len(y_spt)} support "
-        f"images, in {cfg.update_step_test} inner steps of size {cfg.update_lr}")
-    logits = maml(ms.Tensor(x_spt[None]), ms.Tensor(y_spt[None]), ms.Tensor(x_qry[None]), cfg.update_step_test)
+        f"images, in {cfg.update_step_test} inner steps of size {cfg.update_lr}", sys.stderr)
+    logits = AdaptAndScore(maml, cfg.update_step_test).predict(
+        ms.Tensor(x_spt[None]), ms.Tensor(y_spt[None]), ms.Tensor(x_qry[None]))
     # Output units beyond the support's classes stand for no class here: they take no part.
     probs = softmax(logits.asnumpy()[0, :, :len(names)])
-    width = max(len(path.name) for path in files)
     predictions = []
     for path, p in zip(files, probs):
         best = int(p.argmax())
         predictions.append((path.name, names[best], float(p[best])))
-        print(f"{path.name:<{width}}  {names[best]}  {p[best]:.3f}", flush=True)
+        print(f"{path.name}\t{names[best]}\t{p[best]:.3f}", flush=True)
     return predictions
 
 

@@ -20,24 +20,26 @@ BEST = "best.ckpt"
 # Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
 SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
 _META_KEYS = ("step", "config", "sampler_state", "best_val_acc")
+COST_KEYS = ("train_seconds", "cpu_seconds")
 # Settings that eval.py and predict.py take from the checkpoint unless the user sets them: the
 # network, the task it was trained for, its split and its inner loop.
-INHERITED_KEYS = SHAPE_KEYS + ("imgsz", "split", "k_spt", "k_qry_test", "update_lr", "update_step_test")
+INHERITED_KEYS = SHAPE_KEYS + ("imgsz", "split", "k_spt", "k_qry", "k_qry_test", "update_lr", "update_step_test")
 
 
 def step_checkpoint_path(output_dir, step):
     return Path(output_dir) / f"{PREFIX}{step:07d}.ckpt"
 
 
-def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0, train_seconds=0.0):
+def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0, cost=None):
     """Write atomically: a temporary file in the same folder, then os.replace.
 
-    `train_seconds` is the wall-clock time of all runs up to `step`, so a resumed run reports its total cost.
+    `cost` ({COST_KEYS: seconds}) is the wall-clock and CPU time of all runs up to `step`, so a
+    resumed run reports its total cost.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.ckpt")
     meta = {"step": step, "config": json.dumps(dict(cfg)), "sampler_state": json.dumps(sampler_state),
-            "best_val_acc": float(best_val_acc), "train_seconds": float(train_seconds)}
+            "best_val_acc": float(best_val_acc), **{key: float(value) for key, value in (cost or {}).items()}}
     try:
         ms.save_checkpoint(cell, str(tmp), append_dict=meta, crc_check=True)
         os.replace(tmp, path)
@@ -65,7 +67,8 @@ def load(path):
     meta["config"] = json.loads(str(meta["config"]))
     meta["sampler_state"] = json.loads(str(meta["sampler_state"]))
     meta["best_val_acc"] = float(meta["best_val_acc"])
-    meta["train_seconds"] = float(params.pop("train_seconds", 0.0))
+    # None where the checkpoint was written before that cost was recorded.
+    meta.update({key: float(params.pop(key)) if key in params else None for key in COST_KEYS})
     return params, meta
 
 
@@ -86,7 +89,10 @@ def load_for_inference(argv):
         raise UserError("no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)")
     params, meta = load(cfg.ckpt)
     saved = meta["config"]
-    cfg = load_config(argv, inherit={key: saved[key] for key in INHERITED_KEYS if key in saved})
+    inherit = {key: saved[key] for key in INHERITED_KEYS if key in saved}
+    if "k_qry_test" not in saved and "k_qry" in saved:
+        inherit["k_qry_test"] = saved["k_qry"]  # checkpoints older than k_qry_test were validated with k_qry
+    cfg = load_config(argv, inherit=inherit)
     check_compatible(meta, cfg, cfg.ckpt)
     return cfg, params, meta
 

@@ -37,6 +37,7 @@ if not __package__:  # run as a script: make `import src...` resolve from the re
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from src.atomic_file import write_atomic
 from src.errors import UserError, run_cli
 
 FORMAT_VERSION = 1
@@ -161,11 +162,6 @@ def list_omniglot(data_path):
     return listed
 
 
-def read_source(container, ref, where):
-    """The bytes of one original image (a zip member or a file)."""
-    return _read_bytes(container, ref, where)
-
-
 def _check_counts(set_name, where, classes):
     """Catch incomplete downloads or extractions before spending time on decoding."""
     expected = EXPECTED_CLASSES[set_name]
@@ -188,7 +184,8 @@ def _open_zip(path):
     return zipfile.ZipFile(path)
 
 
-def _read_bytes(container, ref, where):
+def read_source(container, ref, where):
+    """The bytes of one original image (a zip member or a file)."""
     try:
         return _open_zip(container).read(ref) if container else Path(ref).read_bytes()
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
@@ -229,7 +226,7 @@ def _decode_chunk(task):
     for i, refs in enumerate(classes):
         for j, ref in enumerate(refs):
             where = f"{ref} in {container}" if container else ref
-            out[i, j] = _load_image(_read_bytes(container, ref, where), where, imgsz)
+            out[i, j] = _load_image(read_source(container, ref, where), where, imgsz)
     return start, out
 
 
@@ -290,22 +287,6 @@ def _ensure_writable(out_dir):
                         " pass --output_path somewhere writable") from None
 
 
-def _write_atomic(path, write):
-    """Write via a temp file + fsync + rename, so readers only ever see a complete file."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        raise UserError(f"cannot write {path} ({err.strerror or err}): free some space or"
-                        " pass --output_path somewhere writable") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _fsync_dir(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -340,8 +321,9 @@ def _is_up_to_date(out_dir, imgsz, fingerprint):
 def _save(out_dir, array, index):
     """npy first, index last: the index marks a complete cache, so drop the old one before touching the npy."""
     (out_dir / INDEX_NAME).unlink(missing_ok=True)
-    _write_atomic(out_dir / NPY_NAME, lambda f: np.save(f, array, allow_pickle=False))
-    _write_atomic(out_dir / INDEX_NAME, lambda f: f.write(json.dumps(index, indent=1).encode() + b"\n"))
+    fix = "free some space or pass --output_path somewhere writable"
+    write_atomic(out_dir / NPY_NAME, lambda f: np.save(f, array, allow_pickle=False), fix)
+    write_atomic(out_dir / INDEX_NAME, lambda f: f.write(json.dumps(index, indent=1).encode() + b"\n"), fix)
     _fsync_dir(out_dir)
 
 

@@ -9,6 +9,8 @@ other drawings of each, shuffled and named q000.png, q001.png, ...; TASK/answers
 class each query is. The images are copied unchanged from the Omniglot release.
 """
 import argparse
+import csv
+import io
 import os
 import shutil
 import sys
@@ -32,13 +34,18 @@ def make_demo_task(data_path, output_path, n_way=5, k_spt=1, k_qry=4, split="fin
         raise UserError(f"{out} already exists and is not an empty folder: pass another --output_path")
     if k_spt < 1 or k_qry < 1 or k_spt + k_qry > NUM_DRAWERS:
         raise UserError(f"k_spt and k_qry must be >= 1 with k_spt + k_qry <= {NUM_DRAWERS}, got {k_spt} and {k_qry}")
+    if seed < 0:
+        raise UserError(f"seed must be >= 0, got {seed}")
     listed = list_omniglot(data_path)
     test = split_class_ids([entry for entry, _ in listed], split)["test"]
     if not 2 <= n_way <= len(test):
         raise UserError(f"n_way must be between 2 and {len(test)} (the meta-test classes of split {split}), got {n_way}")
     rng = np.random.default_rng(seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:
+        raise UserError(f"cannot create {out} ({err.strerror or err}): pass an --output_path in a writable folder") from None
     try:
         queries = []
         for class_id in rng.choice(test, n_way, replace=False):
@@ -55,7 +62,9 @@ def make_demo_task(data_path, output_path, n_way=5, k_spt=1, k_qry=4, split="fin
             name, (container, ref, where) = queries[index]
             (tmp / "query" / f"q{i:03d}.png").write_bytes(read_source(container, ref, where))
             answers[f"q{i:03d}.png"] = name
-        (tmp / "answers.csv").write_text("query,class\n" + "".join(f"{q},{c}\n" for q, c in answers.items()))
+        table = io.StringIO()
+        csv.writer(table, lineterminator="\n").writerows([("query", "class"), *answers.items()])
+        (tmp / "answers.csv").write_text(table.getvalue())
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

@@ -9,8 +9,8 @@ from src.metrics import mean_ci95
 def evaluate(scorer, images, class_ids, cfg, num_tasks, rotate):
     """Fine-tune on each of `num_tasks` seeded tasks (the same for every call and checkpoint).
 
-    Returns the final accuracy with its 95% confidence interval and, with `cfg.eval_per_step`, the
-    accuracy after each inner step (0..update_step_test) averaged over tasks. Batches are padded to
+    Returns the final accuracy with its 95% confidence interval and, when the scorer scores every
+    step, the accuracy after each inner step (0..update_step_test) averaged over tasks. Batches are padded to
     one size so that the graph is compiled once.
     """
     batch_size = min(cfg.eval_batch, num_tasks)
@@ -24,6 +24,6 @@ def evaluate(scorer, images, class_ids, cfg, num_tasks, rotate):
     accs = np.concatenate(per_task, axis=1)
     mean, ci95 = mean_ci95(accs[-1])
     result = {"tasks": int(accs.shape[1]), "acc": mean, "ci95": ci95}
-    if cfg.eval_per_step:
+    if scorer.every_step:
         result["acc_per_step"] = [float(a) for a in accs.mean(axis=1)]
     return result

@@ -1,16 +1,19 @@
-"""A user's own few-shot task from folders of images: support/<class name>/*.png and query/*.png.
+"""A user's own few-shot task from folders of images: support/<class name>/<images> and query/<images>.
 
 Images of any size and any format Pillow reads go through the same conversion as the Omniglot
 training data (grey-scale, resized to imgsz, inverted so that dark strokes on light paper become
-ink 1, stored as float16), so the network sees what it was trained on.
+ink 1, stored as float16), so the network sees what it was trained on. Transparent pixels count
+as paper, 16-bit greys are rescaled and camera rotation (EXIF) is applied first.
 """
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from src.data_preprocess import ink_map
 from src.errors import UserError
+
+IMAGE_SUFFIXES = frozenset(suffix.lower() for suffix in Image.registered_extensions())
 
 
 def _folder(path, what, option):
@@ -21,25 +24,44 @@ def _folder(path, what, option):
     return Path(path)
 
 
-def _image_files(folder):
-    """Visible files, sorted; anything that is not an image is caught when it is read."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+def _entries(folder):
+    """(subfolders, image files, other files) of a folder, each sorted; hidden entries are left out."""
+    try:
+        entries = sorted(p for p in Path(folder).iterdir() if not p.name.startswith("."))
+    except OSError as err:
+        raise UserError(f"cannot list {folder} ({err.strerror or err}): check its permissions") from None
+    folders = [p for p in entries if p.is_dir()]
+    files = [p for p in entries if p.is_file()]
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    return folders, images, [p for p in files if p not in images]
+
+
+def _as_paper_and_ink(img):
+    """An 8-bit image whose background is light, whatever the file's mode."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode.startswith("I"):  # 16- or 32-bit greys
+        img = Image.fromarray((np.asarray(img, np.float64) / 257.0).clip(0, 255).astype(np.uint8))
+    if "A" in img.getbands() or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return img
 
 
 def read_image(path, imgsz):
     try:
         with Image.open(path) as img:
             img.load()
-            return ink_map(img, imgsz).astype(np.float16).astype(np.float32)
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
+            return ink_map(_as_paper_and_ink(img), imgsz).astype(np.float16).astype(np.float32)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
         reason = "not an image" if isinstance(err, UnidentifiedImageError) else err
         raise UserError(f"cannot read image {path} ({reason}): remove it or replace it with a PNG or JPEG") from None
 
 
 def read_support(support_dir, imgsz, max_classes):
-    """(class names, images (N, 1, imgsz, imgsz), labels (N,)) from one subfolder per class."""
+    """(class names, images (N, 1, imgsz, imgsz), labels (N,), files left out: non-images and files
+    outside the class folders)."""
     root = _folder(support_dir, "support", "--support_dir")
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes, loose_images, loose_others = _entries(root)
     if len(classes) < 2:
         raise UserError(f"support folder {root} has {len(classes)} class subfolders: put each class's "
                         "example images in a subfolder named after the class, at least 2 classes")
@@ -47,20 +69,23 @@ def read_support(support_dir, imgsz, max_classes):
         raise UserError(f"support folder {root} has {len(classes)} classes but the checkpoint classifies "
                         f"at most {max_classes} (it was trained {max_classes}-way): use at most {max_classes} "
                         "classes or a checkpoint trained with a larger n_way")
-    images, labels = [], []
+    images, labels, skipped = [], [], loose_images + loose_others  # files outside any class folder
     for label, folder in enumerate(classes):
-        files = _image_files(folder)
+        _, files, others = _entries(folder)
         if not files:
-            raise UserError(f"class folder {folder} is empty: put at least one example image in it or remove it")
+            raise UserError(f"class folder {folder} holds no image files: put at least one example image "
+                            "directly in it, or remove it")
         images += [read_image(path, imgsz) for path in files]
         labels += [label] * len(files)
-    return [p.name for p in classes], np.stack(images)[:, None], np.array(labels, np.int32)
+        skipped += others
+    return [p.name for p in classes], np.stack(images)[:, None], np.array(labels, np.int32), skipped
 
 
 def read_queries(query_dir, imgsz):
-    """(file paths, images (Q, 1, imgsz, imgsz)) of the images to classify."""
+    """(image paths, images (Q, 1, imgsz, imgsz), skipped non-image files) of the images to classify."""
     root = _folder(query_dir, "query", "--query_dir")
-    files = _image_files(root)
+    folders, files, others = _entries(root)
     if not files:
-        raise UserError(f"query folder {root} holds no images: put the images to classify in it")
-    return files, np.stack([read_image(path, imgsz) for path in files])[:, None]
+        inside = f" (only the files directly inside are read, not its subfolders {folders[0].name}, ...)" if folders else ""
+        raise UserError(f"query folder {root} holds no image files{inside}: put the images to classify in it")
+    return files, np.stack([read_image(path, imgsz) for path in files])[:, None], others

@@ -7,7 +7,7 @@
 - `MetaGradient` adapts every task of the meta-batch and returns the mean query loss and its
   gradient with respect to the meta-parameters; `MetaTrainStep` adds the Adam update.
 - `AdaptAndScore` fine-tunes without second-order terms and scores the query set (after the last
-  inner step, or after every one); training's validation and eval.py both use it.
+  inner step, or after every one) or predicts it; validation, eval.py and predict.py use it.
 """
 import numpy as np
 import mindspore as ms
@@ -112,8 +112,7 @@ class _StartWeights(nn.Cell):
 
 
 class _InnerStep(nn.Cell):
-    """One first-order inner step: compiled once and called `steps` times, so that fine-tuning
-    with many steps does not unroll (and compile) the network once per step."""
+    """One first-order inner step."""
 
     def __init__(self, maml):
         super().__init__()
@@ -121,6 +120,17 @@ class _InnerStep(nn.Cell):
 
     def construct(self, x_spt, y_spt, *weights):
         return self.maml.adapt(weights, x_spt, y_spt, 1, False)
+
+
+class _QueryLogits(nn.Cell):
+    """Query logits under the given weights."""
+
+    def __init__(self, learner):
+        super().__init__()
+        self.learner = learner
+
+    def construct(self, x_qry, *weights):
+        return self.learner.forward(x_qry, weights)
 
 
 class _QueryScore(nn.Cell):
@@ -136,28 +146,42 @@ class _QueryScore(nn.Cell):
 
 
 class AdaptAndScore:
-    """Fine-tune on the support set; query (loss, accuracy) per task as two (rows, tasks) arrays: one
-    row per inner step 0..steps with `every_step`, else the single row after the last step.
+    """Fine-tuning as validation, eval.py and predict.py do it: `steps` first-order inner steps from
+    the meta-parameters, each a compiled call, so that many steps do not unroll (and compile) the
+    network once per step.
 
-    Scoring a query set costs several inner steps (it has 15x the images of a 1-shot support set),
-    so scoring only the end makes evaluation about 3x faster.
+    Calling it scores the query set: (loss, accuracy) per task as two (rows, tasks) arrays, one row
+    per inner step 0..steps with `every_step`, else the single row after the last step. Scoring a
+    query set costs several inner steps (it has 15x the images of a 1-shot support set), so
+    scoring only the end makes evaluation about 3x faster.
 
     The cells take the weights unpacked: a tuple argument would be taken for a constant by
     MindSpore's graph compiler, recompiled on every call and given no gradient."""
 
-    def __init__(self, maml, steps, every_step=True):
+    def __init__(self, maml, steps, every_step=False):
         self.steps = steps
         self.every_step = every_step
         self.start = _StartWeights(maml.learner)
         self.inner_step = _InnerStep(maml)
         self.score = _QueryScore(maml.learner)
+        self.logits = _QueryLogits(maml.learner)
+
+    def fine_tune(self, x_spt, y_spt):
+        """The fast weights after each of 0..steps inner steps, as they are computed."""
+        weights = self.start(x_spt)
+        yield weights
+        for _ in range(self.steps):
+            weights = self.inner_step(x_spt, y_spt, *weights)
+            yield weights
+
+    def predict(self, x_spt, y_spt, x_qry):
+        """Query logits (tasks, queries, n_way) after fine-tuning on the support set."""
+        *_, weights = self.fine_tune(x_spt, y_spt)
+        return self.logits(x_qry, *weights)
 
     def __call__(self, x_spt, y_spt, x_qry, y_qry):
-        weights = self.start(x_spt)
         losses, accs = [], []
-        for step in range(self.steps + 1):
-            if step > 0:
-                weights = self.inner_step(x_spt, y_spt, *weights)
+        for step, weights in enumerate(self.fine_tune(x_spt, y_spt)):
             if self.every_step or step == self.steps:
                 loss, acc = self.score(x_qry, y_qry, *weights)
                 losses.append(loss.asnumpy())

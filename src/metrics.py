@@ -1,6 +1,7 @@
 """Accuracy summaries and the progress log (console plus a JSON-lines file for tools)."""
 import json
 import math
+import sys
 import time
 
 import numpy as np
@@ -12,9 +13,9 @@ def mean_ci95(values):
     return float(values.mean()), float(1.96 * values.std() / math.sqrt(len(values)))
 
 
-def log(message):
+def log(message, file=None):
     """Timestamped progress line, flushed at once so that piped logs (tee) follow the run live."""
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=file or sys.stdout, flush=True)
 
 
 class MetricsWriter:

@@ -51,8 +51,8 @@ class Trainer:
         self.step = 0
         self.best_val_acc = -1.0
         self.last_saved = None
-        self.seconds_before = 0.0  # wall-clock of earlier runs of a resumed training
-        self.run_start = time.time()
+        self.cost_before = dict.fromkeys(checkpoint.COST_KEYS, 0.0)  # earlier runs of a resumed training
+        self.clock_start = (time.time(), time.process_time())  # graph compilation counts as cost too
         if cfg.resume:
             self._resume()
 
@@ -69,16 +69,26 @@ class Trainer:
         checkpoint.load_into(self.train_step, params, path, keep=schedule)
         self.sampler.set_state(meta["sampler_state"])
         self.step, self.best_val_acc, self.last_saved = meta["step"], meta["best_val_acc"], path
-        self.seconds_before = meta["train_seconds"]
+        self.cost_before = {key: meta[key] or 0.0 for key in checkpoint.COST_KEYS}
+        for key in checkpoint.COST_KEYS:
+            if meta[key] is None:
+                log(f"{path} predates the {key} record: this run's {key} counts from step {meta['step']}")
         log(f"resumed from {path} at step {self.step}")
 
-    def train_seconds(self):
-        """Wall-clock since step 0, across resumes: the cost figure of a run and the x axis of its curves."""
-        return self.seconds_before + time.time() - self.run_start
+    def cost(self):
+        """Wall-clock and CPU (all threads) seconds since step 0, across resumes: the cost of a run and the
+        x axis of its curves. CPU time stays meaningful when other jobs share the machine."""
+        wall, cpu = self.clock_start
+        return {"train_seconds": self.cost_before["train_seconds"] + time.time() - wall,
+                "cpu_seconds": self.cost_before["cpu_seconds"] + time.process_time() - cpu}
+
+    def cost_record(self):
+        cost = self.cost()
+        return {"train_s": cost["train_seconds"], "cpu_s": cost["cpu_seconds"]}
 
     def _save(self):
         path = checkpoint.save(checkpoint.step_checkpoint_path(self.out, self.step), self.train_step, self.step,
-                               self.cfg, self.sampler.get_state(), self.best_val_acc, self.train_seconds())
+                               self.cfg, self.sampler.get_state(), self.best_val_acc, self.cost())
         checkpoint.prune(self.out, self.cfg.keep_checkpoint_max)
         self.last_saved = path
         log(f"saved {path}")
@@ -90,11 +100,11 @@ class Trainer:
         seconds = time.time() - start
         log(f"step {self.step}: validation accuracy {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% "
             f"on {result['tasks']} tasks after {cfg.update_step_test} inner steps ({seconds:.1f} s)")
-        self.metrics.write(event="val", step=self.step, seconds=seconds, train_s=self.train_seconds(), **result)
+        self.metrics.write(event="val", step=self.step, seconds=seconds, **self.cost_record(), **result)
         if result["acc"] > self.best_val_acc:
             self.best_val_acc = result["acc"]
             checkpoint.save(self.out / checkpoint.BEST, self.train_step, self.step, cfg, self.sampler.get_state(),
-                            self.best_val_acc, self.train_seconds())
+                            self.best_val_acc, self.cost())
             log(f"new best validation accuracy: saved {self.out / checkpoint.BEST}")
         return result
 
@@ -116,7 +126,6 @@ class Trainer:
         log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {cfg.task_num} tasks per step, {cfg.update_step} inner steps, "
             f"{'first' if cfg.first_order else 'second'}-order, on {cfg.device_target}, steps {self.step + 1}..{cfg.epoch}")
         window_start, window_steps, run_start = time.time(), 0, time.time()
-        self.run_start = run_start
         result = None
         compiling = True
         while self.step < cfg.epoch:
@@ -142,7 +151,7 @@ class Trainer:
                 log(f"step {self.step}/{cfg.epoch}  loss {loss:.4f}  acc {100 * acc:.2f}%  {per_step:.3f} s/step  "
                     f"{cfg.task_num / per_step:.1f} tasks/s  ETA {eta / 60:.1f} min")
                 self.metrics.write(event="train", step=self.step, loss=loss, acc=acc, s_per_step=per_step,
-                                   train_s=self.train_seconds())
+                                   **self.cost_record())
                 window_start, window_steps = time.time(), 0
             if validating:
                 result = self.validate()

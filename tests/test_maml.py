@@ -262,13 +262,13 @@ def test_update_step_zero_is_plain_supervised_query_gradient(maml, task_grad, ba
 def test_adapt_and_score_scores_after_each_inner_step(maml, task_grad, batch, theta):
     _set_params(maml.learner, theta)
     x_spt, y_spt, x_qry, y_qry = batch
-    losses, accs = AdaptAndScore(maml, UPDATE_STEP)(*_tensors(batch))
+    losses, accs = AdaptAndScore(maml, UPDATE_STEP, every_step=True)(*_tensors(batch))
     assert losses.shape == accs.shape == (UPDATE_STEP + 1, TASKS)
     for steps in range(UPDATE_STEP + 1):
         fast = _manual_sgd(task_grad, theta, x_spt, y_spt, steps)
         np.testing.assert_allclose(losses[steps], _loss_grad(task_grad, x_qry, y_qry, fast)[0], rtol=1e-4)
     assert np.all((accs >= 0) & (accs <= 1))
-    last_losses, last_accs = AdaptAndScore(maml, UPDATE_STEP, every_step=False)(*_tensors(batch))
+    last_losses, last_accs = AdaptAndScore(maml, UPDATE_STEP)(*_tensors(batch))
     assert last_losses.shape == (1, TASKS)
     np.testing.assert_allclose(last_losses[0], losses[-1], rtol=1e-6)
     np.testing.assert_array_equal(last_accs[0], accs[-1])
@@ -288,7 +288,7 @@ def test_short_meta_training_beats_untrained_model_on_meta_test_tasks(omniglot_n
     n_way, k_spt, k_qry = 5, 1, 5
     ms.set_seed(1)
     maml = MAML(Learner(n_way, 1, 32, 4, seed=1), 0.4)
-    scorer = AdaptAndScore(maml, 3)
+    scorer = AdaptAndScore(maml, 3, every_step=True)
 
     def evaluate():
         accs = []
@@ -322,3 +322,10 @@ def test_calling_maml_adapts_then_predicts(maml, batch):
     assert compiled.shape == (TASKS, N_WAY * K_QRY, N_WAY)
     np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-5)
     assert np.abs(compiled - unadapted).max() > 1e-3
+
+
+def test_adapt_and_score_predicts_what_maml_predicts(maml, batch):
+    """predict.py's path (one compiled inner step, called `steps` times) equals the unrolled MAML call."""
+    x_spt, y_spt, x_qry, _ = _tensors(batch)
+    stepwise = AdaptAndScore(maml, 2).predict(x_spt, y_spt, x_qry).asnumpy()
+    np.testing.assert_allclose(stepwise, maml(x_spt, y_spt, x_qry, 2).asnumpy(), rtol=1e-5, atol=1e-5)

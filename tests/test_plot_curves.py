@@ -37,6 +37,8 @@ def test_writes_a_png(tmp_path):
     out = tmp_path / "curves.png"
     plot_curves.main(["--metrics", str(a), "--metrics", str(b), "--label", "A", "--label", "B", "--output", str(out)])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    plot_curves.main(["--metrics", str(a), "--output", str(out), "--hours", "cpu"])  # replaces it
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
@@ -45,6 +47,7 @@ def test_writes_a_png(tmp_path):
     ("{\"event\": \"val\"}\n", "line 1 is not a metrics record"),
     ("not json\n", "line 1 is not a metrics record"),
     (json.dumps({"event": "train", "step": 1, "acc": 0.5}) + "\n", "has no validation records yet"),
+    (json.dumps({"event": "val", "step": 1}) + "\n", "line 1 is not a metrics record"),
 ])
 def test_bad_metrics_files(tmp_path, content, message):
     path = tmp_path / "metrics.jsonl"
@@ -58,5 +61,6 @@ def test_labels_must_match_metrics(tmp_path):
     a = write_metrics(tmp_path / "a.jsonl", [val(1, 0.5)])
     with pytest.raises(UserError, match="2 --label for 1 --metrics"):
         plot_curves.main(["--metrics", str(a), "--label", "x", "--label", "y", "--output", str(tmp_path / "c.png")])
-    with pytest.raises(UserError, match="does not exist"):
-        plot_curves.main(["--metrics", str(a), "--output", str(tmp_path / "nowhere" / "c.png")])
+    for output in (tmp_path / "nowhere" / "c.png", tmp_path):
+        with pytest.raises(UserError, match="must be a file in an existing folder"):
+            plot_curves.main(["--metrics", str(a), "--output", str(output)])

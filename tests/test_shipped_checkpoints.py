@@ -11,16 +11,34 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from src import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = sorted(path.parent for path in (REPO / "checkpoints").glob("*/best.ckpt.eval.json"))
+SHIPPED = sorted(path.parent for path in (REPO / "checkpoints").glob("*/best.ckpt"))
 # 100 tasks estimate the 600-task mean to about +/-1 point (95%); a regression costs far more.
 TASKS = 100
 MARGIN = 0.015
 
 
-def test_checkpoints_are_shipped():
-    assert [p.name for p in SHIPPED] and all((p / "best.ckpt").is_file() for p in SHIPPED)
+def test_checkpoints_are_shipped_with_their_records():
+    assert {p.name for p in SHIPPED} >= {"omniglot_5way_1shot", "omniglot_20way_1shot"}
+    for folder in SHIPPED:
+        for name in ("best.ckpt.eval.json", "metrics.jsonl", "config.yaml", "README.md"):
+            assert (folder / name).is_file(), folder / name
+        assert checkpoint.step_checkpoints(folder), f"{folder} has no step checkpoint to resume from"
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_config_names_no_absolute_path(folder):
+    """The stored config travels with the checkpoint: it must not name the training machine's folders."""
+    for path in [folder / "best.ckpt", *checkpoint.step_checkpoints(folder)]:
+        config = checkpoint.load(path)[1]["config"]
+        absolute = {key: value for key, value in config.items() if isinstance(value, str) and value.startswith("/")}
+        assert not absolute, f"{path}: {absolute}"
+    stored = checkpoint.load(folder / "best.ckpt")[1]["config"]
+    assert yaml.safe_load((folder / "config.yaml").read_text()) == stored
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])

@@ -1,0 +1,53 @@
+"""eval.py and predict.py take a checkpoint's own settings as defaults; a config file and the command line win."""
+import json
+
+import pytest
+
+from src import checkpoint
+from src.config import load_config
+from src.errors import UserError
+from src.learner import Learner
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    """A tiny 3-way checkpoint trained (so its config says) 10-shot with 10 queries, before k_qry_test existed."""
+    cfg = dict(load_config([]), n_way=3, num_filters=8, num_blocks=2, k_spt=10, k_qry=10, update_step_test=7,
+               output_dir="output/x")
+    del cfg["k_qry_test"]
+    path = tmp_path / "tiny.ckpt"
+    checkpoint.save(path, Learner(3, 1, 8, 2), step=5, cfg=cfg)
+    return path
+
+
+def test_checkpoint_settings_are_the_defaults(ckpt):
+    cfg, params, meta = checkpoint.load_for_inference(["--ckpt", str(ckpt)])
+    assert (cfg.n_way, cfg.num_filters, cfg.num_blocks, cfg.k_spt, cfg.update_step_test) == (3, 8, 2, 10, 7)
+    # Validated with k_qry before k_qry_test existed; the training-only k_qry comes along, so 10 + 10 is valid.
+    assert (cfg.k_qry, cfg.k_qry_test) == (10, 10)
+    assert cfg.output_dir == "output"  # not a network or task setting: the default stays
+    assert meta["step"] == 5 and "conv0.weight" in params
+    assert meta["cpu_seconds"] is None and meta["train_seconds"] is None  # no cost was given to save
+
+
+def test_config_file_then_command_line_win(ckpt, tmp_path):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("update_step_test: 3\nk_qry_test: 5\n")
+    cfg, _, _ = checkpoint.load_for_inference(["--ckpt", str(ckpt), "--config_path", str(settings)])
+    assert (cfg.update_step_test, cfg.k_qry_test, cfg.n_way) == (3, 5, 3)
+    cfg, _, _ = checkpoint.load_for_inference(["--ckpt", str(ckpt), "--config_path", str(settings),
+                                               "--update_step_test", "1"])
+    assert cfg.update_step_test == 1
+
+
+def test_another_network_shape_is_refused(ckpt):
+    with pytest.raises(UserError, match="trained with n_way=3 but the config has n_way=5: pass --n_way 3"):
+        checkpoint.load_for_inference(["--ckpt", str(ckpt), "--n_way", "5"])
+
+
+def test_cost_is_stored(tmp_path):
+    path = checkpoint.save(tmp_path / "c.ckpt", Learner(3, 1, 8, 2), step=1, cfg=load_config([]),
+                           cost={"train_seconds": 12.5, "cpu_seconds": 20.0})
+    meta = checkpoint.load(path)[1]
+    assert (meta["train_seconds"], meta["cpu_seconds"]) == (12.5, 20.0)
+    assert json.loads(json.dumps(meta["config"]))["n_way"] == 5
