@@ -87,6 +87,7 @@ def validate(cfg):
     cfg["mode"] = cfg.mode.upper()
     need(cfg.mode in MODES, f"mode {cfg.mode!r} is not valid: use GRAPH or PYNATIVE")
     need(cfg.device_id >= 0, f"device_id must be >= 0, got {cfg.device_id}")
+    need(cfg.cpu_threads >= 0, f"cpu_threads must be >= 0 (0 lets MindSpore choose), got {cfg.cpu_threads}")
     need(cfg.split in SPLITS, f"split {cfg.split!r} is not valid: use one of {', '.join(SPLITS)}")
     smallest = min(split_sizes(cfg.split).values())
     need(2 <= cfg.n_way <= smallest, f"n_way must be between 2 and {smallest} (the smallest class set of split {cfg.split}), got {cfg.n_way}")

@@ -20,5 +20,8 @@ def setup_device(cfg):
     mode = ms.GRAPH_MODE if cfg.mode == "GRAPH" else ms.PYNATIVE_MODE
     ms.set_context(mode=mode)
     ms.set_device(target, None if target == "CPU" else cfg.device_id)
+    if target == "CPU" and cfg.cpu_threads:
+        # MindSpore's default pool spins more threads than a core pinned to one run can serve.
+        ms.device_context.cpu.op_tuning.threads_num(cfg.cpu_threads)
     os.environ["DEVICE_ID"] = str(cfg.device_id)
     ms.set_seed(cfg.seed)

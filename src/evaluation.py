@@ -25,5 +25,5 @@ def evaluate(scorer, images, class_ids, cfg, num_tasks, rotate):
     mean, ci95 = mean_ci95(accs[-1])
     result = {"tasks": int(accs.shape[1]), "acc": mean, "ci95": ci95}
     if scorer.every_step:
-        result["acc_per_step"] = [float(a) for a in accs.mean(axis=1)]
+        result["acc_per_step"] = [mean_ci95(step)[0] for step in accs]  # the last one is exactly acc
     return result

@@ -76,6 +76,7 @@ def test_wrong_type(argv, expected):
     (["--k_qry_test", "20"], "k_spt + k_qry_test must be <= 20 (drawers per Omniglot character), got 21"),
     (["--device_target", "TPU"], "device_target 'TPU' is not valid: use one of CPU, GPU, Ascend"),
     (["--mode", "FAST"], "mode 'FAST' is not valid: use GRAPH or PYNATIVE"),
+    (["--cpu_threads", "-1"], "cpu_threads must be >= 0 (0 lets MindSpore choose), got -1"),
     (["--split", "lake"], "split 'lake' is not valid: use one of finn, background"),
 ])
 def test_invalid_values_name_what_is_valid(argv, expected):

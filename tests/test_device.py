@@ -36,3 +36,13 @@ def test_config_reaches_mindspore(monkeypatch, target, device_id, mode, expected
     setup_device(cfg)
     assert calls == {"device": expected_device, "context": {"mode": expected_mode}, "seed": 5}
     assert os.environ["DEVICE_ID"] == str(device_id)
+
+
+@pytest.mark.parametrize("target, cpu_threads, expected", [("CPU", 1, [1]), ("CPU", 0, []), ("GPU", 2, [])])
+def test_cpu_threads_reach_mindspore_only_on_cpu(monkeypatch, target, cpu_threads, expected):
+    calls = []
+    monkeypatch.setattr(ms.hal, "is_available", lambda name: True)
+    monkeypatch.setattr(ms, "set_device", lambda *args: None)
+    monkeypatch.setattr(ms.device_context.cpu.op_tuning, "threads_num", calls.append)
+    setup_device(load_config(["--device_target", target, "--cpu_threads", str(cpu_threads)]))
+    assert calls == expected
