@@ -1,4 +1,5 @@
 """One-line errors for users: bad input must never end in a stack trace."""
+import os
 import sys
 
 
@@ -7,7 +8,7 @@ class UserError(Exception):
 
 
 def run_cli(main, argv=None):
-    """Run `main(argv)` and turn a UserError (or Ctrl-C) into one line on stderr and exit code 2."""
+    """Run `main(argv)`: a UserError becomes one line on stderr and exit code 2, Ctrl-C exit code 130."""
     try:
         return main(argv)
     except UserError as err:
@@ -16,3 +17,7 @@ def run_cli(main, argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader of standard output (e.g. `| head`) has gone: stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

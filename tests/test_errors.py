@@ -1,0 +1,30 @@
+"""run_cli: what a command-line user sees when something goes wrong."""
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(body, pipe_to_head=False):
+    """Run `run_cli(main)` with `main` defined by body, in a fresh interpreter, optionally piped into `head -n 1`."""
+    code = f"from src.errors import UserError, run_cli\ndef main(argv):\n{body}\nrun_cli(main)\n"
+    command = [sys.executable, "-c", code]
+    if not pipe_to_head:
+        return subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    head = subprocess.run(["head", "-n", "1"], stdin=writer.stdout, capture_output=True, text=True)
+    writer.stdout.close()
+    stderr = writer.stderr.read().decode()
+    return writer.wait(), head.stdout, stderr
+
+
+def test_user_error_is_one_line_and_exit_code_2():
+    proc = run("    raise UserError('data folder /x not found: pass --data_path')")
+    assert proc.returncode == 2 and proc.stderr == "error: data folder /x not found: pass --data_path\n"
+
+
+def test_closed_output_pipe_stops_quietly():
+    code, out, err = run("    for i in range(10 ** 6):\n        print(i, flush=True)", pipe_to_head=True)
+    assert out == "0\n" and code == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
