@@ -33,7 +33,8 @@ def main(argv=None):
         log(f"  after {step:2d} inner steps: {100 * acc:.2f}%")
     log(f"test accuracy: {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% (95% CI, {result['tasks']} tasks, "
         f"{seconds:.1f} s)")
-    report = {"ckpt": str(ckpt), "ckpt_step": meta["step"], "split": cfg.split, "n_way": cfg.n_way,
+    # The report lies beside its checkpoint: the file name identifies it without naming this machine's folders.
+    report = {"ckpt": ckpt.name, "ckpt_step": meta["step"], "split": cfg.split, "n_way": cfg.n_way,
               "k_spt": cfg.k_spt, "k_qry_test": cfg.k_qry_test, "update_step_test": cfg.update_step_test,
               "update_lr": cfg.update_lr, "eval_seed": cfg.eval_seed, "seconds": seconds, **result}
     out = ckpt.with_name(ckpt.name + ".eval.json")

@@ -219,7 +219,7 @@ def test_eval_end_to_end_is_repeatable(trained, cli):
         lines.append((per_step, final.groups()))
         reports.append(json.loads(ckpt.with_name("best.ckpt.eval.json").read_text()))
     report = reports[0]
-    assert report["tasks"] == 6 and report["ckpt_step"] in (2, 4)
+    assert report["tasks"] == 6 and report["ckpt_step"] in (2, 4) and report["ckpt"] == "best.ckpt"
     assert (report["n_way"], report["k_qry_test"], report["update_step_test"]) == (3, 2, 2)
     assert 0 <= report["acc"] <= 1 and report["ci95"] >= 0
     assert f"{100 * report['acc']:.2f}" == lines[0][1][0]
