@@ -7,12 +7,17 @@ step's time, then as its last line one JSON object: order, task_num, s_per_step 
 compile_s (first call), peak_rss_mb, gflop_per_step, gflops (achieved) and sgemm_gflops (a
 2048x2048 float32 matmul timed in the same process: the machine's practical peak).
 
+With `--profile DIR` it then runs `--steps` more steps under MindSpore's profiler (the trace stays
+in DIR for MindStudio Insight), prints the time per step of each operator type, heaviest first,
+and adds the eight heaviest to the JSON as `top_ops` (seconds per step): where a step's time goes.
+
 FLOPs are counted from the network's shapes: a forward pass is the multiply-adds of its
 convolutions and dense layer (x2); its backward costs twice its forward (input and weight
 gradients); a second-order inner step adds the backward of that backward, again twice its
 forward-plus-backward. Batch norm and element-wise work are not counted.
 """
 import argparse
+import csv
 import json
 import resource
 import statistics
@@ -62,6 +67,28 @@ def sgemm_gflops(size=2048, repeats=5):
     return 2 * size ** 3 / best / 1e9
 
 
+def profile_steps(train_step, batch, steps, out_dir):
+    """Op-type totals (ms per step, heaviest first) of `steps` steps under MindSpore's profiler."""
+    from mindspore.profiler import ProfilerActivity, profile, tensorboard_trace_handler
+    out_dir = Path(out_dir)
+    before = set(out_dir.glob("*/FRAMEWORK/cpu_op_type_info_*.csv"))
+    prof = profile(activities=[ProfilerActivity.CPU], on_trace_ready=tensorboard_trace_handler(str(out_dir)))
+    prof.start()
+    for _ in range(steps):
+        train_step(*batch)[0].asnumpy()
+        prof.step()
+    prof.stop()
+    tables = sorted(set(out_dir.glob("*/FRAMEWORK/cpu_op_type_info_*.csv")) - before)
+    if not tables:
+        sys.exit(f"error: the profiler wrote no CPU operator table under {out_dir}; "
+                 "--profile reads the CPU backend's tables only")
+    totals = {}
+    with open(tables[-1], newline="") as table:
+        for row in csv.DictReader(table):
+            totals[row["op_type"]] = totals.get(row["op_type"], 0.0) + float(row["total_compute_time"]) / steps
+    return sorted(totals.items(), key=lambda item: -item[1])
+
+
 def synthetic_batch(cfg, rng):
     def part(shots):
         x = rng.random((cfg.task_num, cfg.n_way * shots, cfg.imgc, cfg.imgsz, cfg.imgsz), dtype=np.float32)
@@ -78,6 +105,7 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first (compiling) one")
     parser.add_argument("--device_target", default="CPU")
+    parser.add_argument("--profile", metavar="DIR", help="also profile --steps steps by operator type; trace into DIR")
     args = parser.parse_args()
     cfg = load_config([f"--{k}={v}" for k, v in (("n_way", args.n_way), ("k_spt", args.k_spt), ("k_qry", args.k_qry),
                                                   ("task_num", args.task_num), ("update_step", args.update_step),
@@ -109,6 +137,13 @@ def main():
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "gflop_per_step": round(gflop, 2), "gflops": round(gflop / s_per_step, 2),
               "sgemm_gflops": round(sgemm_gflops(), 1)}
+    if args.profile:
+        ops_ms = profile_steps(train_step, batch, args.steps, args.profile)
+        op_total = sum(ms_ for _, ms_ in ops_ms)
+        print(f"operators by time per step (sum {op_total / 1e3:.3f} s of a {s_per_step:.3f} s step):")
+        for op_type, op_ms in ops_ms[:15]:
+            print(f"  {op_type:<28} {op_ms:10.1f} ms  {100 * op_ms / op_total:5.1f}%")
+        result["top_ops"] = {op_type: round(op_ms / 1e3, 4) for op_type, op_ms in ops_ms[:8]}
     print(json.dumps(result))
 
 

@@ -103,8 +103,10 @@ def load_into(cell, params, path, keep=()):
     Parameters named in `keep` follow the current config instead of the checkpoint (e.g. the per-step
     learning-rate table, whose length is `epoch`, which a resumed run may raise).
     """
-    not_loaded, _ = ms.load_param_into_net(cell, {name: p for name, p in params.items() if name not in keep})
-    missing = [name for name in not_loaded if name not in keep]
+    own = dict(cell.parameters_and_names())
+    # Kept parameters are loaded from the cell itself, so MindSpore does not warn that they are missing.
+    source = {**{name: p for name, p in params.items() if name not in keep}, **{name: own[name] for name in keep}}
+    missing, _ = ms.load_param_into_net(cell, source)
     if missing:
         raise UserError(f"checkpoint {path} lacks {len(missing)} parameters ({missing[0]}, ...): "
                         "it is not a training checkpoint of this package")

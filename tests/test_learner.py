@@ -4,7 +4,7 @@ import pytest
 import mindspore as ms
 from mindspore import nn, ops
 
-from src.learner import BN_EPS, Learner
+from src.learner import BN_EPS, PARAMS_PER_BLOCK, Learner
 
 TASKS, NUM, N_WAY, IMGSZ, FILTERS, BLOCKS = 3, 5, 4, 14, 6, 3
 
@@ -63,7 +63,7 @@ def test_output_shape(learner, forward, images, task_weights):
 
 def test_per_task_broadcasts_meta_parameters(learner):
     copies = learner.per_task(4)
-    assert len(copies) == len(learner.weights) == 4 * BLOCKS + 2
+    assert len(copies) == len(learner.weights) == 3 * BLOCKS + 2
     for c, p in zip(copies, learner.weights):
         assert c.shape == (4,) + p.shape
         np.testing.assert_array_equal(c.asnumpy(), np.broadcast_to(p.asnumpy(), c.shape))
@@ -72,7 +72,8 @@ def test_per_task_broadcasts_meta_parameters(learner):
 def test_kaiming_normal_initialisation():
     net = Learner(5, imgc=1, num_filters=64, num_blocks=4, seed=0)
     params = {p.name: p.asnumpy() for p in net.weights}
-    assert len(params) == 18
+    assert len(params) == 14
+    assert not any(name.startswith("conv") and name.endswith(".bias") for name in params)
     big = params["conv2.weight"]  # 64 x 64 x 3 x 3: 36864 draws
     assert big.shape == (64, 64, 3, 3)
     np.testing.assert_allclose(big.std(), np.sqrt(2.0 / (64 * 9)), rtol=0.03)
@@ -83,7 +84,6 @@ def test_kaiming_normal_initialisation():
     assert fc.shape == (5, 64)
     np.testing.assert_allclose(fc.std(), np.sqrt(2.0 / 64), rtol=0.15)
     for block in range(4):
-        np.testing.assert_array_equal(params[f"conv{block}.bias"], 0.0)
         np.testing.assert_array_equal(params[f"bn{block}.gamma"], 1.0)
         np.testing.assert_array_equal(params[f"bn{block}.beta"], 0.0)
     np.testing.assert_array_equal(params["fc.bias"], 0.0)
@@ -98,16 +98,18 @@ def test_seed_determines_weights():
             assert not np.allclose(pa.asnumpy(), pc.asnumpy())
 
 
-def _reference_forward(x, weights):
-    """One task at a time: a plain conv (groups=1) on that task's own weights, batch norm over the
-    task's images from elementary NumPy ops, ReLU, spatial mean, dense layer."""
+def _reference_forward(x, weights, conv_biases=None):
+    """One task at a time: a plain conv (groups=1) on that task's own weights, plus a bias if given,
+    batch norm over the task's images from elementary NumPy ops, ReLU, spatial mean, dense layer."""
     out = []
     for t in range(x.shape[0]):
         h = x[t].astype(np.float64)
         for block in range(BLOCKS):
-            conv_w, conv_b, gamma, beta = (w[t] for w in weights[4 * block: 4 * block + 4])
+            conv_w, gamma, beta = (w[t] for w in weights[PARAMS_PER_BLOCK * block: PARAMS_PER_BLOCK * (block + 1)])
             h = ops.conv2d(ms.Tensor(h.astype(np.float32)), ms.Tensor(conv_w), stride=2, pad_mode="same").asnumpy()
-            h = h.astype(np.float64) + conv_b[None, :, None, None]
+            h = h.astype(np.float64)
+            if conv_biases is not None:
+                h = h + conv_biases[block][t][None, :, None, None]
             mean = h.mean(axis=(0, 2, 3), keepdims=True)
             var = ((h - mean) ** 2).mean(axis=(0, 2, 3), keepdims=True)
             h = (h - mean) / np.sqrt(var + BN_EPS) * gamma[None, :, None, None] + beta[None, :, None, None]
@@ -126,6 +128,15 @@ def test_batched_forward_equals_per_task_reference(forward, images, task_weights
     got_same = forward(ms.Tensor(images), *(ms.Tensor(w) for w in same)).asnumpy()
     np.testing.assert_allclose(got_same[0], got[0], rtol=1e-4, atol=1e-4)
     assert np.abs(got_same[1:] - got[1:]).max() > 1e-2
+
+
+def test_convolution_bias_would_change_nothing(images, task_weights):
+    """Why the network has no convolution bias, and why checkpoints saved with one load unchanged:
+    batch norm right after the convolution cancels any per-channel bias."""
+    rng = np.random.default_rng(7)
+    biases = [rng.normal(0.0, 3.0, (TASKS, FILTERS)) for _ in range(BLOCKS)]
+    np.testing.assert_allclose(_reference_forward(images, task_weights, biases),
+                               _reference_forward(images, task_weights), rtol=1e-5, atol=1e-5)
 
 
 def test_batch_norm_statistics_are_per_task(forward, images, task_weights):

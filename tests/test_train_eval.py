@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import mindspore as ms
 import numpy as np
 import pytest
 
@@ -102,6 +103,7 @@ def test_resume_is_exact(trained, cli, tmp_path):
     second = cli("omniglot_train.py", *RUN, "--epoch", "4", "--resume", "--output_dir", str(out_b))
     assert second.returncode == 0, second.stderr
     assert re.search(r"resumed from \S*maml_step0000002\.ckpt at step 2", second.stdout)
+    assert "not loaded" not in second.stderr  # no MindSpore warning about the learning-rate table
     assert "steps 3..4" in second.stdout
     params_a, meta_a = checkpoint.load(out_a / "maml_step0000004.ckpt")
     params_b, meta_b = checkpoint.load(out_b / "maml_step0000004.ckpt")
@@ -230,3 +232,25 @@ def test_eval_end_to_end_is_repeatable(trained, cli):
     assert "acc_per_step" not in report and lines[0][0] == []
     assert [step for step, _ in lines[2][0]] == ["0", "1", "2"]
     assert reports[2]["acc_per_step"][-1] == report["acc"]
+
+
+def test_checkpoint_with_convolution_biases_still_loads(trained, cli, tmp_path):
+    """Checkpoints written before the network dropped its convolution biases (batch norm cancels them)
+    load and score exactly as before, however large their biases."""
+    params, meta = checkpoint.load(trained[0] / "best.ckpt")
+    rng = np.random.default_rng(0)
+    legacy = [{"name": name, "data": p} for name, p in params.items()]
+    for block in range(2):
+        for prefix in ("", "optimizer.moment1.", "optimizer.moment2."):
+            legacy.append({"name": f"{prefix}conv{block}.bias", "data": ms.Tensor(rng.normal(0, 3, 8).astype(np.float32))})
+    old = tmp_path / "legacy.ckpt"
+    ms.save_checkpoint(legacy, str(old), append_dict={
+        "step": meta["step"], "config": json.dumps(meta["config"]), "sampler_state": json.dumps(meta["sampler_state"]),
+        "best_val_acc": meta["best_val_acc"]})
+    new = shutil.copy(trained[0] / "best.ckpt", tmp_path / "new.ckpt")
+    accs = []
+    for ckpt in (new, old):
+        proc = cli("eval.py", "--ckpt", str(ckpt), "--eval_tasks", "6", "--eval_batch", "4")
+        assert proc.returncode == 0, proc.stderr
+        accs.append(json.loads(ckpt.with_name(ckpt.name + ".eval.json").read_text())["acc"])
+    assert abs(accs[0] - accs[1]) < 1e-6

@@ -1,0 +1,33 @@
+"""benchmarks/bench_meta_step.py: the JSON line the README's performance table is made of, and --profile."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+def test_benchmark_reports_and_profiles_a_real_step(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_meta_step.py"), "--task_num", "2",
+                           "--update_step", "1", "--steps", "2", "--warmup", "0", "--profile", str(tmp_path / "prof")],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert (result["order"], result["n_way"], result["k_qry"], result["task_num"], result["update_step"]) == \
+        ("second", 5, 15, 2, 1)
+    # Counted by hand for 5-way 1-shot, 15 queries, 2 tasks, 1 second-order inner step: a forward pass
+    # is 5,313,664 FLOP per image (28 -> 14 -> 7 -> 4 -> 2 pixels, 64 filters); the support pass
+    # with its backward and second-order terms costs 9x that, the query pass with its backward 3x.
+    assert result["gflop_per_step"] == round(2 * (9 * 5 * 5313664 + 3 * 75 * 5313664) / 1e9, 2) == 2.87
+    for key in ("s_per_step", "compile_s", "peak_rss_mb", "gflops", "sgemm_gflops"):
+        assert result[key] > 0, key
+    assert result["gflops"] == pytest.approx(result["gflop_per_step"] / result["s_per_step"], rel=0.01)
+    # The profile names the convolution kernels among the heaviest operators of a step.
+    assert {"Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"} <= set(result["top_ops"])
+    assert any(line.startswith("operators by time per step") for line in lines)
+    assert list((tmp_path / "prof").glob("*/FRAMEWORK/cpu_op_type_info_*.csv"))
