@@ -243,10 +243,8 @@ def test_checkpoint_with_convolution_biases_still_loads(trained, cli, tmp_path):
     for block in range(2):
         for prefix in ("", "optimizer.moment1.", "optimizer.moment2."):
             legacy.append({"name": f"{prefix}conv{block}.bias", "data": ms.Tensor(rng.normal(0, 3, 8).astype(np.float32))})
-    old = tmp_path / "legacy.ckpt"
-    ms.save_checkpoint(legacy, str(old), append_dict={
-        "step": meta["step"], "config": json.dumps(meta["config"]), "sampler_state": json.dumps(meta["sampler_state"]),
-        "best_val_acc": meta["best_val_acc"]})
+    old = checkpoint.save(tmp_path / "legacy.ckpt", legacy, meta["step"], meta["config"], meta["sampler_state"],
+                          meta["best_val_acc"])
     new = shutil.copy(trained[0] / "best.ckpt", tmp_path / "new.ckpt")
     accs = []
     for ckpt in (new, old):
