@@ -44,7 +44,8 @@ class Trainer:
         self.sampler = EpisodeSampler(data.images, self.splits["train"], cfg.n_way, cfg.k_spt, cfg.k_qry,
                                       cfg.task_num, self.rotate, cfg.seed)
         maml = build_maml(cfg)
-        self.optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=meta_lr_schedule(cfg))
+        self.lr_table = meta_lr_schedule(cfg)
+        self.optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=self.lr_table)
         self.train_step = MetaTrainStep(maml, self.optimizer, cfg.update_step, cfg.first_order)
         self.scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
         self.metrics = MetricsWriter(self.out / "metrics.jsonl")
@@ -148,10 +149,11 @@ class Trainer:
             if window_steps and (self.step % cfg.log_every == 0 or self.step == cfg.epoch):
                 per_step = (time.time() - window_start) / window_steps
                 eta = per_step * (cfg.epoch - self.step)
-                log(f"step {self.step}/{cfg.epoch}  loss {loss:.4f}  acc {100 * acc:.2f}%  {per_step:.3f} s/step  "
-                    f"{cfg.task_num / per_step:.1f} tasks/s  ETA {eta / 60:.1f} min")
-                self.metrics.write(event="train", step=self.step, loss=loss, acc=acc, s_per_step=per_step,
-                                   **self.cost_record())
+                meta_lr = self.lr_table[self.step - 1]
+                log(f"step {self.step}/{cfg.epoch}  loss {loss:.4f}  acc {100 * acc:.2f}%  meta_lr {meta_lr:.3g}  "
+                    f"{per_step:.3f} s/step  {cfg.task_num / per_step:.1f} tasks/s  ETA {eta / 60:.1f} min")
+                self.metrics.write(event="train", step=self.step, loss=loss, acc=acc, meta_lr=meta_lr,
+                                   s_per_step=per_step, **self.cost_record())
                 window_start, window_steps = time.time(), 0
             if validating:
                 result = self.validate()

@@ -23,8 +23,10 @@ TINY = ["--num_filters", "8", "--num_blocks", "2", "--task_num", "2", "--k_qry",
         "--update_step_test", "2", "--val_tasks", "4", "--eval_batch", "4", "--log_every", "1"]
 # The shared run is 3-way, unlike the default (5), to show that eval.py takes n_way from the checkpoint.
 N_WAY = ["--n_way", "3"]
-# The shared run: 4 steps, validation and a checkpoint every 2, only the newest step checkpoint kept.
-RUN = TINY + N_WAY + ["--eval_every", "2", "--save_every", "2", "--keep_checkpoint_max", "1"]
+# The shared run: 4 steps, validation and a checkpoint every 2, only the newest step checkpoint kept; the meta
+# learning rate halves after step 2, so a resumed run must pick the schedule up where it stopped.
+RUN = TINY + N_WAY + ["--eval_every", "2", "--save_every", "2", "--keep_checkpoint_max", "1",
+                      "--meta_lr", "0.002", "--lr_scheduler_gamma", "0.5", "--lr_decay_steps", "2"]
 
 pytestmark = pytest.mark.slow
 
@@ -75,8 +77,9 @@ def snapshot(folder):
 def test_training_logs_checkpoints_and_metrics(trained):
     out, log = trained
     assert re.search(r"step 1: graph compiled and first step run in [\d.]+ s", log)
-    progress = re.findall(r"step (\d+)/4  loss [\d.]+  acc [\d.]+%  [\d.]+ s/step  [\d.]+ tasks/s  ETA [\d.]+ min", log)
-    assert progress == ["2", "3", "4"]
+    progress = re.findall(r"step (\d+)/4  loss [\d.]+  acc [\d.]+%  meta_lr ([\d.]+)  [\d.]+ s/step  [\d.]+ tasks/s  "
+                          r"ETA [\d.]+ min", log)
+    assert progress == [("2", "0.002"), ("3", "0.001"), ("4", "0.001")]
     assert re.findall(r"step (\d+): validation accuracy [\d.]+ \+/- [\d.]+% on 4 tasks", log) == ["2", "4"]
     # Saved every save_every steps (not every step), pruned to keep_checkpoint_max, plus best.ckpt.
     assert re.findall(r"saved \S*maml_step(\d+)\.ckpt", log) == ["0000002", "0000004"]
@@ -90,6 +93,7 @@ def test_training_logs_checkpoints_and_metrics(trained):
             assert record["tasks"] == 4 and "acc_per_step" not in record and 0 <= record["acc"] <= 1
         if record["event"] == "train":
             assert np.isfinite(record["loss"]) and record["s_per_step"] > 0
+            assert record["meta_lr"] == (0.002 if record["step"] == 2 else 0.001)
         if record["event"] in ("train", "val"):
             assert record["train_s"] > 0 and record["cpu_s"] > 0
 
