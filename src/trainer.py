@@ -65,6 +65,12 @@ class Trainer:
         path = found[-1]
         params, meta = checkpoint.load(path)
         checkpoint.check_compatible(meta, self.cfg, path)
+        # A resume may change settings (a longer run, a decaying learning rate): say which, for the record.
+        saved = meta["config"]
+        changed = [f"{key} {saved[key]} -> {value}" for key, value in self.cfg.items()
+                   if key != "resume" and key in saved and saved[key] != value]
+        if changed:
+            log(f"settings changed since {path.name}: {', '.join(changed)}")
         # The learning-rate table is rebuilt from the config: its length is epoch, which a resume may raise.
         schedule = [p.name for p in self.optimizer.learning_rate.get_parameters()]
         checkpoint.load_into(self.train_step, params, path, keep=schedule)

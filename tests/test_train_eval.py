@@ -109,6 +109,7 @@ def test_resume_is_exact(trained, cli, tmp_path):
     assert re.search(r"resumed from \S*maml_step0000002\.ckpt at step 2", second.stdout)
     assert "not loaded" not in second.stderr  # no MindSpore warning about the learning-rate table
     assert "steps 3..4" in second.stdout
+    assert "settings changed since maml_step0000002.ckpt: epoch 2 -> 4\n" in second.stdout
     params_a, meta_a = checkpoint.load(out_a / "maml_step0000004.ckpt")
     params_b, meta_b = checkpoint.load(out_b / "maml_step0000004.ckpt")
     assert meta_a["step"] == meta_b["step"] == 4
@@ -204,6 +205,7 @@ def test_divergence_keeps_the_last_good_checkpoint(trained, cli, tmp_path, save_
                "--save_every", save_every, "--eval_every", "0", "--output_dir", str(out))
     line = refused(proc, f"{problem} at step {step}", f"the last good checkpoint {out / 'maml_step0000004.ckpt'} is kept")
     assert "--meta_lr" in line
+    assert "update_lr 0.4 -> 1e+30" in proc.stdout
     after = snapshot(out)
     assert {name: data for name, data in after.items() if name != "metrics.jsonl"} == \
         {name: data for name, data in before.items() if name != "metrics.jsonl"}
