@@ -28,24 +28,17 @@ class MAML(nn.Cell):
         # Argument positions of the weights in `fn(x, y, *weights)`, the signature every gradient here uses.
         self.weight_positions = tuple(range(2, 2 + len(learner.trainable_params())))
         self.support_grad = ms.grad(self.support_loss, grad_position=self.weight_positions)
-        self.support_grad_twice_differentiable = ms.grad(self.support_loss_twice_differentiable,
-                                                         grad_position=self.weight_positions)
 
     def support_loss(self, x, y, *weights):
         """Sum over tasks of each task's mean loss: task t's weights then get exactly task t's gradient."""
         return cross_entropy(self.learner.forward(x, weights), y).sum()
 
-    def support_loss_twice_differentiable(self, x, y, *weights):
-        """The same loss through the batch norm that second-order MAML can differentiate again."""
-        return cross_entropy(self.learner.forward(x, weights, True), y).sum()
-
     def adapt(self, weights, x_spt, y_spt, steps, second_order):
         """Fast weights after `steps` SGD steps on the support set (exactly `steps`, not one more)."""
         for _ in range(steps):
-            if second_order:
-                grads = self.support_grad_twice_differentiable(x_spt, y_spt, *weights)
-            else:
-                grads = tuple([ops.stop_gradient(g) for g in self.support_grad(x_spt, y_spt, *weights)])
+            grads = self.support_grad(x_spt, y_spt, *weights)
+            if not second_order:
+                grads = tuple([ops.stop_gradient(g) for g in grads])
             weights = tuple([w - self.update_lr * g for w, g in zip(weights, grads)])
         return weights
 

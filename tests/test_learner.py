@@ -5,6 +5,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from src.learner import BN_EPS, PARAMS_PER_BLOCK, Learner
+from src.loss import cross_entropy
 
 TASKS, NUM, N_WAY, IMGSZ, FILTERS, BLOCKS = 3, 5, 4, 14, 6, 3
 
@@ -151,3 +152,49 @@ def test_batch_norm_statistics_are_per_task(forward, images, task_weights):
     np.testing.assert_allclose(got_shifted[1:], base[1:], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got_replaced[[0, 2]], base[[0, 2]], rtol=1e-5, atol=1e-5)
     assert np.abs(got_replaced[1] - base[1]).max() > 1e-2
+
+
+class ElementaryBatchNormLearner(Learner):
+    """The same network with batch norm written from elementary ops, differentiated op by op."""
+
+    def batch_norm(self, h, gamma, beta):
+        mean = h.mean(axis=(0, 2, 3), keep_dims=True)
+        var = ops.square(h - mean).mean(axis=(0, 2, 3), keep_dims=True)
+        return (h - mean) * ops.rsqrt(var + BN_EPS) * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1)
+
+
+class GradientNormGradient(nn.Cell):
+    """d/dw |dL/dw|^2 = 2 H (dL/dw): a Hessian-vector product, the second derivative MAML's meta-gradient needs."""
+
+    def __init__(self, learner):
+        super().__init__()
+        self.learner = learner
+        positions = tuple(range(2, 2 + len(learner.weights)))
+        self.grad = ms.grad(self.loss, grad_position=positions)
+        self.grad_of_norm = ms.grad(self.squared_norm, grad_position=positions)
+
+    def loss(self, x, y, *weights):
+        return cross_entropy(self.learner.forward(x, weights), y).sum()
+
+    def squared_norm(self, x, y, *weights):
+        total = 0.0
+        for g in self.grad(x, y, *weights):
+            total = total + ops.square(g).sum()
+        return total
+
+    def construct(self, x, y, *weights):
+        return self.grad_of_norm(x, y, *weights)
+
+
+def test_fused_batch_norm_second_derivative_equals_elementary_ops(images, task_weights):
+    """Second-order MAML differentiates through MindSpore's fused batch-norm gradient (BatchNormGradGrad):
+    its Hessian-vector products must be those of batch norm written from elementary ops."""
+    labels = ms.Tensor(np.random.default_rng(2).integers(0, N_WAY, (TASKS, NUM)).astype(np.int32))
+    weights = [ms.Tensor(w) for w in task_weights]
+    fused = GradientNormGradient(Learner(N_WAY, num_filters=FILTERS, num_blocks=BLOCKS))(ms.Tensor(images), labels, *weights)
+    elementary = GradientNormGradient(ElementaryBatchNormLearner(N_WAY, num_filters=FILTERS, num_blocks=BLOCKS))(
+        ms.Tensor(images), labels, *weights)
+    for got, expected in zip(fused, elementary):
+        got, expected = got.asnumpy(), expected.asnumpy()
+        assert np.abs(expected).max() > 1e-3
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
