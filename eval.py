@@ -3,7 +3,7 @@
 The task, network and fine-tuning settings default to those the checkpoint was trained with.
 Prints the final mean query accuracy with its 95% confidence interval (with --eval_per_step also
 the accuracy after each inner step) and writes the same as JSON next to the checkpoint
-(PATH.eval.json).
+(PATH.eval.json), or to --eval_report (e.g. to keep the results of two protocols apart).
 """
 import json
 import time
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from src.atomic_file import write_atomic
 from src.dataset import prepare_omniglot, split_class_ids, split_rotates
-from src.errors import run_cli
+from src.errors import UserError, run_cli
 from src.evaluation import evaluate
 from src.inference import load_trained_maml
 from src.maml import AdaptAndScore
@@ -21,6 +21,9 @@ from src.metrics import log
 def main(argv=None):
     cfg, maml, meta = load_trained_maml(argv)
     ckpt = Path(cfg.ckpt)
+    out = Path(cfg.eval_report) if cfg.eval_report else ckpt.with_name(ckpt.name + ".eval.json")
+    if not out.parent.is_dir():
+        raise UserError(f"eval_report {out}: folder {out.parent} does not exist; create it or pass another --eval_report")
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]
     log(f"evaluating {ckpt} (step {meta['step']}) on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
@@ -37,9 +40,8 @@ def main(argv=None):
     report = {"ckpt": ckpt.name, "ckpt_step": meta["step"], "split": cfg.split, "n_way": cfg.n_way,
               "k_spt": cfg.k_spt, "k_qry_test": cfg.k_qry_test, "update_step_test": cfg.update_step_test,
               "update_lr": cfg.update_lr, "eval_seed": cfg.eval_seed, "seconds": seconds, **result}
-    out = ckpt.with_name(ckpt.name + ".eval.json")
     write_atomic(out, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"),
-                 "make the checkpoint's folder writable or evaluate a copy")
+                 "make its folder writable, evaluate a copy of the checkpoint or pass another --eval_report")
     log(f"wrote {out}")
     return report
 

@@ -5,8 +5,8 @@
 #
 # What a launcher does:
 #   1. checks its arguments (usage + exit 1 on a wrong count, one-line errors naming a bad value);
-#   2. makes DATA_PATH, CKPT_PATH, a relative PYTHON and the path overrides --npy_dir, --output_dir
-#      and --config_path absolute (relative to the caller's directory), then cds to the repo root,
+#   2. makes DATA_PATH, CKPT_PATH, a relative PYTHON and the path overrides --npy_dir, --output_dir,
+#      --config_path and --eval_report absolute (relative to the caller's directory), then cds to the repo root,
 #      so it works from any directory;
 #   3. exports DEVICE_ID (Ascend also RANK_SIZE=1, RANK_ID=0; GPU leaves CUDA_VISIBLE_DEVICES
 #      alone: MindSpore picks the card from --device_id);
@@ -17,7 +17,8 @@
 #        train: <output_dir>/train.log  (appended, so a --resume'd run keeps one log; output_dir is
 #               the --output_dir override, else the value in --config_path / default_config.yaml,
 #               relative to the repo root)
-#        eval:  <CKPT_PATH>.eval.log    (overwritten, next to the <CKPT_PATH>.eval.json eval.py writes)
+#        eval:  <CKPT_PATH>.eval.log    (overwritten, next to the <CKPT_PATH>.eval.json eval.py writes;
+#               with --eval_report R.json, R.log beside it)
 #      and exits with python's exit code.
 #
 # Python: $PYTHON if set (e.g. PYTHON=.venv/bin/python), else python3 from PATH (the venv's, once
@@ -64,7 +65,8 @@ Usage: bash scripts/${MAML_SCRIPT} DEVICE_ID DATA_PATH CKPT_PATH [--key value ..
 Example:
   bash scripts/${MAML_SCRIPT} 0 /data/omniglot output/best.ckpt
   PYTHON=.venv/bin/python bash scripts/${MAML_SCRIPT} 0 /data/omniglot output/best.ckpt --eval_tasks 1000
-Python: \$PYTHON if set, else python3. Log: <CKPT_PATH>.eval.log; results: <CKPT_PATH>.eval.json.
+Python: \$PYTHON if set, else python3. Log: <CKPT_PATH>.eval.log; results: <CKPT_PATH>.eval.json
+(with --eval_report R.json: results in R.json, log in R.log).
 EOF
 }
 
@@ -99,13 +101,14 @@ _maml_check_data_path() {
 }
 
 # Scan the extra `--key value` / `--key=value` overrides: make path values absolute, remember
-# npy_dir, output_dir, config_path and imgsz, and refuse keys that the positional arguments set.
-# Result: MAML_EXTRA (array), MAML_NPY_DIR, MAML_OUTPUT_DIR, MAML_CONFIG_PATH, MAML_IMGSZ.
+# npy_dir, output_dir, config_path, eval_report and imgsz, and refuse keys that the positional
+# arguments set. Result: MAML_EXTRA (array), MAML_NPY_DIR, MAML_OUTPUT_DIR, MAML_CONFIG_PATH,
+# MAML_EVAL_REPORT, MAML_IMGSZ.
 _maml_parse_extra() {
     local positional=$1
     shift
     MAML_EXTRA=()
-    MAML_NPY_DIR="" MAML_OUTPUT_DIR="" MAML_CONFIG_PATH="" MAML_IMGSZ=""
+    MAML_NPY_DIR="" MAML_OUTPUT_DIR="" MAML_CONFIG_PATH="" MAML_EVAL_REPORT="" MAML_IMGSZ=""
     local arg key value inline
     while (($#)); do
         arg=$1
@@ -125,7 +128,7 @@ _maml_parse_extra() {
             _maml_die "--$key is set by a positional argument of this script: do not pass it as an override"
         fi
         case $key in
-            npy_dir | output_dir | config_path | imgsz) ;;
+            npy_dir | output_dir | config_path | eval_report | imgsz) ;;
             *)
                 MAML_EXTRA+=("$arg")
                 continue
@@ -146,6 +149,7 @@ _maml_parse_extra() {
             npy_dir) MAML_NPY_DIR=$value ;;
             output_dir) MAML_OUTPUT_DIR=$value ;;
             config_path) MAML_CONFIG_PATH=$value ;;
+            eval_report) MAML_EVAL_REPORT=$value ;;
             imgsz) MAML_IMGSZ=$value ;;
         esac
         MAML_EXTRA+=("--$key" "$value")
@@ -256,7 +260,13 @@ maml_eval_main() {
     cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
 
     _maml_export_device "$target" "$device_id"
-    _maml_run_logged "$ckpt.eval.log" 0 \
+    local log="$ckpt.eval.log"
+    if [[ -n $MAML_EVAL_REPORT ]]; then
+        [[ -d $(dirname -- "$MAML_EVAL_REPORT") ]] ||
+            _maml_die "--eval_report $MAML_EVAL_REPORT: its folder does not exist; create it or pass another path"
+        log="${MAML_EVAL_REPORT%.json}.log"
+    fi
+    _maml_run_logged "$log" 0 \
         "$MAML_PYTHON" eval.py --device_target "$target" --device_id "$device_id" --data_path "$MAML_DATA_PATH" \
         --ckpt "$ckpt" "${MAML_EXTRA[@]}"
     exit $?

@@ -203,6 +203,27 @@ def test_eval_plumbing(device, tmp_path, fake_python):
     assert (tmp_path / "run" / "best.ckpt.eval.log").is_file()
 
 
+def test_eval_report_is_made_absolute_and_gets_the_log(tmp_path, fake_python):
+    """--eval_report (a second protocol's result) is taken from the caller's directory; its log lies beside it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "omniglot.npy").write_bytes(b"")
+    (data / "omniglot_index.json").write_text("{}")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "best.ckpt").write_bytes(b"")
+    code, out = run(EVAL["cpu"], "0", "data", "run/best.ckpt", "--eval_report", "run/one_query.json", cwd=tmp_path,
+                    env={"PYTHON": fake_python.path})
+    assert code == 0, out
+    (call,) = fake_python.calls()
+    assert option(call["argv"], "--eval_report") == str(tmp_path / "run" / "one_query.json")
+    assert (tmp_path / "run" / "one_query.log").is_file()
+    assert not (tmp_path / "run" / "best.ckpt.eval.log").exists()
+    code, out = run(EVAL["cpu"], "0", "data", "run/best.ckpt", "--eval_report", "absent/r.json", cwd=tmp_path,
+                    env={"PYTHON": fake_python.path})
+    assert code == 1 and "absent" in out and "does not exist" in out
+    assert len(fake_python.calls()) == 1
+
+
 def test_exit_code_is_pythons_and_log_follows_config_path(tmp_path, fake_python):
     """No --output_dir: the log goes to the output_dir of --config_path; python's exit code is kept."""
     out_dir = tmp_path / "from_yaml"

@@ -240,6 +240,20 @@ def test_eval_end_to_end_is_repeatable(trained, cli):
     assert reports[2]["acc_per_step"][-1] == report["acc"]
 
 
+def test_eval_report_goes_where_asked(trained, cli, tmp_path):
+    """--eval_report keeps a second protocol's result (here 1 query per class) apart from CKPT.eval.json."""
+    ckpt = shutil.copy(trained[0] / "best.ckpt", tmp_path / "best.ckpt")
+    refused(cli("eval.py", "--ckpt", str(ckpt), "--eval_report", str(tmp_path / "absent" / "r.json")),
+            "does not exist", str(tmp_path / "absent"), "--eval_report")
+    report = tmp_path / "one_query.json"
+    proc = cli("eval.py", "--ckpt", str(ckpt), "--eval_tasks", "6", "--eval_batch", "4", "--k_qry_test", "1",
+               "--eval_report", str(report))
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {report}" in proc.stdout
+    assert json.loads(report.read_text())["k_qry_test"] == 1
+    assert not (tmp_path / "best.ckpt.eval.json").exists()
+
+
 def test_checkpoint_with_convolution_biases_still_loads(trained, cli, tmp_path):
     """Checkpoints written before the network dropped its convolution biases (batch norm cancels them)
     load and score exactly as before, however large their biases."""
