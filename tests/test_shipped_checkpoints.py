@@ -1,7 +1,8 @@
 """The trained checkpoints shipped in checkpoints/ still reach their documented accuracy.
 
-Each checkpoints/<setting>/ holds best.ckpt and best.ckpt.eval.json, the 600-task meta-test result
-quoted in the README. Re-evaluating on the first 100 of those tasks must stay within a small
+Each checkpoints/<setting>/ holds best.ckpt and the 600-task meta-test results quoted in the README:
+best.ckpt.eval.json (15 queries per class) and best.ckpt.eval_1query.json (Finn et al.'s protocol,
+one query per class). Re-evaluating on the first 100 of those tasks must stay within a small
 margin of it: a change to the model, loss, inner loop or data code that hurts accuracy fails here.
 """
 import json
@@ -20,12 +21,13 @@ SHIPPED = sorted(path.parent for path in (REPO / "checkpoints").glob("*/best.ckp
 # 100 tasks estimate the 600-task mean to about +/-1 point (95%); a regression costs far more.
 TASKS = 100
 MARGIN = 0.015
+REPORTS = {"best.ckpt.eval.json": 15, "best.ckpt.eval_1query.json": 1}  # report: queries per class
 
 
 def test_checkpoints_are_shipped_with_their_records():
     assert {p.name for p in SHIPPED} >= {"omniglot_5way_1shot", "omniglot_20way_1shot"}
     for folder in SHIPPED:
-        for name in ("best.ckpt.eval.json", "metrics.jsonl", "config.yaml", "README.md"):
+        for name in (*REPORTS, "metrics.jsonl", "config.yaml", "README.md"):
             assert (folder / name).is_file(), folder / name
         assert checkpoint.step_checkpoints(folder), f"{folder} has no step checkpoint to resume from"
 
@@ -42,11 +44,12 @@ def test_shipped_config_names_no_absolute_path(folder):
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
-def test_readme_quotes_the_shipped_result(folder):
-    report = json.loads((folder / "best.ckpt.eval.json").read_text())
-    assert report["tasks"] >= 600 and report["update_step_test"] == 10
+@pytest.mark.parametrize("name", REPORTS)
+def test_readme_quotes_the_shipped_result(folder, name):
+    report = json.loads((folder / name).read_text())
+    assert report["tasks"] >= 600 and report["update_step_test"] == 10 and report["k_qry_test"] == REPORTS[name]
     quoted = f"{100 * report['acc']:.2f} ± {100 * report['ci95']:.2f}"
-    assert quoted in (REPO / "README.md").read_text(), f"README lacks {folder.name}'s result {quoted}"
+    assert quoted in (REPO / "README.md").read_text(), f"README lacks {folder.name}'s result {quoted} ({name})"
     assert quoted in (folder / "README.md").read_text()
 
 
