@@ -59,9 +59,11 @@ def load(path):
     except Exception as err:  # MindSpore raises ValueError/RuntimeError/TypeError for damaged files
         raise UserError(f"checkpoint {path} is unreadable or corrupt ({err.__class__.__name__}): "
                         "use another checkpoint or train again") from None
+    # MindSpore reads a checkpoint cut short without complaint, up to where it ends; the step and
+    # config, written last, are then missing, as in a checkpoint written by other code.
     if any(key not in params for key in _META_KEYS):
-        raise UserError(f"checkpoint {path} was not written by omniglot_train.py (no step/config inside): "
-                        "pass a checkpoint from this package")
+        raise UserError(f"checkpoint {path} has no step/config inside: it is truncated or damaged, or was not written "
+                        "by omniglot_train.py; use another checkpoint of this package or train again")
     meta = {key: params.pop(key) for key in _META_KEYS}
     meta["step"] = int(meta["step"])
     meta["config"] = json.loads(str(meta["config"]))

@@ -160,7 +160,10 @@ def test_corrupt_checkpoint_is_refused(trained, cli, tmp_path, damage):
     bad = tmp_path / "bad.ckpt"
     good = (out / "maml_step0000004.ckpt").read_bytes()
     bad.write_bytes(good[: len(good) // 2] if damage == "truncated" else os.urandom(len(good)))
-    refused(cli("eval.py", *TINY, *N_WAY, "--ckpt", str(bad)), "unreadable or corrupt", str(bad))
+    line = refused(cli("eval.py", *TINY, *N_WAY, "--ckpt", str(bad)), str(bad))
+    # Whether MindSpore's reader rejects a cut-short file or returns what precedes the cut depends on
+    # where the cut falls; either way the message says the file is damaged.
+    assert "unreadable or corrupt" in line or "truncated or damaged" in line
 
 
 def test_output_dir_that_is_a_file(cli, tmp_path):
