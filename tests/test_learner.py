@@ -5,7 +5,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from src.learner import BN_EPS, PARAMS_PER_BLOCK, Learner
-from src.loss import cross_entropy
+from src.maml import MAML
 
 TASKS, NUM, N_WAY, IMGSZ, FILTERS, BLOCKS = 3, 5, 4, 14, 6, 3
 
@@ -164,21 +164,17 @@ class ElementaryBatchNormLearner(Learner):
 
 
 class GradientNormGradient(nn.Cell):
-    """d/dw |dL/dw|^2 = 2 H (dL/dw): a Hessian-vector product, the second derivative MAML's meta-gradient needs."""
+    """d/dw |dL/dw|^2 = 2 H (dL/dw), with dL/dw the inner loop's support gradient: a Hessian-vector
+    product, the second derivative MAML's meta-gradient needs."""
 
     def __init__(self, learner):
         super().__init__()
-        self.learner = learner
-        positions = tuple(range(2, 2 + len(learner.weights)))
-        self.grad = ms.grad(self.loss, grad_position=positions)
-        self.grad_of_norm = ms.grad(self.squared_norm, grad_position=positions)
-
-    def loss(self, x, y, *weights):
-        return cross_entropy(self.learner.forward(x, weights), y).sum()
+        self.maml = MAML(learner, update_lr=0.4)  # only its support gradient is used
+        self.grad_of_norm = ms.grad(self.squared_norm, grad_position=self.maml.weight_positions)
 
     def squared_norm(self, x, y, *weights):
         total = 0.0
-        for g in self.grad(x, y, *weights):
+        for g in self.maml.support_grad(x, y, *weights):
             total = total + ops.square(g).sum()
         return total
 
