@@ -3,7 +3,7 @@
     python benchmarks/bench_meta_step.py --order second --task_num 32 --update_step 5
 
 Runs the exact step omniglot_train.py runs (build_maml + MetaTrainStep + Adam) and prints each
-step's time, then as its last line one JSON object: order, task_num, s_per_step (median),
+step's time, then as its last line one JSON object: order, task_num, cpu_threads, s_per_step (median),
 compile_s (first call), peak_rss_mb, gflop_per_step, gflops (achieved) and sgemm_gflops (a
 2048x2048 float32 matmul timed in the same process: the machine's practical peak).
 
@@ -105,12 +105,15 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first (compiling) one")
     parser.add_argument("--device_target", default="CPU")
+    parser.add_argument("--cpu_threads", type=int, default=0,
+                        help="CPU operator threads (0 = MindSpore's choice), as in the training config")
     parser.add_argument("--profile", metavar="DIR", help="also profile --steps steps by operator type; trace into DIR")
     args = parser.parse_args()
     cfg = load_config([f"--{k}={v}" for k, v in (("n_way", args.n_way), ("k_spt", args.k_spt), ("k_qry", args.k_qry),
                                                   ("task_num", args.task_num), ("update_step", args.update_step),
                                                   ("first_order", args.order == "first"),
-                                                  ("device_target", args.device_target))])
+                                                  ("device_target", args.device_target),
+                                                  ("cpu_threads", args.cpu_threads))])
     setup_device(cfg)
     maml = build_maml(cfg)
     optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=meta_lr_schedule(cfg))
@@ -132,7 +135,8 @@ def main():
     s_per_step = statistics.median(times)
     gflop = step_flop(cfg) / 1e9
     result = {"order": args.order, "n_way": cfg.n_way, "k_spt": cfg.k_spt, "k_qry": cfg.k_qry,
-              "task_num": cfg.task_num, "update_step": cfg.update_step, "s_per_step": round(s_per_step, 4),
+              "task_num": cfg.task_num, "update_step": cfg.update_step, "cpu_threads": cfg.cpu_threads,
+              "s_per_step": round(s_per_step, 4),
               "compile_s": round(compile_s, 2),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "gflop_per_step": round(gflop, 2), "gflops": round(gflop / s_per_step, 2),

@@ -13,13 +13,13 @@ pytestmark = pytest.mark.slow
 
 def test_benchmark_reports_and_profiles_a_real_step(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_meta_step.py"), "--task_num", "2",
-                           "--update_step", "1", "--steps", "2", "--warmup", "0", "--profile", str(tmp_path / "prof")],
+                           "--update_step", "1", "--steps", "2", "--warmup", "0", "--cpu_threads", "1", "--profile", str(tmp_path / "prof")],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1])
-    assert (result["order"], result["n_way"], result["k_qry"], result["task_num"], result["update_step"]) == \
-        ("second", 5, 15, 2, 1)
+    assert (result["order"], result["n_way"], result["k_qry"], result["task_num"], result["update_step"],
+            result["cpu_threads"]) == ("second", 5, 15, 2, 1, 1)
     # Counted by hand for 5-way 1-shot, 15 queries, 2 tasks, 1 second-order inner step: a forward pass
     # is 5,313,664 FLOP per image (28 -> 14 -> 7 -> 4 -> 2 pixels, 64 filters); the support pass
     # with its backward and second-order terms costs 9x that, the query pass with its backward 3x.
