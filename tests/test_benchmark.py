@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 def test_benchmark_reports_and_profiles_a_real_step(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_meta_step.py"), "--task_num", "2",
-                           "--update_step", "1", "--steps", "2", "--warmup", "0", "--cpu_threads", "1", "--profile", str(tmp_path / "prof")],
+                           "--update_step", "1", "--steps", "2", "--warmup", "0", "--cpu_threads", "1",
+                           "--profile", str(tmp_path / "prof")],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
