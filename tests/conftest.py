@@ -7,6 +7,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+import src  # noqa: E402,F401  (sets the CPU kernel choice before any test runs MindSpore)
 
 
 def pytest_configure(config):
