@@ -5,7 +5,9 @@
 Runs the exact step omniglot_train.py runs (build_maml + MetaTrainStep + Adam) and prints each
 step's time, then as its last line one JSON object: order, task_num, cpu_threads, s_per_step (median),
 compile_s (first call), peak_rss_mb, gflop_per_step, gflops (achieved) and sgemm_gflops (a
-2048x2048 float32 matmul timed in the same process: the machine's practical peak).
+2048x2048 float32 matmul timed in the same process: the machine's practical peak), then what it
+ran on: `cpu` (model name), `isa` (the instruction set oneDNN dispatches to) and `conv_kernels`
+(oneDNN's convolution implementations in the same step, from benchmarks/onednn_kernels.py).
 
 With `--profile DIR` it then runs `--steps` more steps under MindSpore's profiler (the trace stays
 in DIR for MindStudio Insight), prints the time per step of each operator type, heaviest first,
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mindspore as ms  # noqa: E402
 from mindspore import nn, ops  # noqa: E402
 
+from onednn_kernels import probe  # noqa: E402
 from src.config import load_config  # noqa: E402
 from src.device import setup_device  # noqa: E402
 from src.lr_schedule import meta_lr_schedule  # noqa: E402
@@ -141,6 +144,9 @@ def main():
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "gflop_per_step": round(gflop, 2), "gflops": round(gflop / s_per_step, 2),
               "sgemm_gflops": round(sgemm_gflops(), 1)}
+    kernels = probe([f"--order={args.order}", f"--n_way={cfg.n_way}", f"--k_spt={cfg.k_spt}", f"--k_qry={cfg.k_qry}",
+                     f"--task_num={cfg.task_num}", f"--update_step={cfg.update_step}"])
+    result.update(cpu=kernels["cpu"], isa=kernels["isa"], conv_kernels=kernels["kernels"].get("convolution", []))
     if args.profile:
         ops_ms = profile_steps(train_step, batch, args.steps, args.profile)
         op_total = sum(ms_ for _, ms_ in ops_ms)

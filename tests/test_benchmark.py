@@ -27,6 +27,9 @@ def test_benchmark_reports_and_profiles_a_real_step(tmp_path):
     assert result["gflop_per_step"] == round(2 * (9 * 5 * 5313664 + 3 * 75 * 5313664) / 1e9, 2) == 2.87
     for key in ("s_per_step", "compile_s", "peak_rss_mb", "gflops", "sgemm_gflops"):
         assert result[key] > 0, key
+    # It names what it ran on: the CPU, oneDNN's instruction set and convolution kernels (no reference one).
+    assert result["cpu"] and result["isa"]
+    assert result["conv_kernels"] and not [name for name in result["conv_kernels"] if "ref" in name]
     assert result["gflops"] == pytest.approx(result["gflop_per_step"] / result["s_per_step"], rel=0.01)
     # The profile names the convolution kernels among the heaviest operators of a step.
     assert {"Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"} <= set(result["top_ops"])
