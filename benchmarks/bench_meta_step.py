@@ -5,7 +5,8 @@
 Runs the exact step omniglot_train.py runs (build_maml + MetaTrainStep + Adam) and prints each
 step's time, then as its last line one JSON object: order, task_num, cpu_threads, s_per_step (median),
 compile_s (first call), peak_rss_mb, gflop_per_step, gflops (achieved) and sgemm_gflops (a
-2048x2048 float32 matmul timed in the same process: the machine's practical peak).
+2048x2048 float32 matmul timed in the same process: the machine's practical peak) and first_loss
+(the meta-loss of the first step, which bench_pytorch_step.py's --check compares with PyTorch's).
 
 With `--profile DIR` it then runs `--steps` more steps under MindSpore's profiler (the trace stays
 in DIR for MindStudio Insight), prints the time per step of each operator type, heaviest first,
@@ -121,7 +122,7 @@ def main():
     batch = synthetic_batch(cfg, np.random.default_rng(0))
 
     start = time.perf_counter()
-    train_step(*batch)[0].asnumpy()
+    first_loss = float(train_step(*batch)[0].asnumpy())
     compile_s = time.perf_counter() - start
     print(f"first step (compile + run): {compile_s:.2f} s", flush=True)
     for _ in range(args.warmup):
@@ -140,7 +141,7 @@ def main():
               "compile_s": round(compile_s, 2),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "gflop_per_step": round(gflop, 2), "gflops": round(gflop / s_per_step, 2),
-              "sgemm_gflops": round(sgemm_gflops(), 1)}
+              "sgemm_gflops": round(sgemm_gflops(), 1), "first_loss": round(first_loss, 6)}
     if args.profile:
         ops_ms = profile_steps(train_step, batch, args.steps, args.profile)
         op_total = sum(ms_ for _, ms_ in ops_ms)
