@@ -5,9 +5,11 @@
 Runs the exact step omniglot_train.py runs (build_maml + MetaTrainStep + Adam) and prints each
 step's time, then as its last line one JSON object: order, task_num, cpu_threads, s_per_step (median),
 compile_s (first call), peak_rss_mb, gflop_per_step, gflops (achieved) and sgemm_gflops (a
-2048x2048 float32 matmul timed in the same process: the machine's practical peak), then what it
-ran on: `cpu` (model name), `isa` (the instruction set oneDNN dispatches to) and `conv_kernels`
-(oneDNN's convolution implementations in the same step, from benchmarks/onednn_kernels.py).
+2048x2048 float32 matmul timed in the same process: the machine's practical peak), first_loss
+(the meta-loss of the first step, which bench_pytorch_step.py's --check compares with PyTorch's),
+then what it ran on: `cpu` (model name), `isa` (the instruction set oneDNN dispatches to) and
+`conv_kernels` (oneDNN's convolution implementations in the same step, from
+benchmarks/onednn_kernels.py).
 
 With `--profile DIR` it then runs `--steps` more steps under MindSpore's profiler (the trace stays
 in DIR for MindStudio Insight), prints the time per step of each operator type, heaviest first,
@@ -124,7 +126,7 @@ def main():
     batch = synthetic_batch(cfg, np.random.default_rng(0))
 
     start = time.perf_counter()
-    train_step(*batch)[0].asnumpy()
+    first_loss = float(train_step(*batch)[0].asnumpy())
     compile_s = time.perf_counter() - start
     print(f"first step (compile + run): {compile_s:.2f} s", flush=True)
     for _ in range(args.warmup):
@@ -143,7 +145,7 @@ def main():
               "compile_s": round(compile_s, 2),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "gflop_per_step": round(gflop, 2), "gflops": round(gflop / s_per_step, 2),
-              "sgemm_gflops": round(sgemm_gflops(), 1)}
+              "sgemm_gflops": round(sgemm_gflops(), 1), "first_loss": round(first_loss, 6)}
     kernels = probe([f"--order={args.order}", f"--n_way={cfg.n_way}", f"--k_spt={cfg.k_spt}", f"--k_qry={cfg.k_qry}",
                      f"--task_num={cfg.task_num}", f"--update_step={cfg.update_step}"])
     result.update(cpu=kernels["cpu"], isa=kernels["isa"], conv_kernels=kernels["kernels"].get("convolution", []))

@@ -1,0 +1,65 @@
+"""benchmarks/bench_pytorch_step.py, the PyTorch baseline, checked without PyTorch: it must start
+from the package's settings, weights and episodes (so that --check can compare first meta-losses),
+and say in one line how to install PyTorch when it is missing."""
+import importlib.util
+import subprocess
+import sys
+from types import SimpleNamespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from src.config import load_config
+from src.learner import BN_EPS, Learner
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "bench_pytorch_step.py"
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_settings_are_the_packages_defaults():
+    bench, cfg = _load(SCRIPT), load_config([])
+    assert (bench.IMGSZ, bench.IMGC, bench.NUM_FILTERS, bench.NUM_BLOCKS) == (cfg.imgsz, cfg.imgc, cfg.num_filters,
+                                                                              cfg.num_blocks)
+    assert (bench.UPDATE_LR, bench.META_LR, bench.SEED, bench.BN_EPS) == (cfg.update_lr, cfg.meta_lr, cfg.seed, BN_EPS)
+
+
+def test_weights_and_episodes_are_the_packages():
+    bench, ours = _load(SCRIPT), _load(REPO / "benchmarks" / "bench_meta_step.py")
+    cfg = load_config(["--n_way=7", "--task_num=3", "--k_qry=2"])
+    learner = Learner(cfg.n_way, cfg.imgc, cfg.num_filters, cfg.num_blocks, seed=cfg.seed)
+    weights = bench.initial_weights(cfg.n_way)
+    assert [w.shape for w in weights] == [p.shape for p in learner.trainable_params()]
+    for mine, theirs in zip(weights, learner.trainable_params()):
+        np.testing.assert_array_equal(mine, theirs.asnumpy())
+    args = SimpleNamespace(**{key: cfg[key] for key in ("n_way", "k_spt", "k_qry", "task_num")})
+    batch = bench.synthetic_batch(args, np.random.default_rng(0))
+    for mine, theirs in zip(batch, ours.synthetic_batch(cfg, np.random.default_rng(0))):
+        np.testing.assert_array_equal(mine, theirs.asnumpy())
+
+
+def test_same_padding_gives_the_packages_feature_map_sizes():
+    bench, size, sizes = _load(SCRIPT), 28, []
+    for _ in range(4):
+        before, after = bench.same_padding(size)
+        size = (size + before + after - 3) // 2 + 1
+        sizes.append(size)
+    assert sizes == [14, 7, 4, 2]
+    assert [bench.same_padding(n) for n in (28, 14, 7, 4)] == [(0, 1), (0, 1), (1, 1), (0, 1)]
+
+
+def test_without_pytorch_one_error_line_says_how_to_install_it():
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("PyTorch is installed here")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--task_num", "2"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "error: PyTorch is not installed: `pip install torch` (in a separate venv) to run this baseline"]
