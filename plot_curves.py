@@ -10,13 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from src.atomic_file import write_atomic  # noqa: E402
-from src.errors import UserError, run_cli  # noqa: E402
+from src.atomic_file import write_atomic
+from src.errors import UserError, run_cli
 
 HOURS = {"wall": ("train_s", "wall-clock"), "cpu": ("cpu_s", "CPU")}
 
@@ -46,9 +41,21 @@ def read_metrics(path):
     return events
 
 
+def pyplot():
+    """matplotlib's pyplot, drawing to files; matplotlib is in requirements-dev.txt, not needed to train."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise UserError("plot_curves.py needs matplotlib: pip install -r requirements-dev.txt") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
 def plot(runs, output, hours="wall"):
     """Accuracy against meta-steps (left) and against training hours (right, wall-clock or CPU)."""
     key, kind = HOURS[hours]
+    plt = pyplot()
     fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, events in runs:
         val = events["val"]

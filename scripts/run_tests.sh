@@ -1,9 +1,11 @@
 #!/bin/bash
-# The README's test command: install, then run the whole test suite (slow end-to-end tests too).
+# The README's test command: install requirements-dev.txt (the running requirements, pytest and
+# matplotlib), then run the whole test suite (slow end-to-end tests too).
 # Usage: bash scripts/run_tests.sh [pytest args...]
 # The tests read the real Omniglot from OMNIGLOT_ROOT (default ../shared/omniglot) and never write there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SETUP_REQUIREMENTS=requirements-dev.txt
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 export OMNIGLOT_ROOT="${OMNIGLOT_ROOT:-$ROOT/../shared/omniglot}"

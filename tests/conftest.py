@@ -38,3 +38,13 @@ def omniglot_npy_dir(omniglot_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("omniglot_npy")
     build_omniglot(omniglot_root, out, imgsz=28)
     return out
+
+
+@pytest.fixture(scope="session")
+def demo(omniglot_root, tmp_path_factory):
+    """The demo's task (src/demo_task.py): 5-way 1-shot meta-test characters, 4 queries per class, and its answers."""
+    from src.demo_task import make_demo_task
+
+    out = tmp_path_factory.mktemp("demo") / "task"
+    answers = make_demo_task(omniglot_root, out, n_way=5, k_spt=1, k_qry=4, seed=0)
+    return out, answers

@@ -1,5 +1,6 @@
 """plot_curves.py: learning-curve PNGs from metrics.jsonl, resumed runs included."""
 import json
+import sys
 
 import pytest
 
@@ -64,3 +65,12 @@ def test_labels_must_match_metrics(tmp_path):
     for output in (tmp_path / "nowhere" / "c.png", tmp_path):
         with pytest.raises(UserError, match="must be a file in an existing folder"):
             plot_curves.main(["--metrics", str(a), "--output", str(output)])
+
+
+def test_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
+    """matplotlib is a development requirement: without it, one error naming requirements-dev.txt."""
+    a = write_metrics(tmp_path / "a.jsonl", [val(1, 0.5)])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    with pytest.raises(UserError, match=r"needs matplotlib: pip install -r requirements-dev.txt"):
+        plot_curves.main(["--metrics", str(a), "--output", str(tmp_path / "c.png")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl"]

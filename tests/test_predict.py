@@ -19,14 +19,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED_5WAY = REPO / "checkpoints" / "omniglot_5way_1shot" / "best.ckpt"
 
 
-@pytest.fixture(scope="module")
-def demo(omniglot_root, tmp_path_factory):
-    """A 5-way 1-shot meta-test task with 4 queries per class, and its answers."""
-    out = tmp_path_factory.mktemp("demo") / "task"
-    answers = make_demo_task(omniglot_root, out, n_way=5, k_spt=1, k_qry=4, seed=0)
-    return out, answers
-
-
 def answers_file(task):
     with open(task / "answers.csv", newline="") as f:
         return {row["query"]: row["class"] for row in csv.DictReader(f)}

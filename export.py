@@ -1,0 +1,89 @@
+"""Export a trained checkpoint for deployment: MAML's adapt-then-classify graph as a MINDIR file.
+
+    python export.py --ckpt checkpoints/omniglot_5way_1shot/best.ckpt [--file_name maml] [--file_format MINDIR]
+                     [--support_images N] [--query_images M] [--key value ...]
+
+The graph fine-tunes the checkpoint's meta-parameters on a support set and classifies the queries,
+as predict.py does, so a deployment adapts to its own classes. Inputs: support images
+(1, N, imgc, imgsz, imgsz) float32, their labels (1, N) int32 in 0..n_way-1, query images
+(1, M, imgc, imgsz, imgsz) float32; output: query logits (1, M, n_way) after update_step_test
+inner steps of size update_lr. N and M may vary from call to call unless fixed with
+--support_images / --query_images, for runtimes that need static shapes. The images must be
+prepared as predict.py prepares them (src/image_folder.py: grey-scale, imgsz x imgsz, ink 1 on 0).
+"""
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import mindspore as ms
+
+from src.atomic_file import write_atomic
+from src.errors import UserError, run_cli
+from src.inference import load_trained_maml
+from src.metrics import log
+
+FORMATS = ("MINDIR",)
+SUFFIX = ".mindir"
+
+
+def parse_args(argv):
+    """(export's own options, the remaining `--key value` settings for the checkpoint's config)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n", 1)[0], exit_on_error=False,
+        epilog="Any key of default_config.yaml may follow as --key value, e.g. --update_step_test 5.")
+    parser.add_argument("--file_name", default="maml", help=f"output file; {SUFFIX} is appended unless present")
+    parser.add_argument("--file_format", default="MINDIR", help="MINDIR, the one format that holds this graph")
+    parser.add_argument("--support_images", default="0", help="fixed number N of support images (0: any)")
+    parser.add_argument("--query_images", default="0", help="fixed number M of query images (0: any)")
+    try:
+        args, rest = parser.parse_known_args(argv)
+    except argparse.ArgumentError as err:
+        raise UserError(f"{err}: see python export.py --help") from None
+    if args.file_format.upper() not in FORMATS:
+        raise UserError(f"file_format {args.file_format!r} is not supported: use MINDIR (MindSpore's ONNX exporter "
+                        "cannot hold the graph's batch-norm gradients)")
+    for key in ("support_images", "query_images"):
+        value = getattr(args, key)
+        if not value.isdigit():
+            raise UserError(f"--{key} takes a whole number >= 0 (0: any number), got {value!r}")
+        setattr(args, key, int(value))
+    out = Path(args.file_name)
+    args.path = out if out.suffix == SUFFIX else out.with_name(out.name + SUFFIX)
+    if args.path.exists():
+        raise UserError(f"{args.path} already exists: pass another --file_name or move the file away")
+    if not args.path.parent.is_dir():
+        raise UserError(f"folder {args.path.parent} of --file_name does not exist: create it or pass another --file_name")
+    return args, rest
+
+
+def graph_inputs(cfg, support_images, query_images):
+    """Input placeholders of the exported graph; a dimension of None takes any size."""
+    def images(count):
+        return ms.Tensor(shape=[1, count or None, cfg.imgc, cfg.imgsz, cfg.imgsz], dtype=ms.float32)
+    return images(support_images), ms.Tensor(shape=[1, support_images or None], dtype=ms.int32), images(query_images)
+
+
+def main(argv=None):
+    args, rest = parse_args(argv)
+    cfg, maml, meta = load_trained_maml(rest)
+    inputs = graph_inputs(cfg, args.support_images, args.query_images)
+    log(f"exporting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way): {cfg.update_step_test} inner steps of size "
+        f"{cfg.update_lr}, then the query logits")
+    with tempfile.TemporaryDirectory() as tmp:
+        # MAML's own construct: the inner loop, its gradients included, becomes part of the graph.
+        ms.export(maml, *inputs, cfg.update_step_test, file_name=str(Path(tmp) / "graph"), file_format="MINDIR")
+
+        def copy(dst):
+            with open(Path(tmp) / f"graph{SUFFIX}", "rb") as src:
+                shutil.copyfileobj(src, dst)
+        write_atomic(args.path, copy, "pass another --file_name")
+    n, m = args.support_images or "N", args.query_images or "M"
+    image = f"{cfg.imgc}, {cfg.imgsz}, {cfg.imgsz}) float32"
+    log(f"wrote {args.path}: inputs support images (1, {n}, {image}, support labels (1, {n}) int32 in "
+        f"0..{cfg.n_way - 1}, query images (1, {m}, {image}; output query logits (1, {m}, {cfg.n_way}) float32")
+    return args.path
+
+
+if __name__ == "__main__":
+    run_cli(main)

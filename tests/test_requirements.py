@@ -1,0 +1,54 @@
+"""requirements.txt holds what running needs; the test command also installs requirements-dev.txt."""
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def names(path):
+    return [line.split("=")[0].split(">")[0].strip().lower() for line in path.read_text().splitlines()
+            if line.strip() and not line.startswith(("#", "-r"))]
+
+
+def recording_venv(tmp_path):
+    """(VENV/bin/python that records its arguments instead of running, the file they go to)."""
+    calls = tmp_path / "calls"
+    python = tmp_path / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/bash\necho "$*" >> {calls}\n')
+    python.chmod(0o755)
+    return python, calls
+
+
+def test_running_and_test_requirements_are_apart():
+    assert names(REPO / "requirements.txt") == ["mindspore", "numpy", "pillow", "pyyaml"]
+    dev = REPO / "requirements-dev.txt"
+    assert "-r requirements.txt" in dev.read_text().splitlines()
+    assert names(dev) == ["pytest", "matplotlib"]
+
+
+def test_run_tests_installs_the_dev_requirements_then_runs_pytest(tmp_path):
+    """bash scripts/run_tests.sh -k x with VENV holding a recording python: pip installs requirements-dev.txt,
+    then pytest runs the suite."""
+    python, calls = recording_venv(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("SETUP_REQUIREMENTS", "PYTHON")}
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "run_tests.sh"), "-k", "x"], env=dict(env, VENV=str(python.parents[1])),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert calls.read_text().splitlines() == [
+        f"-m pip install --quiet --disable-pip-version-check -r {REPO}/requirements-dev.txt",
+        "-m pytest tests -q --durations=15 -k x",
+    ]
+
+
+def test_quickstart_setup_installs_the_running_requirements(tmp_path):
+    """scripts/setup_env.sh, as quickstart.sh sources it: requirements.txt only."""
+    python, calls = recording_venv(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "SETUP_REQUIREMENTS"}
+    proc = subprocess.run(["bash", "-c", f"source {REPO}/scripts/setup_env.sh && echo $PYTHON"],
+                          env=dict(env, VENV=str(python.parents[1])), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(python)
+    assert calls.read_text().splitlines() == [
+        f"-m pip install --quiet --disable-pip-version-check -r {REPO}/requirements.txt"]
