@@ -11,6 +11,7 @@ prints where the launch scripts append the log (`<output_dir>/train.log`; beside
 `CKPT.eval.log` or `REPORT.log`), after checking the settings; it creates output_dir for training.
 """
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -62,7 +63,7 @@ def check_output_file(path, option, kind, replaceable):
     if target.exists() or path.is_symlink():
         if target.suffix == CHECKPOINT_SUFFIX or not replaceable(target):
             what = "a checkpoint" if target.suffix == CHECKPOINT_SUFFIX else f"a file that is not {kind}"
-            via = f" (through the link to {target})" if target != path.absolute() else ""
+            via = f" (through the link to {target})" if str(target) != os.path.abspath(path) else ""
             raise UserError(f"{option} {path} is {what}{via}: it is left untouched; {fix}")
     if not target.parent.is_dir():
         raise UserError(f"{option} {path}: folder {path.parent} does not exist; create it or {fix}")
