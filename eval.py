@@ -11,19 +11,18 @@ from pathlib import Path
 
 from src.atomic_file import write_atomic
 from src.dataset import prepare_omniglot, split_class_ids, split_rotates
-from src.errors import UserError, run_cli
+from src.errors import run_cli
 from src.evaluation import evaluate
 from src.inference import load_trained_maml
 from src.maml import AdaptAndScore
 from src.metrics import log
+from src.outputs import check_eval_report
 
 
 def main(argv=None):
     cfg, maml, meta = load_trained_maml(argv)
     ckpt = Path(cfg.ckpt)
-    out = Path(cfg.eval_report) if cfg.eval_report else ckpt.with_name(ckpt.name + ".eval.json")
-    if not out.parent.is_dir():
-        raise UserError(f"eval_report {out}: folder {out.parent} does not exist; create it or pass another --eval_report")
+    out = check_eval_report(cfg)  # before any work: never a checkpoint or another file of the user's
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]
     log(f"evaluating {ckpt} (step {meta['step']}) on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "

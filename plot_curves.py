@@ -3,8 +3,10 @@
     python plot_curves.py --metrics output/metrics.jsonl [--metrics other/metrics.jsonl ...]
                           [--label NAME ...] --output curves.png
 
-A run that was stopped and resumed logs some steps twice (those after its last checkpoint); the
-later record of a step wins, as it belongs to the history the checkpoint continues.
+A resumed run drops the records past the step it resumes from, so metrics.jsonl holds each step
+once. Files written by earlier versions may hold a step twice (from before and after a resume):
+the later record wins, as it belongs to the history the checkpoint continues. Their training time
+is named train_s/cpu_s instead of train_seconds/cpu_seconds; both are read.
 """
 import argparse
 import json
@@ -12,8 +14,10 @@ from pathlib import Path
 
 from src.atomic_file import write_atomic
 from src.errors import UserError, run_cli
+from src.outputs import check_output_file, is_png
 
-HOURS = {"wall": ("train_s", "wall-clock"), "cpu": ("cpu_s", "CPU")}
+HOURS = {"wall": ("train_seconds", "wall-clock"), "cpu": ("cpu_seconds", "CPU")}
+OLD_NAMES = {"train_s": "train_seconds", "cpu_s": "cpu_seconds"}  # metrics.jsonl of earlier versions
 
 
 def read_metrics(path):
@@ -27,6 +31,7 @@ def read_metrics(path):
             continue
         try:
             record = json.loads(line)
+            record.update({new: record.pop(old) for old, new in OLD_NAMES.items() if old in record})
             latest[record["event"], int(record["step"])] = record
             if record["event"] in ("val", "train"):
                 float(record["acc"])
@@ -93,8 +98,7 @@ def main(argv=None):
     if args.label and len(args.label) != len(args.metrics):
         raise UserError(f"{len(args.label)} --label for {len(args.metrics)} --metrics: give one label per metrics file or none")
     labels = args.label or [Path(m).parent.name or "run" for m in args.metrics]
-    if Path(args.output).is_dir() or not Path(args.output).resolve().parent.is_dir():
-        raise UserError(f"--output {args.output} must be a file in an existing folder")
+    check_output_file(args.output, "--output", "a PNG image", is_png)
     plot([(label, read_metrics(m)) for label, m in zip(labels, args.metrics)], args.output, args.hours)
     print(f"wrote {args.output}")
 

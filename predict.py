@@ -6,8 +6,9 @@ SUPPORT holds one subfolder per class, named after the class, with one or more e
 (at most the checkpoint's n_way classes); QUERY holds the images to classify. The checkpoint's
 meta-parameters are fine-tuned on the support images (update_step_test inner steps of size
 update_lr, both from the checkpoint unless overridden) and each query gets the most probable class.
-Standard output has one tab-separated line per query: file name, class, probability; progress and
-notes go to standard error.
+Standard output has one tab-separated line per query: file name, class, probability (names with
+control characters or backslashes are written with Python escapes such as \\n, so one query is
+always one line); progress and notes go to standard error.
 
 MAML's batch norm normalises with the statistics of the images at hand (Finn et al. do the same at
 test time), so the queries are classified together as one batch: give a few per class rather
@@ -18,7 +19,7 @@ import sys
 import numpy as np
 import mindspore as ms
 
-from src.errors import run_cli
+from src.errors import one_line, run_cli
 from src.image_folder import read_queries, read_support
 from src.inference import load_trained_maml
 from src.maml import AdaptAndScore
@@ -36,7 +37,8 @@ def main(argv=None):
     files, x_qry, skipped_qry = read_queries(cfg.query_dir, cfg.imgsz)
     skipped = skipped_spt + skipped_qry
     if skipped:
-        log(f"left out {len(skipped)} files that are not images or not in a class folder: {skipped[0]}, ...", sys.stderr)
+        log(f"left out {len(skipped)} entries that are not image files in a class folder (or are hidden): "
+            f"{one_line(skipped[0])}, ...", sys.stderr)
     log(f"adapting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way) to {len(names)} classes, {len(y_spt)} support "
         f"images, in {cfg.update_step_test} inner steps of size {cfg.update_lr}", sys.stderr)
     logits = AdaptAndScore(maml, cfg.update_step_test).predict(
@@ -47,7 +49,7 @@ def main(argv=None):
     for path, p in zip(files, probs):
         best = int(p.argmax())
         predictions.append((path.name, names[best], float(p[best])))
-        print(f"{path.name}\t{names[best]}\t{p[best]:.3f}", flush=True)
+        print(f"{one_line(path.name)}\t{one_line(names[best])}\t{p[best]:.3f}", flush=True)
     return predictions
 
 

@@ -8,10 +8,11 @@
 # (raw/images_{background,evaluation}.zip); CKPT_PATH: a checkpoint written by training. Extra
 # --key value pairs are overrides of default_config.yaml, passed through to eval.py.
 #
-# Builds omniglot.npy first when it is missing from --npy_dir (default: DATA_PATH), then runs
+# Runs
 #   $PYTHON eval.py --device_target CPU --device_id DEVICE_ID --data_path DATA_PATH --ckpt CKPT_PATH ...
-# from the repo root (callable from any directory; relative paths are taken from the caller's
-# directory). Output goes to the console and to CKPT_PATH.eval.log (eval.py writes the results to
+# from the repo root, which builds omniglot.npy first when it is missing from --npy_dir (default:
+# DATA_PATH); callable from any directory (relative paths are taken from the caller's directory).
+# Output goes to the console and is appended to CKPT_PATH.eval.log (eval.py writes the results to
 # CKPT_PATH.eval.json); the exit code is python's. Python: $PYTHON if set (e.g.
 # PYTHON=.venv/bin/python), else python3 from PATH.
 # DEVICE_ID is checked and exported but ignored by MindSpore on CPU (use 0).

@@ -7,11 +7,12 @@
 # DATA_PATH: Omniglot root (raw/images_{background,evaluation}.zip). Extra --key value pairs are
 # overrides of default_config.yaml, passed through to omniglot_train.py (bare --resume means true).
 #
-# Builds omniglot.npy first when it is missing from --npy_dir (default: DATA_PATH), then runs
+# Runs
 #   $PYTHON omniglot_train.py --device_target Ascend --device_id DEVICE_ID --epoch EPOCH --data_path DATA_PATH ...
-# from the repo root (callable from any directory; relative paths are taken from the caller's
-# directory). Output goes to the console and is appended to <output_dir>/train.log; the exit code
-# is python's. Python: $PYTHON if set (e.g. PYTHON=.venv/bin/python), else python3 from PATH.
+# from the repo root, which builds omniglot.npy first when it is missing from --npy_dir (default:
+# DATA_PATH); callable from any directory (relative paths are taken from the caller's directory).
+# Output goes to the console and is appended to <output_dir>/train.log; the exit code is python's.
+# Python: $PYTHON if set (e.g. PYTHON=.venv/bin/python), else python3 from PATH.
 # Exports DEVICE_ID, RANK_SIZE=1 and RANK_ID=0 (single-card run, as ModelZoo scripts do).
 # The logic lives in scripts/common.sh.
 

@@ -3,17 +3,18 @@
 A checkpoint holds every parameter of the training cell (meta-parameters and Adam state), the
 step, the config it was trained with and the episode sampler's RNG state, so `--resume`
 continues exactly. Each file is written under a temporary name and renamed into place, so a
-crash leaves the previous checkpoint intact.
+crash or a failed write leaves the previous checkpoint intact.
 """
 import json
-import os
 import re
 from pathlib import Path
 
 import mindspore as ms
 
+from src.atomic_file import replacing
 from src.config import load_config
 from src.errors import UserError
+from src.outputs import existing_checkpoint
 
 PREFIX = "maml_step"
 BEST = "best.ckpt"
@@ -31,29 +32,43 @@ def step_checkpoint_path(output_dir, step):
 
 
 def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0, cost=None):
-    """Write atomically: a temporary file in the same folder, then os.replace.
+    """Write atomically (src/atomic_file.py): a crash or a failed write leaves the previous file intact.
 
     `cost` ({COST_KEYS: seconds}) is the wall-clock and CPU time of all runs up to `step`, so a
     resumed run reports its total cost.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.ckpt")
     meta = {"step": step, "config": json.dumps(dict(cfg)), "sampler_state": json.dumps(sampler_state),
             "best_val_acc": float(best_val_acc), **{key: float(value) for key, value in (cost or {}).items()}}
-    try:
+    with replacing(path, "make the folder writable or free some space, then pass --resume") as tmp:
+        # Created first so that an unwritable folder is our one-line error rather than MindSpore's log.
+        tmp.touch()
         ms.save_checkpoint(cell, str(tmp), append_dict=meta, crc_check=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
+
+
+def _damaged(path, what):
+    return UserError(f"checkpoint {path} {what}: it is truncated or damaged, or was not written by omniglot_train.py; "
+                     "use another checkpoint of this package or train again")
+
+
+def _meta(params, path):
+    """The entries beside the weights, each checked for its type."""
+    try:
+        meta = {"step": int(params.pop("step")), "best_val_acc": float(params.pop("best_val_acc")),
+                "config": json.loads(str(params.pop("config"))),
+                "sampler_state": json.loads(str(params.pop("sampler_state")))}
+    except (ValueError, TypeError) as err:
+        raise _damaged(path, f"has a malformed step/config entry ({err.__class__.__name__})") from None
+    if not isinstance(meta["config"], dict) or not isinstance(meta["sampler_state"], (dict, type(None))):
+        raise _damaged(path, "has a config or sampler_state entry that is not a JSON object")
+    if meta["step"] < 0:
+        raise _damaged(path, f"has step {meta['step']}")
+    return meta
 
 
 def load(path):
     """(parameters, meta) of a checkpoint; a missing or damaged file is a one-line UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} not found: pass --ckpt the path of a .ckpt file written by omniglot_train.py")
+    path = existing_checkpoint(path)
     try:
         params = ms.load_checkpoint(str(path), crc_check=True)
     except Exception as err:  # MindSpore raises ValueError/RuntimeError/TypeError for damaged files
@@ -62,13 +77,8 @@ def load(path):
     # MindSpore reads a checkpoint cut short without complaint, up to where it ends; the step and
     # config, written last, are then missing, as in a checkpoint written by other code.
     if any(key not in params for key in _META_KEYS):
-        raise UserError(f"checkpoint {path} has no step/config inside: it is truncated or damaged, or was not written "
-                        "by omniglot_train.py; use another checkpoint of this package or train again")
-    meta = {key: params.pop(key) for key in _META_KEYS}
-    meta["step"] = int(meta["step"])
-    meta["config"] = json.loads(str(meta["config"]))
-    meta["sampler_state"] = json.loads(str(meta["sampler_state"]))
-    meta["best_val_acc"] = float(meta["best_val_acc"])
+        raise _damaged(path, "has no step/config inside")
+    meta = _meta(params, path)
     # None where the checkpoint was written before that cost was recorded.
     meta.update({key: float(params.pop(key)) if key in params else None for key in COST_KEYS})
     return params, meta
@@ -94,7 +104,11 @@ def load_for_inference(argv):
     inherit = {key: saved[key] for key in INHERITED_KEYS if key in saved}
     if "k_qry_test" not in saved and "k_qry" in saved:
         inherit["k_qry_test"] = saved["k_qry"]  # checkpoints older than k_qry_test were validated with k_qry
-    cfg = load_config(argv, inherit=inherit)
+    try:
+        cfg = load_config(argv, inherit=inherit)
+    except UserError as err:  # the command line alone was valid: the checkpoint's settings are not
+        raise UserError(f"checkpoint {cfg.ckpt} holds a setting that is refused ({err}): pass the setting on "
+                        "the command line, or use another checkpoint") from None
     check_compatible(meta, cfg, cfg.ckpt)
     return cfg, params, meta
 
@@ -115,24 +129,17 @@ def load_into(cell, params, path, keep=()):
     return cell
 
 
-def step_checkpoints(output_dir):
-    """Step checkpoints in output_dir, oldest first."""
+def step_checkpoints(output_dir, upto=None):
+    """Step checkpoints in output_dir, oldest first; only those of steps <= `upto` if given."""
     pattern = re.compile(rf"^{PREFIX}(\d+)\.ckpt$")
     found = [(int(m.group(1)), p) for p in Path(output_dir).glob(f"{PREFIX}*.ckpt") if (m := pattern.match(p.name))]
-    return [p for _, p in sorted(found)]
+    return [p for step, p in sorted(found) if upto is None or step <= upto]
 
 
-def prune(output_dir, keep):
-    """Delete all but the newest `keep` step checkpoints (best.ckpt is separate and kept)."""
-    for old in step_checkpoints(output_dir)[:-keep]:
+def prune(output_dir, keep, step):
+    """Delete all but the newest `keep` step checkpoints up to `step` (best.ckpt is separate and kept).
+
+    Checkpoints of later steps, left by a run that a resume fell back past (they were unreadable), are
+    left alone: they are replaced when this run reaches their step."""
+    for old in step_checkpoints(output_dir, upto=step)[:-keep]:
         old.unlink()
-
-
-def remove_stale_temporaries(output_dir):
-    """Temporary files left by a run killed while saving; the finished checkpoints are untouched.
-
-    MindSpore itself first writes `.x.tmpPID.ckpt` as `.x.tmpPID.tmp`, so both endings are ours.
-    """
-    for pattern in (".*.tmp*.ckpt", ".*.tmp*.tmp"):
-        for tmp in Path(output_dir).glob(pattern):
-            tmp.unlink()

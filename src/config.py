@@ -1,5 +1,6 @@
 """Settings: default_config.yaml merged with `--key value` overrides, type-checked and validated."""
 import argparse
+import math
 from pathlib import Path
 
 import yaml
@@ -9,7 +10,17 @@ from src.errors import UserError
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "default_config.yaml"
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 MODES = ("GRAPH", "PYNATIVE")
-NUM_DRAWERS = 20
+MAX_SEED = 2**32 - 1
+# Bounds on settings that cost time or memory in proportion to their value: far above any real use,
+# they turn a typo (an extra zero, a negative number wrapped round) into an error instead of a run
+# that never ends or exhausts the memory.
+UPPER_BOUNDS = {
+    "epoch": (10**7, "meta-steps; the paper trains 60000"),
+    "update_step": (100, "inner steps unrolled into the training graph"),
+    "update_step_test": (10**4, "fine-tuning steps"),
+    "eval_tasks": (10**5, "test tasks"),
+    "val_tasks": (10**5, "validation tasks"),
+}
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
@@ -77,6 +88,7 @@ def _parse_overrides(argv, defaults):
 
 def validate(cfg):
     """Reject settings that cannot work, naming the valid values."""
+    from src.data_preprocess import NUM_DRAWERS, SOURCE_SIZE
     from src.dataset import SPLITS, split_sizes
 
     def need(ok, message):
@@ -103,7 +115,13 @@ def validate(cfg):
     for key in ("update_step", "update_step_test", "eval_every"):
         need(cfg[key] >= 0, f"{key} must be >= 0, got {cfg[key]}")
     for key in ("meta_lr", "update_lr", "lr_scheduler_gamma"):
-        need(cfg[key] > 0, f"{key} must be > 0, got {cfg[key]}")
+        need(math.isfinite(cfg[key]) and cfg[key] > 0, f"{key} must be a finite number > 0, got {cfg[key]}")
+    for key in ("seed", "eval_seed"):
+        need(0 <= cfg[key] <= MAX_SEED, f"{key} must be between 0 and {MAX_SEED} (the seeds NumPy and MindSpore "
+                                        f"accept), got {cfg[key]}")
+    upper = dict(UPPER_BOUNDS, imgsz=(SOURCE_SIZE, "the size of the Omniglot originals"))
+    for key, (limit, why) in upper.items():
+        need(cfg[key] <= limit, f"{key} must be at most {limit} ({why}), got {cfg[key]}")
     return cfg
 
 

@@ -19,7 +19,6 @@ import multiprocessing
 import numbers
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -37,8 +36,9 @@ if not __package__:  # run as a script: make `import src...` resolve from the re
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from src.atomic_file import write_atomic
+from src.atomic_file import remove_stale_temporaries, replacing, write_atomic
 from src.errors import UserError, run_cli
+from src.outputs import check_writable
 
 FORMAT_VERSION = 1
 SETS = ("background", "evaluation")
@@ -280,11 +280,10 @@ def _ensure_writable(out_dir):
     """Fail before the expensive decoding, not after it."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
     except OSError as err:
         raise UserError(f"cannot write to output folder {out_dir} ({err.strerror or err}):"
                         " pass --output_path somewhere writable") from None
+    check_writable(out_dir, "pass --output_path somewhere writable")
 
 
 def _fsync_dir(path):
@@ -329,8 +328,9 @@ def _save(out_dir, array, index):
 
 def build_omniglot(data_path, output_path=None, imgsz=28, force=False, workers=None, log=print):
     """Build (or confirm up to date) OUT/omniglot.npy + omniglot_index.json; return the npy path."""
-    if not isinstance(imgsz, numbers.Integral) or imgsz <= 0:
-        raise UserError(f"--imgsz must be a positive integer, got {imgsz}")
+    if not isinstance(imgsz, numbers.Integral) or not 1 <= imgsz <= SOURCE_SIZE:
+        raise UserError(f"--imgsz must be an integer between 1 and {SOURCE_SIZE} (the size of the Omniglot originals), "
+                        f"got {imgsz}")
     imgsz = int(imgsz)
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
@@ -343,6 +343,7 @@ def build_omniglot(data_path, output_path=None, imgsz=28, force=False, workers=N
     layout = _detect_layout(root)
     fingerprint = _fingerprint(root, layout)
     npy_path = out_dir / NPY_NAME
+    remove_stale_temporaries(out_dir)
     if not force and _is_up_to_date(out_dir, imgsz, fingerprint):
         log(f"{npy_path} is up to date (imgsz {imgsz}, {layout} layout); pass --force to rebuild")
         return npy_path
@@ -389,30 +390,24 @@ def _file_digest(path, algo):
 
 def _fetch(url, dest, algo, expected):
     """Stream url to a temp file next to dest while hashing; only a verified file gets dest's name."""
-    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
     digest = hashlib.new(algo)
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as f:
-            while block := response.read(1 << 20):
-                digest.update(block)
-                f.write(block)
+    with replacing(dest, "pass --data_path a writable folder") as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as f:
+                while block := response.read(1 << 20):
+                    digest.update(block)
+                    f.write(block)
+        except (urllib.error.URLError, HTTPException, TimeoutError, ConnectionError) as err:
+            reason = getattr(err, "reason", err)
+            if isinstance(err, urllib.error.HTTPError):
+                reason = f"HTTP {err.code} {err.reason}"
+            raise UserError(f"download failed: {url} ({reason}); check the connection, or download"
+                            f" the zips by hand into {dest.parent}/") from None
         actual = digest.hexdigest()
         if actual != expected:
             raise UserError(f"checksum mismatch for {dest.name} from {url}: expected {algo} {expected},"
                             f" got {actual}; the download is corrupt, or the server holds another build"
                             " of the zips (then pass --checksums with its SHA256SUMS)")
-        os.replace(tmp, dest)
-    except (urllib.error.URLError, HTTPException, TimeoutError, ConnectionError) as err:
-        reason = getattr(err, "reason", err)
-        if isinstance(err, urllib.error.HTTPError):
-            reason = f"HTTP {err.code} {err.reason}"
-        raise UserError(f"download failed: {url} ({reason}); check the connection, or download"
-                        f" the zips by hand into {dest.parent}/") from None
-    except OSError as err:
-        raise UserError(f"cannot write {tmp} ({err.strerror or err}):"
-                        " pass --data_path a writable folder") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def download_omniglot(data_path, base_url=DEFAULT_DOWNLOAD_URL, checksums=None, log=print):
@@ -424,6 +419,7 @@ def download_omniglot(data_path, base_url=DEFAULT_DOWNLOAD_URL, checksums=None, 
     except OSError as err:
         raise UserError(f"cannot create {raw} ({err.strerror or err}):"
                         " pass --data_path a writable folder") from None
+    remove_stale_temporaries(raw)
     for name in OFFICIAL_MD5:
         algo, expected = sums[name]
         dest = raw / name

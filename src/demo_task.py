@@ -11,10 +11,7 @@ class each query is. The images are copied unchanged from the Omniglot release.
 import argparse
 import csv
 import io
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 if not __package__:  # run as a script: make `import src...` resolve from the repo root
@@ -22,6 +19,7 @@ if not __package__:  # run as a script: make `import src...` resolve from the re
 
 import numpy as np
 
+from src.atomic_file import replacing
 from src.data_preprocess import NUM_DRAWERS, list_omniglot, read_source
 from src.dataset import SPLITS, split_class_ids
 from src.errors import UserError, run_cli
@@ -43,10 +41,9 @@ def make_demo_task(data_path, output_path, n_way=5, k_spt=1, k_qry=4, split="fin
     rng = np.random.default_rng(seed)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as err:
         raise UserError(f"cannot create {out} ({err.strerror or err}): pass an --output_path in a writable folder") from None
-    try:
+    with replacing(out, "pass an --output_path in a writable folder") as tmp:
         queries = []
         for class_id in rng.choice(test, n_way, replace=False):
             entry, drawings = listed[class_id]
@@ -65,11 +62,6 @@ def make_demo_task(data_path, output_path, n_way=5, k_spt=1, k_qry=4, split="fin
         table = io.StringIO()
         csv.writer(table, lineterminator="\n").writerows([("query", "class"), *answers.items()])
         (tmp / "answers.csv").write_text(table.getvalue())
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return answers
 
 

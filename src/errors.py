@@ -7,12 +7,19 @@ class UserError(Exception):
     """A problem the user can fix; the message says what is wrong and how to fix it."""
 
 
+def one_line(text):
+    """`text` with backslashes and control characters (line breaks, tabs, escapes) written as Python
+    escapes, so that a name from the file system can never split or forge a line of output."""
+    return "".join(ch if ch.isprintable() and ch != "\\" else ch.encode("unicode_escape").decode("ascii")
+                   for ch in str(text))
+
+
 def run_cli(main, argv=None):
     """Run `main(argv)`: a UserError becomes one line on stderr and exit code 2, Ctrl-C exit code 130."""
     try:
         return main(argv)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -25,15 +25,17 @@ def _folder(path, what, option):
 
 
 def _entries(folder):
-    """(subfolders, image files, other files) of a folder, each sorted; hidden entries are left out."""
+    """(subfolders, image files, everything else) of a folder, each sorted. Hidden entries, special
+    files (FIFOs, sockets, devices) and broken or looping links fall in the last list, so that each
+    entry left out is reported."""
     try:
-        entries = sorted(p for p in Path(folder).iterdir() if not p.name.startswith("."))
+        entries = sorted(Path(folder).iterdir())
     except OSError as err:
         raise UserError(f"cannot list {folder} ({err.strerror or err}): check its permissions") from None
-    folders = [p for p in entries if p.is_dir()]
-    files = [p for p in entries if p.is_file()]
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    return folders, images, [p for p in files if p not in images]
+    visible = [p for p in entries if not p.name.startswith(".")]
+    folders = [p for p in visible if p.is_dir()]
+    images = [p for p in visible if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return folders, images, [p for p in entries if p not in folders and p not in images]
 
 
 def _as_paper_and_ink(img):
@@ -82,10 +84,10 @@ def read_support(support_dir, imgsz, max_classes):
 
 
 def read_queries(query_dir, imgsz):
-    """(image paths, images (Q, 1, imgsz, imgsz), skipped non-image files) of the images to classify."""
+    """(image paths, images (Q, 1, imgsz, imgsz), entries left out: subfolders and non-image files)."""
     root = _folder(query_dir, "query", "--query_dir")
     folders, files, others = _entries(root)
     if not files:
         inside = f" (only the files directly inside are read, not its subfolders {folders[0].name}, ...)" if folders else ""
         raise UserError(f"query folder {root} holds no image files{inside}: put the images to classify in it")
-    return files, np.stack([read_image(path, imgsz) for path in files])[:, None], others
+    return files, np.stack([read_image(path, imgsz) for path in files])[:, None], sorted(folders + others)

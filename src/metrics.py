@@ -1,10 +1,17 @@
 """Accuracy summaries and the progress log (console plus a JSON-lines file for tools)."""
 import json
 import math
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+from src.atomic_file import write_atomic
+from src.errors import UserError
+
+_FIX = "make it and its folder writable or free some space, then pass --resume"
 
 
 def mean_ci95(values):
@@ -19,11 +26,35 @@ def log(message, file=None):
 
 
 class MetricsWriter:
-    """Appends one JSON object per line, so a run that is stopped and resumed keeps one history."""
+    """Appends one JSON object per line. A resumed run first drops the records past the step it resumes
+    from (those of the interrupted run after its last checkpoint), so the file holds each step once."""
 
     def __init__(self, path):
-        self.path = path
+        self.path = Path(path)
+
+    def truncate_after(self, step):
+        """Keep the records of steps <= `step`; rewritten atomically, and only when something is dropped."""
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True) if self.path.is_file() else []
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"cannot read {self.path} ({err}): move it away, then resume") from None
+        kept = [line for line in lines if _step(line) <= step]
+        if len(kept) < len(lines):
+            write_atomic(self.path, lambda f: f.write("".join(kept).encode()), _FIX)
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise UserError(f"cannot write {self.path} (permission denied): {_FIX}")
 
     def write(self, **record):
-        with open(self.path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(record) + "\n")
+        except OSError as err:
+            raise UserError(f"cannot write {self.path} ({err.strerror or err}): {_FIX}") from None
+
+
+def _step(line):
+    """The step of a metrics line; lines that are not records (a torn last line) count as past every step."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf

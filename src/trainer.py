@@ -1,13 +1,14 @@
 """The meta-training loop: episodes in, meta-updates, progress logs, validation and checkpoints."""
 import math
+import sys
 import time
-from pathlib import Path
 
 import mindspore as ms
 import numpy as np
 from mindspore import nn
 
 from src import checkpoint
+from src.atomic_file import remove_stale_temporaries
 from src.dataset import prepare_omniglot, split_class_ids, split_rotates
 from src.device import setup_device
 from src.episode_sampler import EpisodeSampler
@@ -16,17 +17,13 @@ from src.evaluation import evaluate
 from src.lr_schedule import meta_lr_schedule
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
 from src.metrics import MetricsWriter, log
+from src.outputs import METRICS_NAME, prepare_run_folder
 
 
 def prepare_output_dir(cfg):
-    out = Path(cfg.output_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output_dir {out} is a file: pass --output_dir a folder (it is created if missing)")
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint.remove_stale_temporaries(out)
-    if not cfg.resume and checkpoint.step_checkpoints(out):
-        raise UserError(f"output_dir {out} already holds checkpoints of a run: pass --resume to continue it "
-                        "or another --output_dir to start afresh")
+    """output_dir, checked (see src/outputs.py) and cleared of the temporaries of killed runs."""
+    out, _ = prepare_run_folder(cfg)
+    remove_stale_temporaries(out)
     return out
 
 
@@ -48,7 +45,7 @@ class Trainer:
         self.optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=self.lr_table)
         self.train_step = MetaTrainStep(maml, self.optimizer, cfg.update_step, cfg.first_order)
         self.scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
-        self.metrics = MetricsWriter(self.out / "metrics.jsonl")
+        self.metrics = MetricsWriter(self.out / METRICS_NAME)
         self.step = 0
         self.best_val_acc = -1.0
         self.last_saved = None
@@ -56,14 +53,28 @@ class Trainer:
         self.clock_start = (time.time(), time.process_time())  # graph compilation counts as cost too
         if cfg.resume:
             self._resume()
+        # Records past the step this run starts from belong to a history that it replaces.
+        self.metrics.truncate_after(self.step)
+
+    def _newest_readable_checkpoint(self):
+        """(path, params, meta) of the newest step checkpoint that loads, falling back past damaged ones."""
+        found = checkpoint.step_checkpoints(self.out)
+        for path in reversed(found):
+            try:
+                return (path, *checkpoint.load(path))
+            except UserError as err:
+                log(f"warning: skipping {path.name}: {err}", sys.stderr)
+        if found:
+            raise UserError(f"--resume: none of the {len(found)} step checkpoints in {self.out} is readable: "
+                            "restore one from a backup, or start afresh in another --output_dir")
+        return None
 
     def _resume(self):
-        found = checkpoint.step_checkpoints(self.out)
-        if not found:
+        newest = self._newest_readable_checkpoint()
+        if newest is None:
             log(f"--resume: no checkpoint in {self.out}, starting from step 0")
             return
-        path = found[-1]
-        params, meta = checkpoint.load(path)
+        path, params, meta = newest
         checkpoint.check_compatible(meta, self.cfg, path)
         # A resume may change settings (a longer run, a decaying learning rate): say which, for the record.
         saved = meta["config"]
@@ -89,14 +100,10 @@ class Trainer:
         return {"train_seconds": self.cost_before["train_seconds"] + time.time() - wall,
                 "cpu_seconds": self.cost_before["cpu_seconds"] + time.process_time() - cpu}
 
-    def cost_record(self):
-        cost = self.cost()
-        return {"train_s": cost["train_seconds"], "cpu_s": cost["cpu_seconds"]}
-
     def _save(self):
         path = checkpoint.save(checkpoint.step_checkpoint_path(self.out, self.step), self.train_step, self.step,
                                self.cfg, self.sampler.get_state(), self.best_val_acc, self.cost())
-        checkpoint.prune(self.out, self.cfg.keep_checkpoint_max)
+        checkpoint.prune(self.out, self.cfg.keep_checkpoint_max, self.step)
         self.last_saved = path
         log(f"saved {path}")
 
@@ -107,7 +114,7 @@ class Trainer:
         seconds = time.time() - start
         log(f"step {self.step}: validation accuracy {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% "
             f"on {result['tasks']} tasks after {cfg.update_step_test} inner steps ({seconds:.1f} s)")
-        self.metrics.write(event="val", step=self.step, seconds=seconds, **self.cost_record(), **result)
+        self.metrics.write(event="val", step=self.step, seconds=seconds, **self.cost(), **result)
         if result["acc"] > self.best_val_acc:
             self.best_val_acc = result["acc"]
             checkpoint.save(self.out / checkpoint.BEST, self.train_step, self.step, cfg, self.sampler.get_state(),
@@ -149,8 +156,13 @@ class Trainer:
             window_steps += 1
             if compiling:
                 # The first call compiles the graph: report it apart so s/step is the steady speed.
-                log(f"step {self.step}: graph compiled and first step run in {time.time() - step_start:.1f} s")
-                self.metrics.write(event="compile", step=self.step, seconds=time.time() - step_start)
+                seconds = time.time() - step_start
+                log(f"step {self.step}: graph compiled and first step run in {seconds:.1f} s  loss {loss:.4f}  "
+                    f"acc {100 * acc:.2f}%")
+                self.metrics.write(event="compile", step=self.step, seconds=seconds)
+                # The step's loss is recorded too; its time, mostly compilation, is not a step time.
+                self.metrics.write(event="train", step=self.step, loss=loss, acc=acc,
+                                   meta_lr=self.lr_table[self.step - 1], **self.cost())
                 window_start, window_steps, compiling = time.time(), 0, False
             if window_steps and (self.step % cfg.log_every == 0 or self.step == cfg.epoch):
                 per_step = (time.time() - window_start) / window_steps
@@ -159,7 +171,7 @@ class Trainer:
                 log(f"step {self.step}/{cfg.epoch}  loss {loss:.4f}  acc {100 * acc:.2f}%  meta_lr {meta_lr:.3g}  "
                     f"{per_step:.3f} s/step  {cfg.task_num / per_step:.1f} tasks/s  ETA {eta / 60:.1f} min")
                 self.metrics.write(event="train", step=self.step, loss=loss, acc=acc, meta_lr=meta_lr,
-                                   s_per_step=per_step, **self.cost_record())
+                                   s_per_step=per_step, **self.cost())
                 window_start, window_steps = time.time(), 0
             if validating:
                 result = self.validate()

@@ -13,28 +13,29 @@ def write_metrics(path, records):
     return path
 
 
-def val(step, acc, train_s=None):
+def val(step, acc, train_seconds=None, name="train_seconds"):
     record = {"event": "val", "step": step, "acc": acc, "ci95": 0.01, "tasks": 10, "acc_per_step": [acc]}
-    if train_s is not None:
-        record["train_s"] = train_s
+    if train_seconds is not None:
+        record[name] = train_seconds
     return record
 
 
-def test_resumed_steps_keep_the_later_record(tmp_path):
-    # Killed after step 3's validation but before its checkpoint; resumed from step 2 and run again.
+def test_files_of_earlier_versions_keep_the_later_record(tmp_path):
+    # Written before resumed runs dropped the records past their checkpoint, with the cost named train_s:
+    # killed after step 3's validation but before its checkpoint; resumed from step 2 and run again.
     path = write_metrics(tmp_path / "metrics.jsonl", [
         {"event": "compile", "step": 1, "seconds": 5.0},
-        val(2, 0.5, 10), val(3, 0.6, 15), val(3, 0.7, 16), val(4, 0.8, 20),
-        {"event": "train", "step": 4, "loss": 0.3, "acc": 0.9, "s_per_step": 0.4, "train_s": 19},
+        val(2, 0.5, 10, "train_s"), val(3, 0.6, 15, "train_s"), val(3, 0.7, 16, "train_s"), val(4, 0.8, 20, "train_s"),
+        {"event": "train", "step": 4, "loss": 0.3, "acc": 0.9, "s_per_step": 0.4, "train_s": 19, "cpu_s": 30},
     ])
     events = plot_curves.read_metrics(path)
-    assert [(r["step"], r["acc"]) for r in events["val"]] == [(2, 0.5), (3, 0.7), (4, 0.8)]
-    assert [r["step"] for r in events["train"]] == [4]
+    assert [(r["step"], r["acc"], r["train_seconds"]) for r in events["val"]] == [(2, 0.5, 10), (3, 0.7, 16), (4, 0.8, 20)]
+    assert [(r["step"], r["train_seconds"], r["cpu_seconds"]) for r in events["train"]] == [(4, 19, 30)]
 
 
 def test_writes_a_png(tmp_path):
     a = write_metrics(tmp_path / "a.jsonl", [val(100, 0.8, 60), val(200, 0.9, 120)])
-    b = write_metrics(tmp_path / "b.jsonl", [val(100, 0.7)])  # written before train_s was logged
+    b = write_metrics(tmp_path / "b.jsonl", [val(100, 0.7)])  # written before the cost was logged
     out = tmp_path / "curves.png"
     plot_curves.main(["--metrics", str(a), "--metrics", str(b), "--label", "A", "--label", "B", "--output", str(out)])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
@@ -62,8 +63,8 @@ def test_labels_must_match_metrics(tmp_path):
     a = write_metrics(tmp_path / "a.jsonl", [val(1, 0.5)])
     with pytest.raises(UserError, match="2 --label for 1 --metrics"):
         plot_curves.main(["--metrics", str(a), "--label", "x", "--label", "y", "--output", str(tmp_path / "c.png")])
-    for output in (tmp_path / "nowhere" / "c.png", tmp_path):
-        with pytest.raises(UserError, match="must be a file in an existing folder"):
+    for output, message in ((tmp_path / "nowhere" / "c.png", "folder .*nowhere does not exist"), (tmp_path, "is a folder")):
+        with pytest.raises(UserError, match=message):
             plot_curves.main(["--metrics", str(a), "--output", str(output)])
 
 

@@ -114,7 +114,7 @@ def test_non_images_and_loose_files_are_left_out(demo, tmp_path):
     (first_class / ".hidden.png").write_text("not read")
     names, x, _, skipped = read_support(support, 28, 5)
     assert len(names) == 5 and x.shape[0] == 5
-    assert sorted(p.name for p in skipped) == ["Thumbs.db", "desktop.ini", "loose.png"]
+    assert sorted(p.name for p in skipped) == [".hidden.png", "Thumbs.db", "desktop.ini", "loose.png"]
 
 
 def test_image_modes_become_the_training_ink_map(demo, tmp_path):
@@ -192,6 +192,28 @@ def test_predict_takes_any_image_size_and_fewer_classes(demo, tmp_path):
     found = predictions(proc.stdout)
     assert len(found) == 12 and {c for c, _ in found.values()} <= kept
     assert sum(found[q][0] == answers[q] for q in found) >= 11
+
+
+@pytest.mark.slow
+def test_predict_names_with_control_characters_stay_one_line_each(demo, tmp_path):
+    """A class folder and a query named to forge result lines: each query is still exactly one line, its
+    names escaped."""
+    task, answers = demo
+
+    def rename_first_class(d):
+        sorted(d.iterdir())[0].rename(d / "Greek\nINJECTED\tx")
+
+    support = copy_support(task, tmp_path / "support", mutate=rename_first_class)
+    query = tmp_path / "query"
+    query.mkdir()
+    for i, name in enumerate(sorted(answers)[:5]):
+        (query / (f"new\nline{i}.png" if i == 0 else name)).write_bytes((task / "query" / name).read_bytes())
+    proc = run_predict("--ckpt", SHIPPED_5WAY, "--support_dir", support, "--query_dir", query)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert len(rows) == 5 and all(len(row) == 3 for row in rows), proc.stdout
+    assert sorted(row[0] for row in rows)[0] == "new\\nline0.png"
+    assert {row[1] for row in rows} <= {"Greek\\nINJECTED\\tx", *(p.name for p in support.iterdir())}
 
 
 @pytest.mark.slow

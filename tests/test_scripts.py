@@ -1,8 +1,9 @@
 """The launch scripts scripts/run_standalone_train_*.sh and scripts/run_eval_*.sh.
 
 Argument checks and the GPU/Ascend plumbing run the scripts with a fake PYTHON that records its
-argv and environment (no MindSpore run, no hardware faked); the CPU scripts also run for real on
-tiny settings (marked slow).
+argv and environment (no MindSpore run, no hardware faked) and hands only `-m src.outputs`, which
+checks the settings and names the log, to the real interpreter; the CPU scripts also run for real
+on tiny settings (marked slow).
 """
 import json
 import os
@@ -45,13 +46,16 @@ def valid_args(script, tmp_path):
 
 @pytest.fixture
 def fake_python(tmp_path):
-    """An executable that appends {"argv", "cwd", "env"} as one JSON line per call to calls.jsonl."""
+    """An executable that appends {"argv", "cwd", "env"} as one JSON line per call to calls.jsonl; the
+    launchers' question where the log goes (`-m src.outputs`) is answered by the real interpreter."""
     record = tmp_path / "calls.jsonl"
     fake = tmp_path / "bin" / "fakepy"
     fake.parent.mkdir()
     fake.write_text(
         f"#!{sys.executable}\n"
         "import json, os, sys\n"
+        "if sys.argv[1:3] == ['-m', 'src.outputs']:\n"
+        f"    os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n"
         f"with open({str(record)!r}, 'a') as f:\n"
         "    keys = ('DEVICE_ID', 'RANK_SIZE', 'RANK_ID', 'CUDA_VISIBLE_DEVICES')\n"
         "    env = {k: os.environ[k] for k in keys if k in os.environ}\n"
@@ -107,14 +111,11 @@ def test_bad_epoch(script, bad, tmp_path, fake_python):
 
 
 @pytest.mark.parametrize("script", ALL, ids=IDS)
-def test_missing_data_path(script, tmp_path, fake_python):
-    args = valid_args(script, tmp_path)
-    missing = tmp_path / "no_such_data"
-    position = 1 if script in EVAL.values() else 2
-    args[position] = missing
-    code, out = run(script, *args, env={"PYTHON": fake_python.path})
-    assert code == 1
-    assert f"DATA_PATH '{missing}'" in out
+def test_settings_are_checked_by_python_before_the_run(script, tmp_path, fake_python):
+    """Python owns every check of a setting: one `error:` line, exit code 2, and nothing is run."""
+    code, out = run(script, *valid_args(script, tmp_path), "--n_way", "0", env={"PYTHON": fake_python.path})
+    assert code == 2
+    assert out.splitlines() == ["error: n_way must be between 2 and 100 (the smallest class set of split finn), got 0"]
     assert fake_python.calls() == []
 
 
@@ -122,8 +123,9 @@ def test_missing_data_path(script, tmp_path, fake_python):
 def test_missing_ckpt_path(script, tmp_path, fake_python):
     args = valid_args(script, tmp_path)
     code, out = run(script, args[0], args[1], "nowhere/best.ckpt", cwd=tmp_path, env={"PYTHON": fake_python.path})
-    assert code == 1
-    assert "CKPT_PATH 'nowhere/best.ckpt'" in out
+    assert code == 2
+    assert out.splitlines() == [f"error: checkpoint {tmp_path / 'nowhere' / 'best.ckpt'} not found: pass --ckpt the "
+                                "path of a .ckpt file written by omniglot_train.py"]
     assert fake_python.calls() == []
 
 
@@ -144,18 +146,15 @@ def test_missing_python(tmp_path):
 
 @pytest.mark.parametrize("device", ["gpu", "ascend"])
 def test_train_plumbing(device, tmp_path, fake_python):
-    """Relative paths resolved from the caller's directory, data prepared first, then training."""
+    """Relative paths resolved from the caller's directory; training builds omniglot.npy itself."""
     caller = tmp_path / "elsewhere"
     (caller / "data").mkdir(parents=True)
     relative_python = os.path.relpath(fake_python.path, caller)  # contains a slash: resolved before the cd
     code, out = run(TRAIN[device], "3", "7", "data", "--npy_dir", "npy", "--output_dir=out", "--task_num", "2",
                     "--resume", "--imgsz", "28", cwd=caller, env={"PYTHON": relative_python})
     assert code == 0, out
-    prep, train = fake_python.calls()
+    (train,) = fake_python.calls()
     data, npy, output = caller / "data", caller / "npy", caller / "out"
-
-    assert prep["argv"] == ["src/data_preprocess.py", "--data_path", str(data), "--output_path", str(npy),
-                            "--imgsz", "28"]
     argv = train["argv"]
     assert argv[0] == "omniglot_train.py"
     assert option(argv, "--device_target") == TARGETS[device]
@@ -166,7 +165,7 @@ def test_train_plumbing(device, tmp_path, fake_python):
     assert option(argv, "--output_dir") == str(output)
     assert option(argv, "--task_num") == "2"
     assert "--resume" in argv
-    for call in (prep, train):
+    for call in (train,):
         assert call["cwd"] == str(REPO)
         assert call["env"]["DEVICE_ID"] == "3"
         assert "CUDA_VISIBLE_DEVICES" not in call["env"]  # MindSpore picks the card from device_id
@@ -180,7 +179,7 @@ def test_train_plumbing(device, tmp_path, fake_python):
 
 @pytest.mark.parametrize("device", ["gpu", "ascend"])
 def test_eval_plumbing(device, tmp_path, fake_python):
-    """omniglot.npy present in DATA_PATH: no preparation step, straight to eval.py."""
+    """Straight to eval.py, with the log beside the checkpoint."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "omniglot.npy").write_bytes(b"")
@@ -220,15 +219,17 @@ def test_eval_report_is_made_absolute_and_gets_the_log(tmp_path, fake_python):
     assert not (tmp_path / "run" / "best.ckpt.eval.log").exists()
     code, out = run(EVAL["cpu"], "0", "data", "run/best.ckpt", "--eval_report", "absent/r.json", cwd=tmp_path,
                     env={"PYTHON": fake_python.path})
-    assert code == 1 and "absent" in out and "does not exist" in out
+    assert code == 2 and "absent" in out and "does not exist" in out
     assert len(fake_python.calls()) == 1
 
 
-def test_exit_code_is_pythons_and_log_follows_config_path(tmp_path, fake_python):
-    """No --output_dir: the log goes to the output_dir of --config_path; python's exit code is kept."""
-    out_dir = tmp_path / "from_yaml"
+@pytest.mark.parametrize("name", ["from_yaml", "run#2"])
+def test_exit_code_is_pythons_and_log_follows_config_path(tmp_path, fake_python, name):
+    """No --output_dir: the log goes to the output_dir of --config_path, read as Python reads it (a `#`
+    inside quotes is part of the value); python's exit code is kept."""
+    out_dir = tmp_path / name
     config = tmp_path / "my.yaml"
-    config.write_text(f"output_dir: '{out_dir}'   # a comment\n")
+    config.write_text(f"output_dir: \"{out_dir}\"   # a comment\n")
     data = tmp_path / "data"
     data.mkdir()
     for name in ("omniglot.npy", "omniglot_index.json"):
@@ -236,7 +237,8 @@ def test_exit_code_is_pythons_and_log_follows_config_path(tmp_path, fake_python)
     code, out = run(TRAIN["cpu"], "0", "1", data, "--config_path", config,
                     env={"PYTHON": fake_python.path, "FAKE_EXIT": "3"})
     assert code == 3
-    assert (out_dir / "train.log").is_file()
+    assert (out_dir / "train.log").is_file() and sorted(os.listdir(tmp_path / "data")) == ["omniglot.npy", "omniglot_index.json"]
+    assert not (REPO / '"').exists()
     (call,) = fake_python.calls()
     assert option(call["argv"], "--config_path") == str(config)
 

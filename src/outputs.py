@@ -1,0 +1,153 @@
+"""Where the package writes, and the one rule that guards it: nothing a user has is overwritten.
+
+An output file may replace only an earlier output of the same kind (an eval report, a plot); a
+checkpoint, a folder or any other file at that path, directly or through a symbolic link, is
+refused. A fresh training run refuses a folder that holds checkpoints (best.ckpt included) or the
+metrics of an earlier run. Every location is checked for writing before any work starts.
+
+    python -m src.outputs train|eval [--key value ...]
+
+prints where the launch scripts append the log (`<output_dir>/train.log`; beside the eval report,
+`CKPT.eval.log` or `REPORT.log`), after checking the settings; it creates output_dir for training.
+"""
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from src.errors import UserError, run_cli
+
+METRICS_NAME = "metrics.jsonl"
+CHECKPOINT_SUFFIX = ".ckpt"
+_REPORT_KEYS = {"ckpt", "acc", "ci95", "tasks"}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_writable(folder, fix):
+    """Fail now, not after the work: create and delete a file in `folder`."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write to folder {folder} ({err.strerror or err}): {fix}") from None
+
+
+def is_report(path):
+    """An eval.py report: a small JSON object with the accuracy fields."""
+    try:
+        if path.stat().st_size > 2**20:
+            return False
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and _REPORT_KEYS <= set(report)
+
+
+def is_png(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
+    except OSError:
+        return False
+
+
+def check_output_file(path, option, kind, replaceable):
+    """Refuse `path` as the output `option` unless it is new or an earlier output (`replaceable(path)`);
+    its folder must exist and be writable. `kind` names what the option writes."""
+    path = Path(path)
+    target = path.resolve()
+    fix = f"pass another {option}"
+    if target.is_dir():
+        raise UserError(f"{option} {path} is a folder: {fix} (a file name)")
+    if target.exists() or path.is_symlink():
+        if target.suffix == CHECKPOINT_SUFFIX or not replaceable(target):
+            what = "a checkpoint" if target.suffix == CHECKPOINT_SUFFIX else f"a file that is not {kind}"
+            via = f" (through the link to {target})" if str(target) != os.path.abspath(path) else ""
+            raise UserError(f"{option} {path} is {what}{via}: it is left untouched; {fix}")
+    if not target.parent.is_dir():
+        raise UserError(f"{option} {path}: folder {path.parent} does not exist; create it or {fix}")
+    check_writable(target.parent, f"make it writable or {fix}")
+    return path
+
+
+def existing_checkpoint(path):
+    """`path` as a Path, if it is a file; the one message for a checkpoint that is not there."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found: pass --ckpt the path of a .ckpt file written by omniglot_train.py")
+    return path
+
+
+def eval_report_path(cfg):
+    """eval.py's JSON report: --eval_report, or CKPT.eval.json beside the checkpoint."""
+    ckpt = Path(cfg.ckpt)
+    return Path(cfg.eval_report) if cfg.eval_report else ckpt.with_name(ckpt.name + ".eval.json")
+
+
+def check_eval_report(cfg):
+    return check_output_file(eval_report_path(cfg), "--eval_report", "an eval report", is_report)
+
+
+def prepare_run_folder(cfg):
+    """output_dir, checked and created; returns (folder, whether this call created it).
+
+    A fresh run (no --resume) needs a folder without checkpoints and without earlier metrics: they
+    belong to another run, which --resume continues."""
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir {out} is a file: pass --output_dir a folder (it is created if missing)")
+    created = not out.exists()
+    if not cfg.resume and not created:
+        held = sorted(p.name for p in out.glob(f"*{CHECKPOINT_SUFFIX}"))
+        metrics = out / METRICS_NAME
+        if metrics.is_file() and metrics.stat().st_size:
+            held.append(METRICS_NAME)
+        if held:
+            raise UserError(f"output_dir {out} already holds checkpoints or metrics of a run ({', '.join(held[:3])}"
+                            f"{', ...' if len(held) > 3 else ''}): pass --resume to continue it or another "
+                            "--output_dir to start afresh")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create output_dir {out} ({err.strerror or err}): pass another --output_dir") from None
+    try:
+        check_writable(out, "make it writable or pass another --output_dir")
+    except UserError:
+        if created:
+            remove_if_empty(out)
+        raise
+    return out, created
+
+
+def remove_if_empty(folder):
+    try:
+        Path(folder).rmdir()
+    except OSError:
+        pass
+
+
+def log_path(kind, argv):
+    """Where the launch scripts append the log of `kind` ("train" or "eval")."""
+    from src.config import load_config
+
+    cfg = load_config(argv)
+    if kind == "train":
+        out, _ = prepare_run_folder(cfg)
+        return out.resolve() / "train.log"
+    if not cfg.ckpt:
+        raise UserError("no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)")
+    existing_checkpoint(cfg.ckpt)
+    report = check_eval_report(cfg).resolve()
+    return report.with_suffix(".log") if cfg.eval_report else report.with_name(Path(cfg.ckpt).name + ".eval.log")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in ("train", "eval"):
+        raise UserError("usage: python -m src.outputs train|eval [--key value ...]")
+    print(log_path(argv[0], argv[1:]))
+
+
+if __name__ == "__main__":
+    run_cli(main)
