@@ -59,11 +59,14 @@ class Learner(nn.Cell):
             ms.Parameter(ms.Tensor(np.zeros(n_way, np.float32)), name="fc.bias"),
         ]
         self.weights = ms.ParameterTuple(params)
-        # Which weights the inner loop adapts: all but per-step batch-norm weights.
+        # Which weights the inner loop adapts (all but per-step batch-norm weights) and, for each weight,
+        # the index of its learned learning rates in inner_lrs (None: the fixed update_lr, or not adapted).
         self.adapted = tuple(not (bn_steps and p.name.startswith("bn")) for p in params)
+        learned = [i for i, adapted in enumerate(self.adapted) if adapted and lr_steps]
         self.inner_lrs = ms.ParameterTuple([
-            ms.Parameter(ms.Tensor(np.full(lr_steps, update_lr, np.float32)), name=f"inner_lr.{p.name}")
-            for p, adapted in zip(params, self.adapted) if adapted and lr_steps])
+            ms.Parameter(ms.Tensor(np.full(lr_steps, update_lr, np.float32)), name=f"inner_lr.{params[i].name}")
+            for i in learned])
+        self.lr_index = tuple(learned.index(i) if i in learned else None for i in range(len(params)))
         self.fused_bn = P.BatchNorm(is_training=True, epsilon=BN_EPS)
 
     def slot(self, step):

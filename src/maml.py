@@ -33,9 +33,6 @@ class MAML(nn.Cell):
         # uses (`step`: the inner updates the weights have had, see Learner.forward).
         self.weight_positions = tuple(range(3, 3 + len(learner.weights)))
         self.support_grad = ms.grad(self.support_loss, grad_position=self.weight_positions)
-        # For each weight: the index of its learned learning rates in learner.inner_lrs, or None.
-        learned = iter(range(len(learner.inner_lrs)))
-        self.lr_index = tuple(next(learned) if adapted and learner.inner_lrs else None for adapted in learner.adapted)
 
     def support_loss(self, x, y, step, *weights):
         """Sum over tasks of each task's mean loss: task t's weights then get exactly task t's gradient."""
@@ -52,7 +49,7 @@ class MAML(nn.Cell):
             if not second_order:
                 grads = tuple([ops.stop_gradient(g) for g in grads])
             updated = []
-            for w, g, adapted, lr_index in zip(weights, grads, self.learner.adapted, self.lr_index):
+            for w, g, adapted, lr_index in zip(weights, grads, self.learner.adapted, self.learner.lr_index):
                 if not adapted:
                     updated.append(w)
                 elif lr_index is None:
