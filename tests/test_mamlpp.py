@@ -146,3 +146,17 @@ def test_mamlpp_training_then_eval_and_predict(omniglot_root, omniglot_npy_dir, 
     lines = run("predict.py", "--ckpt", str(out / "best.ckpt"), "--support_dir", str(task / "support"),
                 "--query_dir", str(task / "query")).splitlines()
     assert len(lines) == 6 and all(len(line.split("\t")) == 3 for line in lines)
+
+
+@pytest.mark.slow
+def test_benchmark_takes_the_options(tmp_path):
+    """bench_meta_step.py passes config keys through: the step it times has the options, and says so."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_meta_step.py"), "--task_num", "1",
+                           "--update_step", "2", "--steps", "1", "--warmup", "0", "--cpu_threads", "1",
+                           "--num_filters", "8", "--learn_inner_lr", "--per_step_bn", "--msl_epochs", "10"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (result["learn_inner_lr"], result["per_step_bn"], result["msl_epochs"], result["update_step"]) == \
+        (True, True, 10, 2)
+    assert result["s_per_step"] > 0
