@@ -1,14 +1,18 @@
 """Time one meta-training step of the package on synthetic episodes (no data needed).
 
     python benchmarks/bench_meta_step.py --order second --task_num 32 --update_step 5
+    python benchmarks/bench_meta_step.py --order second --task_num 8 --learn_inner_lr --per_step_bn --msl_epochs 1
+
+Any other key of default_config.yaml passes through as `--key value` (e.g. the MAML++ options; with
+msl_epochs the step runs the multi-step loss, with its weights of the first meta-step).
 
 Runs the exact step omniglot_train.py runs (build_maml + MetaTrainStep + Adam) and prints each
-step's time, then as its last line one JSON object: order, task_num, cpu_threads, s_per_step (median),
-compile_s (first call), peak_rss_mb, gflop_per_step, gflops (achieved) and sgemm_gflops (a
-2048x2048 float32 matmul timed in the same process: the machine's practical peak), first_loss
-(the meta-loss of the first step, which bench_pytorch_step.py's --check compares with PyTorch's),
-then what it ran on: `cpu` (model name), `isa` (the instruction set oneDNN dispatches to) and
-`conv_kernels` (oneDNN's convolution implementations in the same step, from
+step's time, then as its last line one JSON object: order, task_num, cpu_threads, the MAML++ options,
+s_per_step (median), compile_s (first call), peak_rss_mb, gflop_per_step, gflops (achieved) and
+sgemm_gflops (a 2048x2048 float32 matmul timed in the same process: the machine's practical peak),
+first_loss (the meta-loss of the first step, which bench_pytorch_step.py's --check compares with
+PyTorch's), then what it ran on: `cpu` (model name), `isa` (the instruction set oneDNN dispatches
+to) and `conv_kernels` (oneDNN's convolution implementations in the same step, from
 benchmarks/onednn_kernels.py).
 
 With `--profile DIR` it then runs `--steps` more steps under MindSpore's profiler (the trace stays
@@ -39,8 +43,9 @@ from mindspore import nn, ops  # noqa: E402
 from onednn_kernels import probe  # noqa: E402
 from src.config import load_config  # noqa: E402
 from src.device import setup_device  # noqa: E402
-from src.lr_schedule import meta_lr_schedule  # noqa: E402
+from src.lr_schedule import MetaLearningRate  # noqa: E402
 from src.maml import MetaTrainStep, build_maml  # noqa: E402
+from src.multi_step_loss import step_loss_weights  # noqa: E402
 
 
 def forward_flop(cfg, images):
@@ -113,17 +118,19 @@ def main():
     parser.add_argument("--cpu_threads", type=int, default=0,
                         help="CPU operator threads (0 = MindSpore's choice), as in the training config")
     parser.add_argument("--profile", metavar="DIR", help="also profile --steps steps by operator type; trace into DIR")
-    args = parser.parse_args()
+    args, config_keys = parser.parse_known_args()
     cfg = load_config([f"--{k}={v}" for k, v in (("n_way", args.n_way), ("k_spt", args.k_spt), ("k_qry", args.k_qry),
                                                   ("task_num", args.task_num), ("update_step", args.update_step),
                                                   ("first_order", args.order == "first"),
                                                   ("device_target", args.device_target),
-                                                  ("cpu_threads", args.cpu_threads))])
+                                                  ("cpu_threads", args.cpu_threads))] + config_keys)
     setup_device(cfg)
     maml = build_maml(cfg)
-    optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=meta_lr_schedule(cfg))
+    optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=MetaLearningRate(cfg))
     train_step = MetaTrainStep(maml, optimizer, cfg.update_step, cfg.first_order)
     batch = synthetic_batch(cfg, np.random.default_rng(0))
+    loss_weights = step_loss_weights(cfg.update_step, cfg.msl_epochs, 0)
+    batch += () if loss_weights is None else (ms.Tensor(loss_weights),)
 
     start = time.perf_counter()
     first_loss = float(train_step(*batch)[0].asnumpy())
@@ -141,6 +148,7 @@ def main():
     gflop = step_flop(cfg) / 1e9
     result = {"order": args.order, "n_way": cfg.n_way, "k_spt": cfg.k_spt, "k_qry": cfg.k_qry,
               "task_num": cfg.task_num, "update_step": cfg.update_step, "cpu_threads": cfg.cpu_threads,
+              **{key: cfg[key] for key in ("msl_epochs", "learn_inner_lr", "per_step_bn")},
               "s_per_step": round(s_per_step, 4),
               "compile_s": round(compile_s, 2),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -20,11 +20,15 @@ PREFIX = "maml_step"
 BEST = "best.ckpt"
 # Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
 SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
+# MAML++ options that add per-step meta-parameters, one per inner step of training (update_step);
+# checkpoints older than these options were trained without them.
+STEP_PARAM_KEYS = ("learn_inner_lr", "per_step_bn")
 _META_KEYS = ("step", "config", "sampler_state", "best_val_acc")
 COST_KEYS = ("train_seconds", "cpu_seconds")
 # Settings that eval.py and predict.py take from the checkpoint unless the user sets them: the
 # network, the task it was trained for, its split and its inner loop.
-INHERITED_KEYS = SHAPE_KEYS + ("imgsz", "split", "k_spt", "k_qry", "k_qry_test", "update_lr", "update_step_test")
+INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_qry", "k_qry_test", "update_lr",
+                                                 "update_step", "update_step_test")
 
 
 def step_checkpoint_path(output_dir, step):
@@ -86,8 +90,9 @@ def load(path):
 
 def check_compatible(meta, cfg, path):
     """A checkpoint from another network shape is a clear error, not a shape crash inside MindSpore."""
-    saved = meta["config"]
-    for key in SHAPE_KEYS:
+    saved = {key: False for key in STEP_PARAM_KEYS} | meta["config"]
+    per_step = any(saved[key] or cfg[key] for key in STEP_PARAM_KEYS)
+    for key in SHAPE_KEYS + STEP_PARAM_KEYS + (("update_step",) if per_step else ()):
         if saved.get(key) != cfg[key]:
             raise UserError(f"checkpoint {path} was trained with {key}={saved.get(key)} but the config has "
                             f"{key}={cfg[key]}: pass --{key} {saved.get(key)} or another checkpoint")
@@ -113,16 +118,12 @@ def load_for_inference(argv):
     return cfg, params, meta
 
 
-def load_into(cell, params, path, keep=()):
+def load_into(cell, params, path):
     """Copy checkpoint parameters into `cell`; every parameter of the cell must be there.
 
-    Parameters named in `keep` follow the current config instead of the checkpoint (e.g. the per-step
-    learning-rate table, whose length is `epoch`, which a resumed run may raise).
-    """
-    own = dict(cell.parameters_and_names())
-    # Kept parameters are loaded from the cell itself, so MindSpore does not warn that they are missing.
-    source = {**{name: p for name, p in params.items() if name not in keep}, **{name: own[name] for name in keep}}
-    missing, _ = ms.load_param_into_net(cell, source)
+    Entries the cell has no use for are left out, e.g. the per-step learning-rate table of the
+    optimizer that checkpoints written before the learning-rate schedule held."""
+    missing, _ = ms.load_param_into_net(cell, params)
     if missing:
         raise UserError(f"checkpoint {path} lacks {len(missing)} parameters ({missing[0]}, ...): "
                         "it is not a training checkpoint of this package")

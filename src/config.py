@@ -21,6 +21,7 @@ UPPER_BOUNDS = {
     "eval_tasks": (10**5, "test tasks"),
     "val_tasks": (10**5, "validation tasks"),
 }
+META_LR_SCHEDULES = ("step", "cosine")
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
@@ -122,7 +123,20 @@ def validate(cfg):
     upper = dict(UPPER_BOUNDS, imgsz=(SOURCE_SIZE, "the size of the Omniglot originals"))
     for key, (limit, why) in upper.items():
         need(cfg[key] <= limit, f"{key} must be at most {limit} ({why}), got {cfg[key]}")
+    _validate_mamlpp(cfg, need)
     return cfg
+
+
+def _validate_mamlpp(cfg, need):
+    """The MAML++ options."""
+    need(cfg.meta_lr_schedule in META_LR_SCHEDULES,
+         f"meta_lr_schedule {cfg.meta_lr_schedule!r} is not valid: use one of {', '.join(META_LR_SCHEDULES)}")
+    need(0 <= cfg.min_meta_lr < cfg.meta_lr or cfg.meta_lr_schedule != "cosine",
+         f"min_meta_lr must be >= 0 and below meta_lr ({cfg.meta_lr}) for the cosine schedule, got {cfg.min_meta_lr}")
+    for key in ("msl_epochs", "first_order_steps"):
+        need(cfg[key] >= 0, f"{key} must be >= 0 (0 = off), got {cfg[key]}")
+    for key in ("msl_epochs", "learn_inner_lr", "per_step_bn"):
+        need(not cfg[key] or cfg.update_step >= 1, f"{key} needs update_step >= 1 (per-step values), got update_step 0")
 
 
 def load_config(argv=None, inherit=None):

@@ -12,6 +12,13 @@ The convolutions have no bias: batch norm subtracts each channel's mean right af
 any bias exactly, while its gradient is a reduction over the largest activations of every backward
 pass (a fifth of a second-order step, and 0.8 GB). Checkpoints written with biases (before this
 version) still load; their biases are left out, which changes no output.
+
+Two MAML++ options (Antoniou et al., 2019) add meta-parameters with a leading axis of inner steps:
+per-step batch-norm weights (`bn_steps`: gamma and beta of shape (steps, C), used by the network at
+inner step i, learned in the outer loop only) and learned inner learning rates (`lr_steps`: one
+vector of per-step rates per adapted weight, `inner_lrs`). Both live here, with the weights, so that
+one optimizer list and one set of checkpoint names hold every meta-parameter. Inner steps past the
+last trained one reuse its values (`slot`).
 """
 import numpy as np
 import mindspore as ms
@@ -28,19 +35,23 @@ PARAMS_PER_BLOCK = 3  # convolution weight, batch-norm gamma and beta
 class Learner(nn.Cell):
     """num_blocks x [3x3 conv stride 2 'same' -> batch norm -> ReLU] -> spatial mean -> dense to n_way."""
 
-    def __init__(self, n_way, imgc=1, num_filters=64, num_blocks=4, seed=0):
+    def __init__(self, n_way, imgc=1, num_filters=64, num_blocks=4, seed=0, bn_steps=0, lr_steps=0, update_lr=0.0):
+        """bn_steps > 0: per-step batch-norm weights for that many inner steps, not adapted in the inner loop;
+        lr_steps > 0: that many learned inner learning rates per adapted weight, starting at update_lr."""
         super().__init__()
         self.n_way = n_way
         self.num_filters = num_filters
         self.num_blocks = num_blocks
+        self.steps = max(bn_steps, lr_steps)
         rng = np.random.default_rng(seed)
+        bn_shape = (bn_steps, num_filters) if bn_steps else (num_filters,)
         params = []
         in_ch = imgc
         for block in range(num_blocks):
             params += [
                 ms.Parameter(ms.Tensor(kaiming_normal(rng, (num_filters, in_ch, KERNEL, KERNEL))), name=f"conv{block}.weight"),
-                ms.Parameter(ms.Tensor(np.ones(num_filters, np.float32)), name=f"bn{block}.gamma"),
-                ms.Parameter(ms.Tensor(np.zeros(num_filters, np.float32)), name=f"bn{block}.beta"),
+                ms.Parameter(ms.Tensor(np.ones(bn_shape, np.float32)), name=f"bn{block}.gamma"),
+                ms.Parameter(ms.Tensor(np.zeros(bn_shape, np.float32)), name=f"bn{block}.beta"),
             ]
             in_ch = num_filters
         params += [
@@ -48,7 +59,23 @@ class Learner(nn.Cell):
             ms.Parameter(ms.Tensor(np.zeros(n_way, np.float32)), name="fc.bias"),
         ]
         self.weights = ms.ParameterTuple(params)
+        # Which weights the inner loop adapts (all but per-step batch-norm weights) and, for each weight,
+        # the index of its learned learning rates in inner_lrs (None: the fixed update_lr, or not adapted).
+        self.adapted = tuple(not (bn_steps and p.name.startswith("bn")) for p in params)
+        learned = [i for i, adapted in enumerate(self.adapted) if adapted and lr_steps]
+        self.inner_lrs = ms.ParameterTuple([
+            ms.Parameter(ms.Tensor(np.full(lr_steps, update_lr, np.float32)), name=f"inner_lr.{params[i].name}")
+            for i in learned])
+        self.lr_index = tuple(learned.index(i) if i in learned else None for i in range(len(params)))
         self.fused_bn = P.BatchNorm(is_training=True, epsilon=BN_EPS)
+
+    def slot(self, step):
+        """Index of the per-step values (batch-norm weights, learning rates) for inner step `step` (an int or
+        a scalar Tensor): the step itself, or the last trained step for steps past it (fine-tuning longer
+        than training)."""
+        if isinstance(step, ms.Tensor):
+            return ops.minimum(step, self.steps - 1)
+        return min(step, self.steps - 1)
 
     def batch_norm(self, h, gamma, beta):
         """Batch norm with the statistics of the current images (transductive, as in MAML).
@@ -60,8 +87,9 @@ class Learner(nn.Cell):
         running = ops.zeros(gamma.shape, gamma.dtype)
         return self.fused_bn(h, gamma, beta, running, running + 1)[0]
 
-    def forward(self, x, weights):
-        """Logits (tasks, N, n_way) of images x (tasks, N, C, H, W) under per-task weights (tasks, ...)."""
+    def forward(self, x, weights, step=0):
+        """Logits (tasks, N, n_way) of images x (tasks, N, C, H, W) under per-task weights (tasks, ...), as the
+        network is after `step` inner updates (this picks the per-step batch-norm weights, if any)."""
         tasks, num, channels, height, width = x.shape
         # (tasks, N, C, H, W) -> (N, tasks * C, H, W): task t owns channel group t.
         h = x.transpose(1, 0, 2, 3, 4).reshape(num, tasks * channels, height, width)
@@ -70,6 +98,9 @@ class Learner(nn.Cell):
             filters = conv_w.shape[1]
             h = ops.conv2d(h, conv_w.reshape((tasks * filters,) + conv_w.shape[2:]), stride=2,
                            pad_mode="same", groups=tasks)
+            if gamma.ndim == 3:  # per-step weights (tasks, steps, C)
+                slot = self.slot(step)
+                gamma, beta = gamma[:, slot], beta[:, slot]
             h = ops.relu(self.batch_norm(h, gamma.reshape(-1), beta.reshape(-1)))
         features = h.mean(axis=(2, 3)).reshape(num, tasks, -1).transpose(1, 0, 2)
         fc_w, fc_b = weights[-2], weights[-1]

@@ -1,6 +1,37 @@
-"""Per-step meta learning rates, handed to the optimizer as a list indexed by its global step."""
+"""The meta learning rate of each meta-step, computed from the optimizer's step counter.
+
+A MindSpore LearningRateSchedule: its memory does not depend on the length of the run (a table of
+one rate per step grew with `epoch`). Two schedules:
+- `step`: meta_lr * lr_scheduler_gamma ** (step // lr_decay_steps); gamma 1.0 keeps it constant.
+- `cosine` (MAML++): from meta_lr at the first step to min_meta_lr at the last (`epoch`) along half
+  a cosine period.
+Both are computed in float64 and rounded to float32, so the step decay gives exactly the values
+the former table held.
+"""
+import math
+
+import mindspore as ms
+from mindspore import nn, ops
 
 
-def meta_lr_schedule(cfg):
-    """Step decay: meta_lr * lr_scheduler_gamma ** (step // lr_decay_steps); gamma 1.0 keeps it constant."""
-    return [cfg.meta_lr * cfg.lr_scheduler_gamma ** (step // cfg.lr_decay_steps) for step in range(cfg.epoch)]
+class MetaLearningRate(nn.learning_rate_schedule.LearningRateSchedule):
+    """The optimizer's learning rate at its global step (0 for the first meta-step)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cosine = cfg.meta_lr_schedule == "cosine"
+        self.meta_lr = ms.Tensor(cfg.meta_lr, ms.float64)
+        self.min_meta_lr = ms.Tensor(cfg.min_meta_lr, ms.float64)
+        self.gamma = ms.Tensor(cfg.lr_scheduler_gamma, ms.float64)
+        self.decay_steps = cfg.lr_decay_steps
+        self.last_step = max(cfg.epoch - 1, 1)
+
+    def at(self, step):
+        """The rate at `step` (an int32 Tensor) in float64: what the progress log reports."""
+        if self.cosine:
+            progress = ops.minimum(step.astype(ms.float64) / self.last_step, 1.0)
+            return self.min_meta_lr + (self.meta_lr - self.min_meta_lr) * 0.5 * (1.0 + ops.cos(math.pi * progress))
+        return self.meta_lr * ops.pow(self.gamma, (step // self.decay_steps).astype(ms.float64))
+
+    def construct(self, global_step):
+        return self.at(global_step).astype(ms.float32)

@@ -14,10 +14,11 @@ from src.device import setup_device
 from src.episode_sampler import EpisodeSampler
 from src.errors import UserError
 from src.evaluation import evaluate
-from src.lr_schedule import meta_lr_schedule
+from src.lr_schedule import MetaLearningRate
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
 from src.metrics import MetricsWriter, log
 from src.outputs import METRICS_NAME, prepare_run_folder
+from src.multi_step_loss import step_loss_weights
 
 
 def prepare_output_dir(cfg):
@@ -41,9 +42,12 @@ class Trainer:
         self.sampler = EpisodeSampler(data.images, self.splits["train"], cfg.n_way, cfg.k_spt, cfg.k_qry,
                                       cfg.task_num, self.rotate, cfg.seed)
         maml = build_maml(cfg)
-        self.lr_table = meta_lr_schedule(cfg)
-        self.optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=self.lr_table)
+        self.meta_lr = MetaLearningRate(cfg)
+        self.optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=self.meta_lr)
         self.train_step = MetaTrainStep(maml, self.optimizer, cfg.update_step, cfg.first_order)
+        # Derivative-order annealing: a first-order step (same parameters) for the first first_order_steps.
+        self.first_order_step = (MetaTrainStep(maml, self.optimizer, cfg.update_step, True)
+                                 if cfg.first_order_steps and not cfg.first_order else self.train_step)
         self.scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
         self.metrics = MetricsWriter(self.out / METRICS_NAME)
         self.step = 0
@@ -82,9 +86,7 @@ class Trainer:
                    if key != "resume" and key in saved and saved[key] != value]
         if changed:
             log(f"settings changed since {path.name}: {', '.join(changed)}")
-        # The learning-rate table is rebuilt from the config: its length is epoch, which a resume may raise.
-        schedule = [p.name for p in self.optimizer.learning_rate.get_parameters()]
-        checkpoint.load_into(self.train_step, params, path, keep=schedule)
+        checkpoint.load_into(self.train_step, params, path)
         self.sampler.set_state(meta["sampler_state"])
         self.step, self.best_val_acc, self.last_saved = meta["step"], meta["best_val_acc"], path
         self.cost_before = {key: meta[key] or 0.0 for key in checkpoint.COST_KEYS}
@@ -99,6 +101,10 @@ class Trainer:
         wall, cpu = self.clock_start
         return {"train_seconds": self.cost_before["train_seconds"] + time.time() - wall,
                 "cpu_seconds": self.cost_before["cpu_seconds"] + time.process_time() - cpu}
+
+    def meta_lr_at(self, step):
+        """The meta learning rate meta-step `step` (counted from 1) ran with."""
+        return float(self.meta_lr.at(ms.Tensor(step - 1, ms.int32)).asnumpy())
 
     def _save(self):
         path = checkpoint.save(checkpoint.step_checkpoint_path(self.out, self.step), self.train_step, self.step,
@@ -141,11 +147,18 @@ class Trainer:
             f"{'first' if cfg.first_order else 'second'}-order, on {cfg.device_target}, steps {self.step + 1}..{cfg.epoch}")
         window_start, window_steps, run_start = time.time(), 0, time.time()
         result = None
-        compiling = True
+        compiling, graph = True, None
         while self.step < cfg.epoch:
             batch = [ms.Tensor(part) for part in self.sampler.next_batch()]
+            loss_weights = step_loss_weights(cfg.update_step, cfg.msl_epochs, self.step)
+            if loss_weights is not None:
+                batch.append(ms.Tensor(loss_weights))
+            train_step = self.first_order_step if self.step < cfg.first_order_steps else self.train_step
+            # A change of order or the end of the multi-step loss runs another graph, compiled on first use.
+            compiling = compiling or graph != (id(train_step), loss_weights is None)
+            graph = (id(train_step), loss_weights is None)
             step_start = time.time()
-            loss, acc = self.train_step(*batch)
+            loss, acc = train_step(*batch)
             loss, acc = float(loss.asnumpy()), float(acc.asnumpy())
             self.step += 1
             last = self.step == cfg.epoch
@@ -162,12 +175,12 @@ class Trainer:
                 self.metrics.write(event="compile", step=self.step, seconds=seconds)
                 # The step's loss is recorded too; its time, mostly compilation, is not a step time.
                 self.metrics.write(event="train", step=self.step, loss=loss, acc=acc,
-                                   meta_lr=self.lr_table[self.step - 1], **self.cost())
+                                   meta_lr=self.meta_lr_at(self.step), **self.cost())
                 window_start, window_steps, compiling = time.time(), 0, False
             if window_steps and (self.step % cfg.log_every == 0 or self.step == cfg.epoch):
                 per_step = (time.time() - window_start) / window_steps
                 eta = per_step * (cfg.epoch - self.step)
-                meta_lr = self.lr_table[self.step - 1]
+                meta_lr = self.meta_lr_at(self.step)
                 log(f"step {self.step}/{cfg.epoch}  loss {loss:.4f}  acc {100 * acc:.2f}%  meta_lr {meta_lr:.3g}  "
                     f"{per_step:.3f} s/step  {cfg.task_num / per_step:.1f} tasks/s  ETA {eta / 60:.1f} min")
                 self.metrics.write(event="train", step=self.step, loss=loss, acc=acc, meta_lr=meta_lr,

@@ -111,12 +111,3 @@ def test_cli_bad_value_is_one_error_line(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: n_way must be between 2 and 100 (the smallest class set of split finn), got 0"]
     assert not (tmp_path / "out").exists()
-
-
-def test_meta_lr_step_decay_is_wired_into_the_schedule():
-    from src.lr_schedule import meta_lr_schedule
-
-    cfg = load_config(["--meta_lr", "0.01", "--lr_scheduler_gamma", "0.5", "--lr_decay_steps", "3", "--epoch", "7"])
-    assert meta_lr_schedule(cfg) == pytest.approx([0.01] * 3 + [0.005] * 3 + [0.0025])
-    constant = load_config(["--meta_lr", "0.01", "--epoch", "4"])
-    assert meta_lr_schedule(constant) == pytest.approx([0.01] * 4)

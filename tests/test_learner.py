@@ -172,14 +172,14 @@ class GradientNormGradient(nn.Cell):
         self.maml = MAML(learner, update_lr=0.4)  # only its support gradient is used
         self.grad_of_norm = ms.grad(self.squared_norm, grad_position=self.maml.weight_positions)
 
-    def squared_norm(self, x, y, *weights):
+    def squared_norm(self, x, y, step, *weights):
         total = 0.0
-        for g in self.maml.support_grad(x, y, *weights):
+        for g in self.maml.support_grad(x, y, step, *weights):
             total = total + ops.square(g).sum()
         return total
 
     def construct(self, x, y, *weights):
-        return self.grad_of_norm(x, y, *weights)
+        return self.grad_of_norm(x, y, 0, *weights)
 
 
 def test_fused_batch_norm_second_derivative_equals_elementary_ops(images, task_weights):

@@ -6,8 +6,9 @@ import mindspore as ms
 from mindspore import nn
 
 from src.learner import Learner
-from src.loss import cross_entropy
+from src.loss import accuracy, cross_entropy
 from src.maml import MAML, AdaptAndScore, MetaGradient, MetaTrainStep
+from src.multi_step_loss import step_loss_weights
 
 # Small but non-trivial: 2 tasks, 3-way 1-shot, 2 queries per class, 2 conv blocks of 8 filters.
 TASKS, N_WAY, K_SPT, K_QRY, IMGSZ, FILTERS, BLOCKS = 2, 3, 1, 2, 12, 8, 2
@@ -47,7 +48,8 @@ def theta(maml):
 
 
 def _set_params(learner, arrays):
-    for p, a in zip(learner.weights, arrays):
+    """Set the meta-parameters: the weights, then the learned inner learning rates if any."""
+    for p, a in zip(learner.trainable_params(), arrays):
         p.set_data(ms.Tensor(np.asarray(a, np.float32)))
 
 
@@ -329,3 +331,195 @@ def test_adapt_and_score_predicts_what_maml_predicts(maml, batch):
     x_spt, y_spt, x_qry, _ = _tensors(batch)
     stepwise = AdaptAndScore(maml, 2).predict(x_spt, y_spt, x_qry).asnumpy()
     np.testing.assert_allclose(stepwise, maml(x_spt, y_spt, x_qry, 2).asnumpy(), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- MAML++ options
+
+class TodaysMetaGradient(nn.Cell):
+    """The meta-gradient as computed before the MAML++ options existed, kept here frozen: with every option
+    off, MetaGradient must give exactly this, bit for bit."""
+
+    def __init__(self, learner, update_step, first_order):
+        super().__init__()
+        self.learner = learner
+        self.update_step = update_step
+        self.first_order = first_order
+        positions = tuple(range(2, 2 + len(learner.weights)))
+        self.support_grad = ms.grad(self.support_loss, grad_position=positions)
+        self.meta_grad = ms.value_and_grad(self.meta_loss, None, learner.weights, has_aux=True)
+        self.fast_weight_grad = ms.value_and_grad(self.query_loss, grad_position=positions, has_aux=True)
+
+    def support_loss(self, x, y, *weights):
+        return cross_entropy(self.learner.forward(x, weights), y).sum()
+
+    def adapt(self, weights, x_spt, y_spt, second_order):
+        for _ in range(self.update_step):
+            grads = self.support_grad(x_spt, y_spt, *weights)
+            if not second_order:
+                grads = tuple([ms.ops.stop_gradient(g) for g in grads])
+            weights = tuple([w - UPDATE_LR * g for w, g in zip(weights, grads)])
+        return weights
+
+    def query_loss(self, x_qry, y_qry, *weights):
+        logits = self.learner.forward(x_qry, weights)
+        return cross_entropy(logits, y_qry).mean(), accuracy(logits, y_qry).mean()
+
+    def meta_loss(self, x_spt, y_spt, x_qry, y_qry):
+        weights = self.adapt(self.learner.per_task(x_spt.shape[0]), x_spt, y_spt, True)
+        return self.query_loss(x_qry, y_qry, *weights)
+
+    def construct(self, x_spt, y_spt, x_qry, y_qry):
+        if self.first_order:
+            weights = self.adapt(self.learner.per_task(x_spt.shape[0]), x_spt, y_spt, False)
+            (loss, acc), grads = self.fast_weight_grad(x_qry, y_qry, *weights)
+            return (loss, acc), tuple([g.sum(axis=0) for g in grads])
+        return self.meta_grad(x_spt, y_spt, x_qry, y_qry)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_options_off_meta_gradient_is_todays_bit_for_bit(maml, batch, theta, first_order):
+    _set_params(maml.learner, theta)
+    assert not maml.learner.inner_lrs and all(maml.learner.adapted)
+    (loss, acc), grads = MetaGradient(maml, UPDATE_STEP, first_order)(*_tensors(batch))
+    (loss0, acc0), grads0 = TodaysMetaGradient(maml.learner, UPDATE_STEP, first_order)(*_tensors(batch))
+    assert float(loss) == float(loss0) and float(acc) == float(acc0)
+    assert len(grads) == len(grads0) == len(theta)
+    for g, g0 in zip(grads, grads0):
+        assert np.abs(g0.asnumpy()).max() > 0
+        np.testing.assert_array_equal(g.asnumpy(), g0.asnumpy())
+
+
+def _per_step_params(learner):
+    """The per-step batch-norm weights and the learned learning rates of a MAML++ learner."""
+    bn = [w for w, adapted in zip(learner.weights, learner.adapted) if not adapted]
+    return bn, list(learner.inner_lrs)
+
+
+@pytest.fixture(scope="module")
+def maml_pp():
+    """MAML with learned per-step learning rates and per-step batch norm; the per-step values differ from
+    step to step (as after training), so that using the wrong step's values changes the numbers."""
+    learner = Learner(N_WAY, 1, FILTERS, BLOCKS, seed=0, bn_steps=UPDATE_STEP, lr_steps=UPDATE_STEP,
+                      update_lr=UPDATE_LR)
+    rng = np.random.default_rng(3)
+    bn, lrs = _per_step_params(learner)
+    for p in bn:
+        base = 1.0 if "gamma" in p.name else 0.0
+        p.set_data(ms.Tensor((base + 0.3 * rng.standard_normal(p.shape)).astype(np.float32)))
+    for p in lrs:
+        p.set_data(ms.Tensor((UPDATE_LR * (0.5 + rng.random(p.shape))).astype(np.float32)))
+    return MAML(learner, UPDATE_LR)
+
+
+@pytest.fixture(scope="module")
+def theta_pp(maml_pp):
+    return [p.asnumpy().copy() for p in maml_pp.learner.trainable_params()]
+
+
+def test_mamlpp_learner_has_per_step_meta_parameters(maml_pp):
+    learner = maml_pp.learner
+    bn, lrs = _per_step_params(learner)
+    assert len(bn) == 2 * BLOCKS and all(p.shape == (UPDATE_STEP, FILTERS) for p in bn)
+    # One vector of per-step rates for each adapted weight: the convolutions and the dense layer.
+    assert len(lrs) == BLOCKS + 2 and all(p.shape == (UPDATE_STEP,) for p in lrs)
+    assert [p.name for p in learner.trainable_params()] == [p.name for p in learner.weights] + [p.name for p in lrs]
+    fresh = Learner(N_WAY, 1, FILTERS, BLOCKS, seed=0, bn_steps=UPDATE_STEP, lr_steps=UPDATE_STEP, update_lr=0.1)
+    np.testing.assert_array_equal(fresh.inner_lrs[0].asnumpy(), np.float32([0.1] * UPDATE_STEP))
+    # The convolution and dense weights are drawn as without the options (same seed, same values).
+    plain = Learner(N_WAY, 1, FILTERS, BLOCKS, seed=0)
+    for p, q, adapted in zip(fresh.weights, plain.weights, fresh.adapted):
+        if adapted:
+            np.testing.assert_array_equal(p.asnumpy(), q.asnumpy())
+
+
+def test_mamlpp_meta_gradient_matches_finite_differences(maml_pp, batch, theta_pp):
+    """Second-order meta-gradient of the multi-step loss with respect to the learned inner learning rates,
+    the per-step batch-norm weights and all meta-parameters, against finite differences of that loss."""
+    learner = maml_pp.learner
+    _set_params(learner, theta_pp)
+    step_weights = np.float32([0.3, 0.7])
+    inputs = (*batch, step_weights)
+    cell = MetaGradient(maml_pp, UPDATE_STEP, first_order=False)
+    _, grads = cell(*_tensors(inputs))
+    grad = _flat([g.asnumpy() for g in grads])
+    names = [p.name for p in learner.trainable_params()]
+    bn_names = {p.name for p in _per_step_params(learner)[0]}
+    lr_names = {p.name for p in learner.inner_lrs}
+    mask_bn = _flat([np.full(t.shape, name in bn_names, float) for name, t in zip(names, theta_pp)])
+    mask_lr = _flat([np.full(t.shape, name in lr_names, float) for name, t in zip(names, theta_pp)])
+    assert np.abs(grad * mask_lr).max() > 1e-3 and np.abs(grad * mask_bn).max() > 1e-3
+    rng = np.random.default_rng(7)
+    directions = [rng.standard_normal(grad.size) * mask for mask in (mask_lr, mask_lr, mask_bn, mask_bn, 1.0)]
+    directions = [d / np.linalg.norm(d) for d in directions]
+    fds = _finite_differences(maml_pp, inputs, theta_pp, cell, directions)
+    err = _relative_error(fds, grad, directions)
+    err_lr = _relative_error(fds[:2], grad, directions[:2])
+    err_bn = _relative_error(fds[2:4], grad, directions[2:4])
+    print(f"FD {np.round(fds, 5)}; relative error all {err:.4f}, learning rates {err_lr:.4f}, per-step BN {err_bn:.4f}")
+    assert err < 0.05 and err_lr < 0.05 and err_bn < 0.05
+
+
+def test_multi_step_loss_is_the_weighted_query_loss_of_every_step(maml_pp, batch, theta_pp):
+    """The training loss with step weights is sum_k w_k * (mean query loss after k inner steps), each scored
+    as validation scores it (AdaptAndScore: one compiled call per step, Tensor step numbers)."""
+    _set_params(maml_pp.learner, theta_pp)
+    losses, _ = AdaptAndScore(maml_pp, UPDATE_STEP, every_step=True)(*_tensors(batch))
+    per_step = losses.mean(axis=1)[1:]  # after 1..UPDATE_STEP inner steps
+    assert abs(per_step[0] - per_step[1]) > 1e-3
+    cell = MetaGradient(maml_pp, UPDATE_STEP, first_order=False)
+    for step_weights in ([0.5, 0.5], [0.2, 0.8]):
+        (loss, _), _ = cell(*_tensors((*batch, np.float32(step_weights))))
+        assert float(loss) == pytest.approx(float(np.dot(step_weights, per_step)), rel=1e-5)
+    # Only the last step weighted: the same loss and meta-gradient as without the multi-step loss.
+    (loss_last, acc_last), grads_last = cell(*_tensors((*batch, np.float32([0.0, 1.0]))))
+    (loss, acc), grads = cell(*_tensors(batch))
+    assert float(loss_last) == pytest.approx(float(loss), rel=1e-6) and float(acc_last) == float(acc)
+    for g_last, g in zip(grads_last, grads):
+        np.testing.assert_allclose(g_last.asnumpy(), g.asnumpy(), rtol=1e-4, atol=1e-6 * np.abs(g.asnumpy()).max())
+
+
+def test_msl_weights_follow_maml_plus_plus_formula():
+    """N = 5 inner steps annealed over 1000 meta-steps: 1/N each at the start; halfway, 0.5/N for the
+    non-final steps and 1/N + 0.5 (N-1)/N for the last; near the end the floor 0.03/N and 1 - (N-1) 0.03/N;
+    from 1000 on (and with MSL off) the last step alone (None: the graph without the multi-step loss)."""
+    n, length = 5, 1000
+    np.testing.assert_allclose(step_loss_weights(n, length, 0), [0.2] * 5, rtol=1e-6)
+    np.testing.assert_allclose(step_loss_weights(n, length, 500), [0.1] * 4 + [0.6], rtol=1e-6)
+    np.testing.assert_allclose(step_loss_weights(n, length, 250), [0.15] * 4 + [0.4], rtol=1e-6)
+    np.testing.assert_allclose(step_loss_weights(n, length, 999), [0.006] * 4 + [0.976], rtol=1e-6)
+    for step in (0, 250, 500):
+        assert step_loss_weights(n, length, step).sum() == pytest.approx(1.0, rel=1e-6)
+    assert step_loss_weights(n, length, 1000) is None and step_loss_weights(n, 0, 0) is None
+    assert step_loss_weights(n, length, 7).dtype == np.float32
+
+
+def test_fine_tuning_past_the_trained_steps_reuses_the_last_steps_values(maml_pp, batch, theta_pp):
+    """update_step_test > update_step: inner steps 2, 3, ... use the learning rates and batch-norm weights of
+    the last trained step (index UPDATE_STEP - 1), in validation/eval.py's stepwise path and in the compiled
+    MAML call alike."""
+    learner = maml_pp.learner
+    theta = [t.copy() for t in theta_pp]
+    names = [p.name for p in learner.trainable_params()]
+    lr_names = {p.name for p in learner.inner_lrs}
+    for name, t in zip(names, theta):
+        if name in lr_names:
+            t[1:] = 0.0  # from the second inner step on, no update
+    _set_params(learner, theta)
+    steps = UPDATE_STEP + 2
+    losses, _ = AdaptAndScore(maml_pp, steps, every_step=True)(*_tensors(batch))
+    np.testing.assert_array_equal(losses[2:], np.broadcast_to(losses[1], losses[2:].shape))
+    assert np.abs(losses[1] - losses[0]).max() > 1e-3
+    x_spt, y_spt, x_qry, _ = _tensors(batch)
+    stepwise = AdaptAndScore(maml_pp, steps).predict(x_spt, y_spt, x_qry).asnumpy()
+    np.testing.assert_allclose(stepwise, maml_pp(x_spt, y_spt, x_qry, steps).asnumpy(), rtol=1e-5, atol=1e-5)
+    # The queries after 1+ steps are normalised with the last step's batch-norm weights: copying step 0's
+    # into it changes them.
+    bn_names = {p.name for p in _per_step_params(learner)[0]}
+    for name, t in zip(names, theta):
+        if name in bn_names:
+            t[-1] = t[0]
+    _set_params(learner, theta)
+    changed, _ = AdaptAndScore(maml_pp, steps, every_step=True)(*_tensors(batch))
+    np.testing.assert_allclose(changed[0], losses[0], rtol=1e-6)
+    assert np.abs(changed[-1] - losses[-1]).max() > 1e-3
+    _set_params(learner, theta_pp)

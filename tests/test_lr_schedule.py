@@ -1,0 +1,55 @@
+"""The meta learning-rate schedule: computed from the step (no table as long as the run), the step decay
+exactly as the former per-step table, and MAML++'s cosine from meta_lr to min_meta_lr."""
+import numpy as np
+import pytest
+import mindspore as ms
+
+from src.config import load_config
+from src.lr_schedule import MetaLearningRate
+
+
+@pytest.fixture(autouse=True, scope="module")
+def graph_mode_cpu():
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_device("CPU")
+
+
+def _rates(cfg, steps):
+    schedule = MetaLearningRate(cfg)
+    return np.array([schedule(ms.Tensor(step, ms.int32)).asnumpy() for step in steps])
+
+
+@pytest.mark.parametrize("meta_lr, gamma, decay_steps", [(0.01, 0.5, 3), (0.001, 0.9, 2), (0.003, 0.7, 1), (0.001, 1.0, 5)])
+def test_step_decay_equals_the_former_table(meta_lr, gamma, decay_steps):
+    """The former schedule was the list meta_lr * gamma ** (step // lr_decay_steps), one entry per step,
+    which the optimizer held as float32: the schedule gives these float32 values bit for bit."""
+    epoch = 40
+    cfg = load_config(["--meta_lr", str(meta_lr), "--lr_scheduler_gamma", str(gamma), "--lr_decay_steps",
+                       str(decay_steps), "--epoch", str(epoch)])
+    former = np.array([meta_lr * gamma ** (step // decay_steps) for step in range(epoch)], np.float32)
+    np.testing.assert_array_equal(_rates(cfg, range(epoch)), former)
+
+
+def test_cosine_goes_from_meta_lr_to_min_meta_lr():
+    cfg = load_config(["--meta_lr_schedule", "cosine", "--meta_lr", "0.001", "--min_meta_lr", "0.00001",
+                       "--epoch", "101"])
+    rates = _rates(cfg, range(101))
+    assert rates[0] == np.float32(0.001) and rates[-1] == np.float32(0.00001)
+    assert rates[50] == pytest.approx((0.001 + 0.00001) / 2, rel=1e-6)
+    assert rates[25] == pytest.approx(0.00001 + 0.00099 * (1 + np.cos(np.pi / 4)) / 2, rel=1e-6)
+    assert np.all(np.diff(rates) < 0)
+
+
+def test_schedule_memory_does_not_grow_with_epoch():
+    """A run of the longest allowed length builds at once and holds no per-step table."""
+    for schedule in ("step", "cosine"):
+        cfg = load_config(["--epoch", str(10 ** 7), "--meta_lr_schedule", schedule, "--lr_decay_steps", "1000"])
+        lr = MetaLearningRate(cfg)
+        assert not list(lr.get_parameters())
+        assert 0 < lr(ms.Tensor(2 ** 31 - 1, ms.int32)).asnumpy() <= np.float32(cfg.meta_lr)
+
+
+def test_progress_log_value_is_the_float64_rate():
+    cfg = load_config(["--meta_lr", "0.002", "--lr_scheduler_gamma", "0.5", "--lr_decay_steps", "2", "--epoch", "4"])
+    lr = MetaLearningRate(cfg)
+    assert [float(lr.at(ms.Tensor(step, ms.int32)).asnumpy()) for step in range(4)] == [0.002, 0.002, 0.001, 0.001]

@@ -1,0 +1,162 @@
+"""MAML++'s options around the core: config checks, checkpoints holding the per-step meta-parameters,
+eval.py and predict.py using them, and a short training run with every option on (the gradients
+themselves are tested in test_maml.py)."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import nn
+
+from src import checkpoint
+from src.config import load_config
+from src.demo_task import make_demo_task
+from src.errors import UserError
+from src.maml import AdaptAndScore, MetaTrainStep, build_maml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--n_way", "3", "--num_filters", "8", "--num_blocks", "2"]
+PLUSPLUS = ["--update_step", "2", "--learn_inner_lr", "--per_step_bn"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def graph_mode_cpu():
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_device("CPU")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--meta_lr_schedule", "linear"], "meta_lr_schedule 'linear' is not valid: use one of step, cosine"),
+    (["--meta_lr_schedule", "cosine", "--min_meta_lr", "0.01"], "min_meta_lr must be >= 0 and below meta_lr (0.001)"),
+    (["--msl_epochs", "-1"], "msl_epochs must be >= 0 (0 = off), got -1"),
+    (["--first_order_steps", "-5"], "first_order_steps must be >= 0 (0 = off), got -5"),
+    (["--per_step_bn", "--update_step", "0"], "per_step_bn needs update_step >= 1"),
+    (["--learn_inner_lr", "--update_step", "0"], "learn_inner_lr needs update_step >= 1"),
+])
+def test_bad_option_values_are_refused(args, message):
+    with pytest.raises(UserError) as err:
+        load_config(args)
+    assert message in str(err.value)
+
+
+def test_options_are_off_by_default():
+    cfg = load_config([])
+    assert (cfg.msl_epochs, cfg.learn_inner_lr, cfg.per_step_bn, cfg.meta_lr_schedule, cfg.first_order_steps) == \
+        (0, False, False, "step", 0)
+    learner = build_maml(cfg).learner
+    assert not learner.inner_lrs and all(learner.adapted) and learner.steps == 0
+
+
+def _trained_checkpoint(path, cfg):
+    """A training checkpoint of a MAML++ network whose per-step values are not their initial ones."""
+    maml = build_maml(cfg)
+    rng = np.random.default_rng(0)
+    for p in maml.learner.trainable_params():
+        p.set_data(ms.Tensor((p.asnumpy() + 0.1 * rng.standard_normal(p.shape)).astype(np.float32)))
+    train_step = MetaTrainStep(maml, nn.Adam(maml.learner.trainable_params(), learning_rate=1e-3), cfg.update_step)
+    AdaptAndScore(maml, 1)  # built last, as in the trainer: MindSpore names the parameters after the last holder
+    checkpoint.save(path, train_step, step=3, cfg=cfg)
+    return {p.name: p.asnumpy().copy() for p in maml.learner.trainable_params()}
+
+
+def test_checkpoint_round_trip_of_per_step_parameters(tmp_path):
+    cfg = load_config(TINY + PLUSPLUS)
+    saved = _trained_checkpoint(tmp_path / "pp.ckpt", cfg)
+    params, _ = checkpoint.load(tmp_path / "pp.ckpt")
+    assert params["learner.bn0.gamma"].shape == (2, 8) and params["learner.inner_lr.conv0.weight"].shape == (2,)
+    assert "optimizer.moment1.learner.inner_lr.fc.bias" in params
+    # What eval.py and predict.py load: the options come from the checkpoint's config.
+    loaded_cfg, params, meta = checkpoint.load_for_inference(["--ckpt", str(tmp_path / "pp.ckpt")])
+    assert (loaded_cfg.learn_inner_lr, loaded_cfg.per_step_bn, loaded_cfg.update_step) == (True, True, 2)
+    maml = checkpoint.load_into(build_maml(loaded_cfg), params, tmp_path / "pp.ckpt").learner
+    assert {p.name for p in maml.trainable_params()} == set(saved)
+    for p in maml.trainable_params():
+        np.testing.assert_array_equal(p.asnumpy(), saved[p.name], err_msg=p.name)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--per_step_bn", "false"], "trained with per_step_bn=True but the config has per_step_bn=False: pass --per_step_bn True"),
+    (["--update_step", "3"], "trained with update_step=2 but the config has update_step=3: pass --update_step 2"),
+])
+def test_checkpoint_of_other_per_step_shapes_is_refused(tmp_path, args, message):
+    _trained_checkpoint(tmp_path / "pp.ckpt", load_config(TINY + PLUSPLUS))
+    with pytest.raises(UserError) as err:
+        checkpoint.load_for_inference(["--ckpt", str(tmp_path / "pp.ckpt"), *args])
+    assert message in str(err.value)
+
+
+def test_checkpoint_without_the_options_loads_as_before(tmp_path):
+    """A checkpoint written before the options (no such keys in its config) is a plain MAML network;
+    asking for an option with it is refused, not a shape crash."""
+    cfg = dict(load_config(TINY))
+    for key in ("learn_inner_lr", "per_step_bn", "msl_epochs", "meta_lr_schedule", "min_meta_lr", "first_order_steps"):
+        del cfg[key]
+    maml = build_maml(load_config(TINY))
+    checkpoint.save(tmp_path / "old.ckpt", maml.learner, step=1, cfg=cfg)
+    loaded_cfg, params, _ = checkpoint.load_for_inference(["--ckpt", str(tmp_path / "old.ckpt")])
+    assert not loaded_cfg.learn_inner_lr and not loaded_cfg.per_step_bn
+    checkpoint.load_into(build_maml(loaded_cfg).learner, params, tmp_path / "old.ckpt")
+    with pytest.raises(UserError, match="trained with learn_inner_lr=False but the config has learn_inner_lr=True"):
+        checkpoint.load_for_inference(["--ckpt", str(tmp_path / "old.ckpt"), "--learn_inner_lr"])
+
+
+# ---------------------------------------------------------------- end to end on real Omniglot
+
+@pytest.mark.slow
+def test_mamlpp_training_then_eval_and_predict(omniglot_root, omniglot_npy_dir, tmp_path):
+    """Every option on: 6 steps, first-order for the first 2, the multi-step loss for the first 4, the cosine
+    meta learning rate. Then eval.py (10 fine-tuning steps, past the 2 trained) and predict.py on the
+    checkpoint alone: they take the options from it and use its learned values."""
+    data = ["--data_path", str(omniglot_root), "--npy_dir", str(omniglot_npy_dir)]
+
+    def run(script, *args):
+        proc = subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True, text=True,
+                              timeout=900, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    out = tmp_path / "run"
+    log = run("omniglot_train.py", *data, *TINY, *PLUSPLUS, "--task_num", "2", "--k_qry", "2", "--k_qry_test", "2",
+              "--update_step_test", "10", "--val_tasks", "4", "--eval_batch", "4", "--log_every", "1", "--eval_every", "6",
+              "--save_every", "6", "--epoch", "6", "--msl_epochs", "4", "--first_order_steps", "2",
+              "--meta_lr_schedule", "cosine", "--meta_lr", "0.002", "--min_meta_lr", "0.0001", "--cpu_threads", "1",
+              "--output_dir", str(out))
+    # Three graphs, each compiled on first use: first-order with the multi-step loss (step 1), second-order
+    # with it (step 3), second-order without it (step 5).
+    assert re.findall(r"step (\d+): graph compiled", log) == ["1", "3", "5"]
+    rates = [float(r) for r in re.findall(r"meta_lr ([\d.e-]+)", log)]
+    assert rates[-1] == pytest.approx(0.0001) and rates == sorted(rates, reverse=True)
+    params, meta = checkpoint.load(out / "maml_step0000006.ckpt")
+    initial = build_maml(load_config(TINY + PLUSPLUS)).learner
+    for p in initial.trainable_params():
+        assert not np.array_equal(params[p.name].asnumpy(), p.asnumpy()), f"{p.name} was not learned"
+
+    report = tmp_path / "report.json"
+    eval_log = run("eval.py", *data, "--ckpt", str(out / "best.ckpt"), "--eval_tasks", "8", "--eval_batch", "4",
+                   "--eval_report", str(report))
+    assert "3-way 1-shot" in eval_log and "10 inner steps" in eval_log
+    assert json.loads(report.read_text())["update_step_test"] == 10
+
+    task = tmp_path / "task"
+    make_demo_task(omniglot_root, task, n_way=3, k_spt=1, k_qry=2, seed=0)
+    lines = run("predict.py", "--ckpt", str(out / "best.ckpt"), "--support_dir", str(task / "support"),
+                "--query_dir", str(task / "query")).splitlines()
+    assert len(lines) == 6 and all(len(line.split("\t")) == 3 for line in lines)
+
+
+@pytest.mark.slow
+def test_benchmark_takes_the_options(tmp_path):
+    """bench_meta_step.py passes config keys through: the step it times has the options, and says so."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_meta_step.py"), "--task_num", "1",
+                           "--update_step", "2", "--steps", "1", "--warmup", "0", "--cpu_threads", "1",
+                           "--num_filters", "8", "--learn_inner_lr", "--per_step_bn", "--msl_epochs", "10"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (result["learn_inner_lr"], result["per_step_bn"], result["msl_epochs"], result["update_step"]) == \
+        (True, True, 10, 2)
+    assert result["s_per_step"] > 0
