@@ -19,11 +19,14 @@ def log(message, file=None):
 
 
 class MetricsWriter:
-    """Appends one JSON object per line, so a run that is stopped and resumed keeps one history."""
+    """Appends one JSON object per line, so a run that is stopped and resumed keeps one history.
+    With no path (the ranks other than 0 of a data-parallel run) it writes nothing."""
 
     def __init__(self, path):
         self.path = path
 
     def write(self, **record):
+        if self.path is None:
+            return
         with open(self.path, "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
