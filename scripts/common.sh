@@ -85,6 +85,11 @@ _maml_yaml_value() {
 _maml_common_checks() {
     local device_id=$1
     [[ $device_id =~ ^[0-9]+$ ]] || _maml_die "DEVICE_ID '$device_id' is not a non-negative integer (e.g. 0)"
+    _maml_resolve_python
+}
+
+# Resolve PYTHON (default python3); set MAML_PYTHON.
+_maml_resolve_python() {
     MAML_PYTHON=${PYTHON:-python3}
     # A relative PYTHON (.venv/bin/python) must survive the cd to the repo root; no realpath here:
     # resolving the venv's symlink would leave the venv.
@@ -179,7 +184,7 @@ _maml_run_logged() {
     ((append)) && tee_opts=(-a)
     echo "log: $log"
     {
-        echo "==== $(date '+%Y-%m-%d %H:%M:%S') $MAML_SCRIPT: DEVICE_ID=$DEVICE_ID"
+        echo "==== $(date '+%Y-%m-%d %H:%M:%S') $MAML_SCRIPT: $MAML_RUN_ON"
         _maml_prepare_data || exit $?
         echo "run: $*"
         "$@"
@@ -193,6 +198,7 @@ _maml_export_device() {
     local target=$1 device_id=$2
     export DEVICE_ID=$device_id
     export PYTHONUNBUFFERED=1
+    MAML_RUN_ON="DEVICE_ID=$device_id"
     if [[ $target == Ascend ]]; then
         export RANK_SIZE=1 RANK_ID=0
     fi
