@@ -4,11 +4,13 @@ The task, network and fine-tuning settings default to those the checkpoint was t
 Prints the final mean query accuracy with its 95% confidence interval (with --eval_per_step also
 the accuracy after each inner step) and writes the same as JSON next to the checkpoint
 (PATH.eval.json), or to --eval_report (e.g. to keep the results of two protocols apart).
+Started by msrun, the ranks share the tasks and rank 0 reports the result of all of them.
 """
 import json
 import time
 from pathlib import Path
 
+from src import distributed
 from src.atomic_file import write_atomic
 from src.dataset import prepare_omniglot, split_class_ids, split_rotates
 from src.errors import run_cli
@@ -21,6 +23,7 @@ from src.outputs import check_eval_report
 
 def main(argv=None):
     cfg, maml, meta = load_trained_maml(argv)
+    ranks = distributed.current()
     ckpt = Path(cfg.ckpt)
     out = check_eval_report(cfg)  # before any work: never a checkpoint or another file of the user's
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
@@ -29,16 +32,19 @@ def main(argv=None):
         f"of split {cfg.split} with {cfg.k_qry_test} queries per class, {cfg.update_step_test} inner steps")
     start = time.time()
     result = evaluate(AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step), data.images, test_classes, cfg,
-                      cfg.eval_tasks, split_rotates(cfg.split))
+                      cfg.eval_tasks, split_rotates(cfg.split), ranks)
     seconds = time.time() - start
     for step, acc in enumerate(result.get("acc_per_step", [])):
         log(f"  after {step:2d} inner steps: {100 * acc:.2f}%")
     log(f"test accuracy: {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% (95% CI, {result['tasks']} tasks, "
         f"{seconds:.1f} s)")
+    if not ranks.main:
+        return None
     # The report lies beside its checkpoint: the file name identifies it without naming this machine's folders.
     report = {"ckpt": ckpt.name, "ckpt_step": meta["step"], "split": cfg.split, "n_way": cfg.n_way,
               "k_spt": cfg.k_spt, "k_qry_test": cfg.k_qry_test, "update_step_test": cfg.update_step_test,
-              "update_lr": cfg.update_lr, "eval_seed": cfg.eval_seed, "seconds": seconds, **result}
+              "update_lr": cfg.update_lr, "eval_seed": cfg.eval_seed, "ranks": ranks.size, "seconds": seconds,
+              **result}
     write_atomic(out, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"),
                  "make its folder writable, evaluate a copy of the checkpoint or pass another --eval_report")
     log(f"wrote {out}")

@@ -15,6 +15,11 @@ PyTorch's), then what it ran on: `cpu` (model name), `isa` (the instruction set 
 to) and `conv_kernels` (oneDNN's convolution implementations in the same step, from
 benchmarks/onednn_kernels.py).
 
+With `--ranks N` it times the step twice, each in fresh processes: in one process, then data-parallel
+over N ranks started by msrun (each rank adapts task_num / N tasks and is pinned to its own cores,
+as in training), and prints the one-process JSON with `ranks`, `s_per_step_ranks`,
+`compile_s_ranks` and `speedup` (one process's s/step over the N ranks') added.
+
 With `--profile DIR` it then runs `--steps` more steps under MindSpore's profiler (the trace stays
 in DIR for MindStudio Insight), prints the time per step of each operator type, heaviest first,
 and adds the eight heaviest to the JSON as `top_ops` (seconds per step): where a step's time goes.
@@ -27,9 +32,12 @@ forward-plus-backward. Batch norm and element-wise work are not counted.
 import argparse
 import csv
 import json
+import os
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,8 +49,10 @@ import mindspore as ms  # noqa: E402
 from mindspore import nn, ops  # noqa: E402
 
 from onednn_kernels import probe  # noqa: E402
+from src import distributed  # noqa: E402
 from src.config import load_config  # noqa: E402
 from src.device import setup_device  # noqa: E402
+from src.launch_plan import free_port  # noqa: E402
 from src.lr_schedule import MetaLearningRate  # noqa: E402
 from src.maml import MetaTrainStep, build_maml  # noqa: E402
 from src.multi_step_loss import step_loss_weights  # noqa: E402
@@ -99,12 +109,39 @@ def profile_steps(train_step, batch, steps, out_dir):
     return sorted(totals.items(), key=lambda item: -item[1])
 
 
-def synthetic_batch(cfg, rng):
+def synthetic_batch(cfg, rng, tasks):
     def part(shots):
-        x = rng.random((cfg.task_num, cfg.n_way * shots, cfg.imgc, cfg.imgsz, cfg.imgsz), dtype=np.float32)
-        y = np.tile(np.repeat(np.arange(cfg.n_way, dtype=np.int32), shots), (cfg.task_num, 1))
+        x = rng.random((tasks, cfg.n_way * shots, cfg.imgc, cfg.imgsz, cfg.imgsz), dtype=np.float32)
+        y = np.tile(np.repeat(np.arange(cfg.n_way, dtype=np.int32), shots), (tasks, 1))
         return ms.Tensor(x), ms.Tensor(y)
     return (*part(cfg.k_spt), *part(cfg.k_qry))
+
+
+def last_json(text):
+    return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+
+
+def compare_ranks(argv, ranks):
+    """One process, then `ranks` ranks under msrun, each a fresh run of this script; the combined JSON."""
+    script = str(Path(__file__).resolve())
+    single = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True)
+    if single.returncode:
+        sys.exit(f"error: the one-process run failed:\n{single.stderr}")
+    with tempfile.TemporaryDirectory() as logs:
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               "GLOG_v": os.environ.get("GLOG_v", "3")}
+        name = Path(sys.executable).name if Path(sys.executable).name in ("python", "python3") else "python3"
+        proc = subprocess.run([sys.executable, "-m", "mindspore.parallel.cluster.run", "--worker_num", str(ranks),
+                               "--local_worker_num", str(ranks), "--master_port", str(free_port()), "--log_dir", logs,
+                               "--join", "True", "--tail_worker_log", "0", name, script, *argv, "--ranks", str(ranks)],
+                              capture_output=True, text=True, env=env)
+        rank0 = Path(logs, "worker_0.log").read_text() if Path(logs, "worker_0.log").exists() else ""
+        if proc.returncode:
+            sys.exit(f"error: the {ranks}-rank run failed:\n{rank0}{proc.stderr[-2000:]}")
+    result, spread = last_json(single.stdout), last_json(rank0)
+    result.update(ranks=ranks, s_per_step_ranks=spread["s_per_step"], compile_s_ranks=spread["compile_s"],
+                  speedup=round(result["s_per_step"] / spread["s_per_step"], 3))
+    print(json.dumps(result))
 
 
 def main():
@@ -118,17 +155,29 @@ def main():
     parser.add_argument("--cpu_threads", type=int, default=0,
                         help="CPU operator threads (0 = MindSpore's choice), as in the training config")
     parser.add_argument("--profile", metavar="DIR", help="also profile --steps steps by operator type; trace into DIR")
+    parser.add_argument("--ranks", type=int, default=1,
+                        help="also time the step data-parallel over this many ranks (msrun), against one process")
     args, config_keys = parser.parse_known_args()
+    if args.ranks > 1 and not distributed.launched_by_msrun():
+        if args.task_num % args.ranks:
+            sys.exit(f"error: --task_num {args.task_num} cannot be split evenly over --ranks {args.ranks}")
+        argv = sys.argv[1:]
+        while "--ranks" in argv:
+            del argv[argv.index("--ranks"):argv.index("--ranks") + 2]
+        compare_ranks(argv, args.ranks)
+        return
     cfg = load_config([f"--{k}={v}" for k, v in (("n_way", args.n_way), ("k_spt", args.k_spt), ("k_qry", args.k_qry),
                                                   ("task_num", args.task_num), ("update_step", args.update_step),
                                                   ("first_order", args.order == "first"),
                                                   ("device_target", args.device_target),
                                                   ("cpu_threads", args.cpu_threads))] + config_keys)
+    distributed.check_meta_batch(cfg.task_num, distributed.launched_size())
     setup_device(cfg)
+    ranks = distributed.current()
     maml = build_maml(cfg)
     optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=MetaLearningRate(cfg))
-    train_step = MetaTrainStep(maml, optimizer, cfg.update_step, cfg.first_order)
-    batch = synthetic_batch(cfg, np.random.default_rng(0))
+    train_step = MetaTrainStep(maml, optimizer, cfg.update_step, cfg.first_order, ranks.mean_cell())
+    batch = synthetic_batch(cfg, np.random.default_rng(0), cfg.task_num // ranks.size)
     loss_weights = step_loss_weights(cfg.update_step, cfg.msl_epochs, 0)
     batch += () if loss_weights is None else (ms.Tensor(loss_weights),)
 
@@ -154,9 +203,10 @@ def main():
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "gflop_per_step": round(gflop, 2), "gflops": round(gflop / s_per_step, 2),
               "sgemm_gflops": round(sgemm_gflops(), 1), "first_loss": round(first_loss, 6)}
-    kernels = probe([f"--order={args.order}", f"--n_way={cfg.n_way}", f"--k_spt={cfg.k_spt}", f"--k_qry={cfg.k_qry}",
-                     f"--task_num={cfg.task_num}", f"--update_step={cfg.update_step}"])
-    result.update(cpu=kernels["cpu"], isa=kernels["isa"], conv_kernels=kernels["kernels"].get("convolution", []))
+    if not distributed.launched_by_msrun():  # with --ranks, the one-process run says what it ran on
+        kernels = probe([f"--order={args.order}", f"--n_way={cfg.n_way}", f"--k_spt={cfg.k_spt}",
+                         f"--k_qry={cfg.k_qry}", f"--task_num={cfg.task_num}", f"--update_step={cfg.update_step}"])
+        result.update(cpu=kernels["cpu"], isa=kernels["isa"], conv_kernels=kernels["kernels"].get("convolution", []))
     if args.profile:
         ops_ms = profile_steps(train_step, batch, args.steps, args.profile)
         op_total = sum(ms_ for _, ms_ in ops_ms)

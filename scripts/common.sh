@@ -77,6 +77,11 @@ _maml_abs() {
 _maml_common_checks() {
     local device_id=$1
     [[ $device_id =~ ^[0-9]+$ ]] || _maml_die "DEVICE_ID '$device_id' is not a non-negative integer (e.g. 0)"
+    _maml_resolve_python
+}
+
+# Resolve PYTHON (default python3); set MAML_PYTHON.
+_maml_resolve_python() {
     MAML_PYTHON=${PYTHON:-python3}
     # A relative PYTHON (.venv/bin/python) must survive the cd to the repo root; no realpath here:
     # resolving the venv's symlink would leave the venv.
@@ -119,17 +124,14 @@ _maml_parse_extra() {
     done
 }
 
-# Run "$@" with its output on the console and appended to the log file Python names for it.
-# $1: train or eval; the log path comes from `python -m src.outputs $1 ARGS`, ARGS being the
-# arguments of "$@" after the script name.
+# _maml_run_logged LOG CMD [ARG ...]: run CMD with its output on the console and appended to LOG
+# (a path Python named), under a header line that says when and on what ($MAML_RUN_ON).
 _maml_run_logged() {
-    local kind=$1
+    local log=$1
     shift
-    local log
-    log=$("$MAML_PYTHON" -m src.outputs "$kind" "${@:3}") || exit $?
     echo "log: $log"
     {
-        echo "==== $(date '+%Y-%m-%d %H:%M:%S') $MAML_SCRIPT: DEVICE_ID=$DEVICE_ID"
+        echo "==== $(date '+%Y-%m-%d %H:%M:%S') $MAML_SCRIPT: $MAML_RUN_ON"
         echo "run: $*"
         "$@"
     } 2>&1 | (trap '' INT; exec tee -a -- "$log") # tee outlives Ctrl-C to log python's last line
@@ -142,6 +144,7 @@ _maml_export_device() {
     local target=$1 device_id=$2
     export DEVICE_ID=$device_id
     export PYTHONUNBUFFERED=1
+    MAML_RUN_ON="DEVICE_ID=$device_id"
     if [[ $target == Ascend ]]; then
         export RANK_SIZE=1 RANK_ID=0
     fi
@@ -175,8 +178,11 @@ maml_train_main() {
     _maml_parse_extra "device_target device_id data_path epoch" "$@"
     cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
     _maml_export_device "$target" "$device_id"
-    _maml_run_logged train "$MAML_PYTHON" omniglot_train.py --device_target "$target" --device_id "$device_id" \
-        --epoch "$epoch" --data_path "$data_path" "${MAML_EXTRA[@]}"
+    local settings=(--device_target "$target" --device_id "$device_id" --epoch "$epoch" --data_path "$data_path"
+        "${MAML_EXTRA[@]}")
+    local log
+    log=$("$MAML_PYTHON" -m src.outputs train "${settings[@]}") || exit $?
+    _maml_run_logged "$log" "$MAML_PYTHON" omniglot_train.py "${settings[@]}"
     exit $?
 }
 
@@ -193,7 +199,10 @@ maml_eval_main() {
     _maml_parse_extra "device_target device_id data_path ckpt" "$@"
     cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
     _maml_export_device "$target" "$device_id"
-    _maml_run_logged eval "$MAML_PYTHON" eval.py --device_target "$target" --device_id "$device_id" \
-        --data_path "$data_path" --ckpt "$ckpt" "${MAML_EXTRA[@]}"
+    local settings=(--device_target "$target" --device_id "$device_id" --data_path "$data_path" --ckpt "$ckpt"
+        "${MAML_EXTRA[@]}")
+    local log
+    log=$("$MAML_PYTHON" -m src.outputs eval "${settings[@]}") || exit $?
+    _maml_run_logged "$log" "$MAML_PYTHON" eval.py "${settings[@]}"
     exit $?
 }

@@ -116,15 +116,22 @@ class MetaGradient(nn.Cell):
 
 
 class MetaTrainStep(nn.Cell):
-    """One meta-update with the optimizer; returns (mean query loss, mean query accuracy) before it."""
+    """One meta-update with the optimizer; returns (mean query loss, mean query accuracy) before it.
 
-    def __init__(self, maml, optimizer, update_step, first_order=False):
+    In data-parallel training `rank_mean` (src.distributed.MeanOverRanks) turns this rank's means
+    over its share of the tasks into the means over all tasks, before the update."""
+
+    def __init__(self, maml, optimizer, update_step, first_order=False, rank_mean=None):
         super().__init__()
         self.meta_gradient = MetaGradient(maml, update_step, first_order)
         self.optimizer = optimizer
+        self.rank_mean = rank_mean
 
     def construct(self, x_spt, y_spt, x_qry, y_qry, step_weights=None):
         (loss, acc), grads = self.meta_gradient(x_spt, y_spt, x_qry, y_qry, step_weights)
+        if self.rank_mean is not None:
+            loss, acc = self.rank_mean((loss, acc))
+            grads = self.rank_mean(grads)
         self.optimizer(grads)
         return loss, acc
 

@@ -27,13 +27,16 @@ def log(message, file=None):
 
 class MetricsWriter:
     """Appends one JSON object per line. A resumed run first drops the records past the step it resumes
-    from (those of the interrupted run after its last checkpoint), so the file holds each step once."""
+    from (those of the interrupted run after its last checkpoint), so the file holds each step once.
+    With no path (the ranks other than 0 of a data-parallel run) it writes nothing."""
 
     def __init__(self, path):
-        self.path = Path(path)
+        self.path = None if path is None else Path(path)
 
     def truncate_after(self, step):
         """Keep the records of steps <= `step`; rewritten atomically, and only when something is dropped."""
+        if self.path is None:
+            return
         try:
             lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True) if self.path.is_file() else []
         except (OSError, UnicodeDecodeError) as err:
@@ -45,6 +48,8 @@ class MetricsWriter:
             raise UserError(f"cannot write {self.path} (permission denied): {_FIX}")
 
     def write(self, **record):
+        if self.path is None:
+            return
         try:
             with open(self.path, "a", encoding="utf-8") as out:
                 out.write(json.dumps(record) + "\n")

@@ -2,12 +2,13 @@
 import math
 import sys
 import time
+from pathlib import Path
 
 import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-from src import checkpoint
+from src import checkpoint, distributed
 from src.atomic_file import remove_stale_temporaries
 from src.dataset import prepare_omniglot, split_class_ids, split_rotates
 from src.device import setup_device
@@ -17,8 +18,8 @@ from src.evaluation import evaluate
 from src.lr_schedule import MetaLearningRate
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
 from src.metrics import MetricsWriter, log
-from src.outputs import METRICS_NAME, prepare_run_folder
 from src.multi_step_loss import step_loss_weights
+from src.outputs import METRICS_NAME, prepare_run_folder
 
 
 def prepare_output_dir(cfg):
@@ -33,8 +34,13 @@ class Trainer:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.out = prepare_output_dir(cfg)
+        # Checked before joining the other ranks, so that every process of a launch (msrun's scheduler
+        # too) stops at once; the scheduler never returns from setup_device.
+        distributed.check_meta_batch(cfg.task_num, distributed.launched_size())
         setup_device(cfg)
+        self.ranks = distributed.current()
+        self.share = self.ranks.share(cfg.task_num)
+        self.out = prepare_output_dir(cfg) if self.ranks.main else Path(cfg.output_dir)
         data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
         self.images = data.images
         self.splits = split_class_ids(data.classes, cfg.split)
@@ -44,12 +50,13 @@ class Trainer:
         maml = build_maml(cfg)
         self.meta_lr = MetaLearningRate(cfg)
         self.optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=self.meta_lr)
-        self.train_step = MetaTrainStep(maml, self.optimizer, cfg.update_step, cfg.first_order)
+        rank_mean = self.ranks.mean_cell()
+        self.train_step = MetaTrainStep(maml, self.optimizer, cfg.update_step, cfg.first_order, rank_mean)
         # Derivative-order annealing: a first-order step (same parameters) for the first first_order_steps.
-        self.first_order_step = (MetaTrainStep(maml, self.optimizer, cfg.update_step, True)
+        self.first_order_step = (MetaTrainStep(maml, self.optimizer, cfg.update_step, True, rank_mean)
                                  if cfg.first_order_steps and not cfg.first_order else self.train_step)
         self.scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
-        self.metrics = MetricsWriter(self.out / METRICS_NAME)
+        self.metrics = MetricsWriter(self.out / METRICS_NAME if self.ranks.main else None)
         self.step = 0
         self.best_val_acc = -1.0
         self.last_saved = None
@@ -107,24 +114,27 @@ class Trainer:
         return float(self.meta_lr.at(ms.Tensor(step - 1, ms.int32)).asnumpy())
 
     def _save(self):
-        path = checkpoint.save(checkpoint.step_checkpoint_path(self.out, self.step), self.train_step, self.step,
-                               self.cfg, self.sampler.get_state(), self.best_val_acc, self.cost())
-        checkpoint.prune(self.out, self.cfg.keep_checkpoint_max, self.step)
+        path = checkpoint.step_checkpoint_path(self.out, self.step)
+        if self.ranks.main:
+            checkpoint.save(path, self.train_step, self.step, self.cfg, self.sampler.get_state(), self.best_val_acc,
+                            self.cost())
+            checkpoint.prune(self.out, self.cfg.keep_checkpoint_max, self.step)
         self.last_saved = path
         log(f"saved {path}")
 
     def validate(self):
         cfg = self.cfg
         start = time.time()
-        result = evaluate(self.scorer, self.images, self.splits["val"], cfg, cfg.val_tasks, self.rotate)
+        result = evaluate(self.scorer, self.images, self.splits["val"], cfg, cfg.val_tasks, self.rotate, self.ranks)
         seconds = time.time() - start
         log(f"step {self.step}: validation accuracy {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% "
             f"on {result['tasks']} tasks after {cfg.update_step_test} inner steps ({seconds:.1f} s)")
         self.metrics.write(event="val", step=self.step, seconds=seconds, **self.cost(), **result)
         if result["acc"] > self.best_val_acc:
             self.best_val_acc = result["acc"]
-            checkpoint.save(self.out / checkpoint.BEST, self.train_step, self.step, cfg, self.sampler.get_state(),
-                            self.best_val_acc, self.cost())
+            if self.ranks.main:
+                checkpoint.save(self.out / checkpoint.BEST, self.train_step, self.step, cfg, self.sampler.get_state(),
+                                self.best_val_acc, self.cost())
             log(f"new best validation accuracy: saved {self.out / checkpoint.BEST}")
         return result
 
@@ -144,12 +154,13 @@ class Trainer:
         """Train to `epoch` steps; returns the final validation result."""
         cfg = self.cfg
         log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {cfg.task_num} tasks per step, {cfg.update_step} inner steps, "
-            f"{'first' if cfg.first_order else 'second'}-order, on {cfg.device_target}, steps {self.step + 1}..{cfg.epoch}")
+            f"{'first' if cfg.first_order else 'second'}-order, on {cfg.device_target}"
+            f"{f' x {self.ranks.size} ranks' if self.ranks.size > 1 else ''}, steps {self.step + 1}..{cfg.epoch}")
         window_start, window_steps, run_start = time.time(), 0, time.time()
         result = None
         compiling, graph = True, None
         while self.step < cfg.epoch:
-            batch = [ms.Tensor(part) for part in self.sampler.next_batch()]
+            batch = [ms.Tensor(part[self.share]) for part in self.sampler.next_batch()]
             loss_weights = step_loss_weights(cfg.update_step, cfg.msl_epochs, self.step)
             if loss_weights is not None:
                 batch.append(ms.Tensor(loss_weights))

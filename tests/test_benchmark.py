@@ -35,3 +35,19 @@ def test_benchmark_reports_and_profiles_a_real_step(tmp_path):
     assert {"Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"} <= set(result["top_ops"])
     assert any(line.startswith("operators by time per step") for line in lines)
     assert list((tmp_path / "prof").glob("*/FRAMEWORK/cpu_op_type_info_*.csv"))
+
+
+def test_benchmark_times_two_ranks_against_one_process(tmp_path):
+    """--ranks 2: the one-process JSON line with the 2-rank step time (msrun, 1 task per rank) beside it."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_meta_step.py"), "--task_num", "2",
+                           "--update_step", "1", "--steps", "2", "--warmup", "0", "--ranks", "2"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (result["task_num"], result["ranks"]) == (2, 2)
+    for key in ("s_per_step", "s_per_step_ranks", "compile_s_ranks"):
+        assert result[key] > 0, key
+    assert result["speedup"] == pytest.approx(result["s_per_step"] / result["s_per_step_ranks"], rel=0.01)
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_meta_step.py"), "--task_num", "3",
+                           "--ranks", "2"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 1 and "error: --task_num 3 cannot be split evenly over --ranks 2" in proc.stderr

@@ -1,0 +1,115 @@
+# shellcheck shell=bash
+# Shared logic of the data-parallel launchers run_distribute_train_{cpu,gpu,ascend}.sh and
+# run_distribute_eval_{cpu,gpu,ascend}.sh, on top of scripts/common.sh. Sourced, not run; each
+# launcher calls `maml_distribute_train_main TARGET "$@"` or `maml_distribute_eval_main TARGET "$@"`.
+#
+# What a launcher does:
+#   1. checks its arguments as the standalone launchers do (usage + exit 1 on a wrong count, path
+#      overrides made absolute), then has python check the settings and paths once, build
+#      omniglot.npy if it is missing or stale, and name the log, the ranks' log folder and the
+#      scheduler's port (src/launch_plan.py: one error line and exit 2 before any rank starts);
+#   2. starts RANK_SIZE ranks on this host with msrun (MindSpore's launcher, run as
+#      `$PYTHON -m mindspore.parallel.cluster.run`): --worker_num and --local_worker_num RANK_SIZE,
+#      --master_addr 127.0.0.1, --master_port, --log_dir (one worker_N.log per rank, and
+#      scheduler.log) and --join True. msrun starts each rank as `python3 SCRIPT ...` (or python)
+#      from PATH, so the interpreter's folder goes first on PATH;
+#   3. streams the ranks' output to the console and to a log file (train: <output_dir>/train.log,
+#      appended; eval: <report>.log) and exits with msrun's exit code.
+# GLOG_v defaults to 3 (MindSpore's errors only: setting up the cluster logs pages of warnings).
+
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+_maml_usage_distribute_train() {
+    local target=$1
+    cat <<EOF
+Usage: bash scripts/${MAML_SCRIPT} RANK_SIZE EPOCH DATA_PATH [--key value ...]
+  Meta-train MAML on Omniglot data-parallel on RANK_SIZE ${target} ranks of this host (msrun).
+  RANK_SIZE      number of ranks (positive integer; task_num must be a multiple of it)
+  EPOCH          meta-training steps (positive integer)
+  DATA_PATH      Omniglot root holding raw/images_{background,evaluation}.zip
+                 (or processed/ folders, or a prebuilt omniglot.npy)
+  --key value    any other setting of default_config.yaml, e.g. --output_dir output/run1 --resume
+                 (not --device_id: msrun gives rank r the card r)
+Example:
+  bash scripts/${MAML_SCRIPT} 8 20000 /data/omniglot --output_dir output/run1
+Python: \$PYTHON if set, else python3. Scheduler port: \$MASTER_PORT if set, else a free one.
+Logs: <output_dir>/train.log (all ranks), <output_dir>/msrun_log/worker_N.log (rank N).
+EOF
+}
+
+_maml_usage_distribute_eval() {
+    local target=$1
+    cat <<EOF
+Usage: bash scripts/${MAML_SCRIPT} RANK_SIZE DATA_PATH CKPT_PATH [--key value ...]
+  Evaluate a MAML checkpoint on the fixed Omniglot meta-test tasks, shared by RANK_SIZE ${target}
+  ranks of this host (msrun); the result is the same as one process's.
+  RANK_SIZE      number of ranks (positive integer)
+  DATA_PATH      Omniglot root holding raw/images_{background,evaluation}.zip
+                 (or processed/ folders, or a prebuilt omniglot.npy)
+  CKPT_PATH      checkpoint written by training, e.g. output/best.ckpt
+  --key value    any other setting of default_config.yaml, e.g. --eval_tasks 600 --npy_dir /tmp/omniglot_npy
+Example:
+  bash scripts/${MAML_SCRIPT} 8 /data/omniglot output/best.ckpt
+Python: \$PYTHON if set, else python3. Scheduler port: \$MASTER_PORT if set, else a free one.
+Results: <CKPT_PATH>.eval.json (or --eval_report R.json); logs: <CKPT_PATH>.eval.log (all ranks),
+<CKPT_PATH>.eval.msrun_log/worker_N.log (rank N); with --eval_report R.json: R.log, R.msrun_log/.
+EOF
+}
+
+# _maml_run_msrun KIND RANK_SIZE SCRIPT [ARG ...]: have python check the settings and plan the run
+# (a bad setting ends the script with python's error line and exit code), then start the ranks.
+_maml_run_msrun() {
+    local kind=$1 rank_size=$2 plan log log_dir port
+    plan=$("$MAML_PYTHON" -m src.launch_plan "$kind" "$rank_size" "${MASTER_PORT:-}" "${@:4}") || exit $?
+    { read -r log; read -r log_dir; read -r port; } <<<"$plan"
+    shift 2
+    local python bin name
+    python=$(command -v -- "$MAML_PYTHON")
+    bin=$(dirname -- "$python")
+    name=$(basename -- "$python")
+    if [[ $name != python && $name != python3 ]]; then
+        [[ -x $bin/python3 ]] ||
+            _maml_die "msrun starts each rank as python or python3: set PYTHON to an interpreter of that name (got $python)"
+        name=python3
+    fi
+    export PATH="$bin:$PATH" PYTHONUNBUFFERED=1 GLOG_v=${GLOG_v:-3}
+    MAML_RUN_ON="RANK_SIZE=$rank_size, scheduler port $port"
+    echo "ranks: $rank_size; the log of rank N: $log_dir/worker_N.log"
+    _maml_run_logged "$log" \
+        "$MAML_PYTHON" -m mindspore.parallel.cluster.run --worker_num "$rank_size" --local_worker_num "$rank_size" \
+        --master_addr 127.0.0.1 --master_port "$port" --log_dir "$log_dir" --join True "$name" "$@"
+}
+
+# maml_distribute_train_main TARGET RANK_SIZE EPOCH DATA_PATH [--key value ...]
+maml_distribute_train_main() {
+    local target=$1
+    shift
+    _maml_check_arg_count _maml_usage_distribute_train "$target" "$@"
+    local rank_size=$1 epoch=$2 data_path
+    data_path=$(_maml_abs "$3")
+    shift 3
+    _maml_resolve_python
+    _maml_parse_extra "device_target device_id data_path epoch" "$@"
+    cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
+    _maml_run_msrun train "$rank_size" omniglot_train.py --device_target "$target" --epoch "$epoch" \
+        --data_path "$data_path" "${MAML_EXTRA[@]}"
+    exit $?
+}
+
+# maml_distribute_eval_main TARGET RANK_SIZE DATA_PATH CKPT_PATH [--key value ...]
+maml_distribute_eval_main() {
+    local target=$1
+    shift
+    _maml_check_arg_count _maml_usage_distribute_eval "$target" "$@"
+    local rank_size=$1 data_path ckpt
+    data_path=$(_maml_abs "$2")
+    ckpt=$(_maml_abs "$3")
+    shift 3
+    _maml_resolve_python
+    _maml_parse_extra "device_target device_id data_path ckpt" "$@"
+    cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
+    _maml_run_msrun eval "$rank_size" eval.py --device_target "$target" --data_path "$data_path" --ckpt "$ckpt" \
+        "${MAML_EXTRA[@]}"
+    exit $?
+}

@@ -1,0 +1,321 @@
+"""Data-parallel training and evaluation (src/distributed.py, scripts/run_distribute_*.sh).
+
+The fast tests check the task split, the gathering of evaluation results, the launch plan and the
+launchers' arguments and msrun command line (a fake python for GPU/Ascend). The slow ones run msrun
+with 2 CPU ranks over loopback: 3 meta-steps equal one process's, distributed evaluation equals
+one process's, and a 2-rank checkpoint resumes in one process on the same trajectory.
+"""
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from src import checkpoint, launch_plan
+from src.distributed import Ranks
+from src.errors import UserError
+from src.evaluation import evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
+TRAIN = {d: SCRIPTS / f"run_distribute_train_{d}.sh" for d in TARGETS}
+EVAL = {d: SCRIPTS / f"run_distribute_eval_{d}.sh" for d in TARGETS}
+
+
+def run(script, *args, cwd=None, env=None, timeout=120):
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "PYTHON", "MASTER_PORT")}
+    full_env.update(env or {})
+    proc = subprocess.run(["bash", str(script), *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def option(argv, key):
+    return argv[argv.index(key) + 1]
+
+
+# ----------------------------------------------------------------------------- task split and gathering
+
+
+def test_meta_batch_split_into_equal_contiguous_shares():
+    assert [Ranks(r, 4).share(32) for r in range(4)] == [slice(0, 8), slice(8, 16), slice(16, 24), slice(24, 32)]
+    assert Ranks().share(5) == slice(0, 5)
+    with pytest.raises(UserError) as err:
+        Ranks(1, 3).share(32)
+    assert str(err.value).startswith("task_num 32 cannot be split evenly over 3 ranks: pass a --task_num that is "
+                                     "a multiple of 3 (e.g. 33)")
+
+
+class _Scorer:
+    """Stands in for AdaptAndScore: each task's accuracy after each step is a function of its images alone."""
+
+    steps, every_step = 2, True
+
+    def __call__(self, x_spt, y_spt, x_qry, y_qry):
+        per_task = x_qry.asnumpy().mean(axis=(1, 2, 3, 4))
+        accs = np.stack([per_task * (step + 1) for step in range(self.steps + 1)]).astype(np.float32)
+        return np.zeros_like(accs), accs
+
+
+@pytest.mark.parametrize("size", [2, 3, 8])
+def test_evaluation_split_over_ranks_equals_one_process(size):
+    """Batches dealt round-robin (uneven shares, a partial last batch, a rank with none) and summed give
+    exactly the single process's per-task accuracies, hence the same mean and confidence interval."""
+    images = np.random.default_rng(0).random((30, 20, 8, 8)).astype(np.float16)
+    cfg = SimpleNamespace(eval_batch=4, n_way=3, k_spt=1, k_qry_test=2, eval_seed=5)
+    single = evaluate(_Scorer(), images, np.arange(30), cfg, 23, True)
+    filled = []
+
+    class Rank(Ranks):
+        def gather_columns(self, array):
+            filled.append(array)
+            return array
+
+    for rank in range(size):
+        evaluate(_Scorer(), images, np.arange(30), cfg, 23, True, Rank(rank, size))
+    total = np.sum(filled, axis=0)  # what AllReduce sum returns on every rank
+    result = evaluate(_Scorer(), images, np.arange(30), cfg, 23, True, SimpleNamespace(
+        owns=lambda index: True, gather_columns=lambda array: total))
+    assert result == single and single["tasks"] == 23
+
+
+# ----------------------------------------------------------------------------- launch plan (python checks)
+
+
+def plan(capsys, *argv):
+    launch_plan.main(list(argv))
+    return capsys.readouterr().out.splitlines()
+
+
+def test_launch_plan_names_the_logs_and_a_free_port(capsys, tmp_path, omniglot_root, omniglot_npy_dir):
+    data = ["--data_path", str(omniglot_root), "--npy_dir", str(omniglot_npy_dir)]
+    out = tmp_path / "out"
+    log, log_dir, port = plan(capsys, "train", "2", "", "--task_num", "4", "--output_dir", str(out), *data)
+    assert (log, log_dir) == (str(out / "train.log"), str(out / "msrun_log")) and 1024 <= int(port) <= 65535
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        busy = sock.getsockname()[1]
+        sock.listen()
+        with pytest.raises(UserError, match=f"MASTER_PORT {busy} is in use"):
+            plan(capsys, "train", "2", str(busy))
+    assert plan(capsys, "train", "1", str(busy), "--output_dir", str(out), *data)[2] == str(busy)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "0", ""], "RANK_SIZE '0' is not a positive integer"),
+    (["train", "two", ""], "RANK_SIZE 'two' is not a positive integer"),
+    (["train", "3", "", "--task_num", "32"], "task_num 32 cannot be split evenly over 3 ranks"),
+    (["train", "2", "", "--task_num", "x"], "--task_num takes an integer, got 'x'"),
+    (["train", "2", "80"], "MASTER_PORT '80' is not a port from 1024 to 65535"),
+    (["eval", "2", ""], "no checkpoint given"),
+])
+def test_launch_plan_refuses_bad_settings(argv, message):
+    with pytest.raises(UserError, match=message):
+        launch_plan.main(argv)
+
+
+# ----------------------------------------------------------------------------- launchers
+
+
+@pytest.mark.parametrize("script", [*TRAIN.values(), *EVAL.values()], ids=lambda p: p.name)
+def test_launchers_are_valid_bash_and_print_usage(script):
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    code, out = run(script)
+    assert code == 1 and "error: expected at least 3 arguments, got 0" in out and "Usage:" in out
+    code, out = run(script, "--help")
+    assert code == 0 and "RANK_SIZE" in out and "msrun" in out
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["0", "3", "{data}"], 2, "error: RANK_SIZE '0' is not a positive integer"),
+    (["2", "3", "{data}", "--task_num", "5"], 2, "error: task_num 5 cannot be split evenly over 2 ranks"),
+    (["2", "x", "{data}"], 2, "error: --epoch takes an integer, got 'x'"),
+    (["2", "3", "{data}/absent"], 2, "error: no Omniglot data"),
+    (["2", "3", "{data}", "--device_id", "1"], 1, "error: --device_id is set by a positional argument"),
+], ids=["rank_size", "indivisible", "epoch", "data_path", "device_id"])
+def test_train_launcher_rejects_bad_arguments_before_any_rank_starts(tmp_path, args, code, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    out_dir = tmp_path / "out"
+    got, out = run(TRAIN["cpu"], *(a.format(data=data) for a in args), "--output_dir", out_dir,
+                   env={"PYTHON": sys.executable})
+    assert (got, message in out) == (code, True), out
+    assert "Traceback" not in out and "msrun" not in out.replace("(msrun)", "") and not out_dir.exists()
+
+
+def test_eval_launcher_rejects_a_missing_checkpoint(tmp_path):
+    (tmp_path / "data").mkdir()
+    code, out = run(EVAL["cpu"], "2", tmp_path / "data", tmp_path / "absent.ckpt", env={"PYTHON": sys.executable})
+    assert code == 2 and "error: checkpoint" in out and "absent.ckpt not found" in out
+    assert "Traceback" not in out and not list(tmp_path.glob("absent*"))
+
+
+@pytest.fixture
+def fake_python(tmp_path):
+    """`python3` that records {"argv", "cwd", "env", "path0"} per call; as the launch plan it prints the plan
+    FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456)."""
+    record = tmp_path / "calls.jsonl"
+    fake = tmp_path / "bin" / "python3"
+    fake.parent.mkdir()
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        f"with open({str(record)!r}, 'a') as f:\n"
+        "    env = {k: os.environ[k] for k in ('DEVICE_ID', 'RANK_SIZE', 'GLOG_v') if k in os.environ}\n"
+        "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(), 'env': env,\n"
+        "                        'path0': os.environ['PATH'].split(':')[0]}) + '\\n')\n"
+        "if sys.argv[1:3] == ['-m', 'src.launch_plan']:\n"
+        "    print(os.environ['FAKE_LOG']); print(os.environ['FAKE_LOG_DIR']); print(sys.argv[5] or 23456)\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+
+    def calls():
+        return [json.loads(line) for line in record.read_text().splitlines()]
+
+    return SimpleNamespace(path=str(fake), calls=calls)
+
+
+@pytest.mark.parametrize("device", ["gpu", "ascend"])
+def test_train_launcher_starts_msrun_with_one_worker_per_device(device, tmp_path, fake_python):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()  # the launch plan creates it
+    code, out = run(TRAIN[device], "8", "100", "data", "--output_dir", "out", "--task_num", "32", cwd=tmp_path,
+                    env={"PYTHON": fake_python.path, "FAKE_LOG": str(out_dir / "train.log"),
+                         "FAKE_LOG_DIR": str(out_dir / "msrun_log"), "MASTER_PORT": "34567"})
+    assert code == 0, out
+    planned, msrun = fake_python.calls()
+    assert planned["argv"][:5] == ["-m", "src.launch_plan", "train", "8", "34567"]
+    argv = msrun["argv"]
+    assert argv[:2] == ["-m", "mindspore.parallel.cluster.run"]
+    assert [option(argv, key) for key in ("--worker_num", "--local_worker_num", "--master_addr", "--master_port",
+                                          "--log_dir", "--join")] == \
+        ["8", "8", "127.0.0.1", "34567", str(out_dir / "msrun_log"), "True"]
+    script = argv[argv.index("True") + 1:]
+    assert script[:2] == ["python3", "omniglot_train.py"]
+    assert option(script, "--device_target") == TARGETS[device] and option(script, "--epoch") == "100"
+    assert option(script, "--output_dir") == str(out_dir) and option(script, "--task_num") == "32"
+    assert "--device_id" not in script  # msrun gives each rank its card (DEVICE_ID = local rank)
+    assert msrun["cwd"] == str(REPO) and msrun["path0"] == str(Path(fake_python.path).parent)
+    assert "DEVICE_ID" not in msrun["env"] and msrun["env"]["GLOG_v"] == "3"
+    assert f"{out_dir}/msrun_log/worker_N.log" in out
+    assert "RANK_SIZE=8" in (out_dir / "train.log").read_text()
+
+
+@pytest.mark.parametrize("device", ["cpu", "ascend"])
+def test_eval_launcher_starts_msrun_and_logs_beside_the_report(device, tmp_path, fake_python):
+    report = tmp_path / "r.json"
+    code, out = run(EVAL[device], "2", "data", "best.ckpt", "--eval_report", "r.json", cwd=tmp_path,
+                    env={"PYTHON": fake_python.path, "FAKE_LOG": str(tmp_path / "r.log"),
+                         "FAKE_LOG_DIR": str(tmp_path / "r.msrun_log")})
+    assert code == 0, out
+    planned, msrun = fake_python.calls()
+    assert planned["argv"][:5] == ["-m", "src.launch_plan", "eval", "2", ""]
+    argv = msrun["argv"]
+    assert option(argv, "--master_port") == "23456" and option(argv, "--log_dir") == str(tmp_path / "r.msrun_log")
+    script = argv[argv.index("True") + 1:]
+    assert script[:2] == ["python3", "eval.py"] and option(script, "--ckpt") == str(tmp_path / "best.ckpt")
+    assert option(script, "--eval_report") == str(report)
+    assert (tmp_path / "r.log").is_file()
+
+
+# ----------------------------------------------------------------------------- 2 CPU ranks (msrun)
+
+TINY = ["--num_filters", "8", "--num_blocks", "2", "--task_num", "4", "--k_qry", "2", "--k_qry_test", "2",
+        "--update_step", "1", "--update_step_test", "1", "--val_tasks", "4", "--eval_batch", "4", "--log_every", "1",
+        "--eval_every", "0", "--save_every", "3", "--cpu_threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def runs(omniglot_root, omniglot_npy_dir, tmp_path_factory):
+    """One process trains 5 steps (checkpoints at 3 and 5); 2 ranks train 3 steps, then one process resumes
+    their checkpoint to step 5."""
+    base = tmp_path_factory.mktemp("dist")
+    data = ["--data_path", str(omniglot_root), "--npy_dir", str(omniglot_npy_dir)]
+
+    def train(out, *args):
+        proc = subprocess.run([sys.executable, str(REPO / "omniglot_train.py"), *data, *TINY, "--output_dir", str(out),
+                               *args], capture_output=True, text=True, timeout=600, cwd=base)
+        assert proc.returncode == 0, proc.stderr
+
+    train(base / "one", "--epoch", "5")
+    code, out = run(TRAIN["cpu"], "2", "3", omniglot_root, "--npy_dir", omniglot_npy_dir, *TINY,
+                    "--output_dir", base / "two", cwd=base, env={"PYTHON": sys.executable}, timeout=600)
+    assert code == 0, out
+    ranks_log = out
+    (base / "resumed").mkdir()
+    for path in (base / "two").glob("maml_step*.ckpt"):
+        (base / "resumed" / path.name).write_bytes(path.read_bytes())
+    train(base / "resumed", "--epoch", "5", "--resume")
+    return SimpleNamespace(base=base, data=data, log=ranks_log)
+
+
+def losses(out):
+    return {r["step"]: r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+            if r["event"] == "train"}
+
+
+def largest_relative_difference(a_path, b_path):
+    """max |a - b| / max |a| over each float tensor of two checkpoints (weights and Adam moments; not the
+    learning-rate table, whose length is each run's epoch)."""
+    a, b = checkpoint.load(a_path)[0], checkpoint.load(b_path)[0]
+    assert a.keys() == b.keys()
+    worst = 0.0
+    for name in a.keys() - {"optimizer.learning_rate.learning_rate"}:
+        x, y = a[name].asnumpy(), b[name].asnumpy()
+        if x.dtype.kind == "f" and x.size > 1 and np.abs(x).max() > 0:
+            worst = max(worst, float(np.abs(x - y).max() / np.abs(x).max()))
+    return worst
+
+
+@pytest.mark.slow
+def test_two_ranks_follow_the_single_process_trajectory(runs):
+    one, two = losses(runs.base / "one"), losses(runs.base / "two")
+    assert sorted(two) == [2, 3]
+    loss_diff = max(abs(two[s] - one[s]) / abs(one[s]) for s in two)
+    param_diff = largest_relative_difference(runs.base / "one" / "maml_step0000003.ckpt",
+                                             runs.base / "two" / "maml_step0000003.ckpt")
+    print(f"2 ranks vs 1 process after 3 steps: largest relative difference of losses {loss_diff:.2e}, "
+          f"of parameters {param_diff:.2e}")
+    assert loss_diff < 1e-5 and param_diff < 1e-4
+    # Rank 0 alone wrote: one metrics file, one set of checkpoints, the log lines once; one log per rank.
+    assert sorted(p.name for p in (runs.base / "two").iterdir()) == \
+        ["best.ckpt", "maml_step0000003.ckpt", "metrics.jsonl", "msrun_log", "train.log"]
+    assert runs.log.count("done: 3 steps") == 1 and "on CPU x 2 ranks" in runs.log
+    assert {"worker_0.log", "worker_1.log"} <= {p.name for p in (runs.base / "two" / "msrun_log").iterdir()}
+    assert "done: 3 steps" not in (runs.base / "two" / "msrun_log" / "worker_1.log").read_text()
+
+
+@pytest.mark.slow
+def test_two_rank_checkpoint_resumes_in_one_process_on_the_same_trajectory(runs):
+    one, resumed = losses(runs.base / "one"), losses(runs.base / "resumed")
+    assert sorted(resumed) == [5]  # step 4, the first after resuming, compiles the graph and logs no loss
+    loss_diff = max(abs(resumed[s] - one[s]) / abs(one[s]) for s in resumed)
+    param_diff = largest_relative_difference(runs.base / "one" / "maml_step0000005.ckpt",
+                                             runs.base / "resumed" / "maml_step0000005.ckpt")
+    print(f"2 ranks then 1 process vs 1 process after 5 steps: largest relative difference of losses "
+          f"{loss_diff:.2e}, of parameters {param_diff:.2e}")
+    assert loss_diff < 1e-5 and param_diff < 1e-4
+
+
+@pytest.mark.slow
+def test_distributed_evaluation_equals_one_process(runs, omniglot_root, omniglot_npy_dir):
+    """10 tasks in batches of 4: rank 0 scores batches 0 and 2 (2 tasks), rank 1 batch 1."""
+    ckpt = runs.base / "two" / "maml_step0000003.ckpt"
+    settings = ["--npy_dir", omniglot_npy_dir, "--eval_tasks", "10", "--eval_batch", "4", "--cpu_threads", "1"]
+    code, out = run(SCRIPTS / "run_eval_cpu.sh", "0", omniglot_root, ckpt, *settings, "--eval_report",
+                    runs.base / "single.json", env={"PYTHON": sys.executable}, timeout=600)
+    assert code == 0, out
+    code, out = run(EVAL["cpu"], "2", omniglot_root, ckpt, *settings, "--eval_report", runs.base / "ranks.json",
+                    env={"PYTHON": sys.executable}, timeout=600)
+    assert code == 0, out
+    single, ranks = (json.loads((runs.base / name).read_text()) for name in ("single.json", "ranks.json"))
+    assert (single["ranks"], ranks["ranks"], ranks["tasks"]) == (1, 2, 10)
+    assert (ranks["acc"], ranks["ci95"]) == (single["acc"], single["ci95"])
+    assert "test accuracy" in (runs.base / "ranks.log").read_text()
