@@ -49,6 +49,7 @@ import mindspore as ms  # noqa: E402
 from mindspore import nn, ops  # noqa: E402
 
 from onednn_kernels import probe  # noqa: E402
+from step_options import add_step_options  # noqa: E402
 from src import distributed  # noqa: E402
 from src.config import load_config  # noqa: E402
 from src.device import setup_device  # noqa: E402
@@ -146,11 +147,7 @@ def compare_ranks(argv, ranks):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--order", choices=("first", "second"), default="second")
-    for key, default in (("n_way", 5), ("k_spt", 1), ("k_qry", 15), ("task_num", 32), ("update_step", 5)):
-        parser.add_argument(f"--{key}", type=int, default=default)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first (compiling) one")
+    add_step_options(parser)
     parser.add_argument("--device_target", default="CPU")
     parser.add_argument("--cpu_threads", type=int, default=0,
                         help="CPU operator threads (0 = MindSpore's choice), as in the training config")
@@ -160,7 +157,7 @@ def main():
     args, config_keys = parser.parse_known_args()
     if args.ranks > 1 and not distributed.launched_by_msrun():
         if args.task_num % args.ranks:
-            sys.exit(f"error: --task_num {args.task_num} cannot be split evenly over --ranks {args.ranks}")
+            parser.exit(2, f"error: --task_num {args.task_num} cannot be split evenly over --ranks {args.ranks}\n")
         argv = sys.argv[1:]
         while "--ranks" in argv:
             del argv[argv.index("--ranks"):argv.index("--ranks") + 2]

@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from step_options import add_step_options
+
 # default_config.yaml's values (tests/test_bench_pytorch_step.py keeps them equal).
 IMGSZ, IMGC, NUM_FILTERS, NUM_BLOCKS = 28, 1, 64, 4
 UPDATE_LR, META_LR, SEED, BN_EPS = 0.4, 0.001, 1, 1e-5
@@ -103,11 +105,7 @@ def make_meta_step(torch, params, optimizer, update_step, second_order):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--order", choices=("first", "second"), default="second")
-    for key, default in (("n_way", 5), ("k_spt", 1), ("k_qry", 15), ("task_num", 32), ("update_step", 5)):
-        parser.add_argument(f"--{key}", type=int, default=default)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first one")
+    add_step_options(parser)
     parser.add_argument("--cpu_threads", type=int, default=0,
                         help="intra-op threads (0 = PyTorch's choice), as in bench_meta_step.py")
     parser.add_argument("--check", type=float, metavar="LOSS",

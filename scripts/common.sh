@@ -3,9 +3,10 @@
 # run_eval_{cpu,gpu,ascend}.sh. It is sourced by them, not run on its own; each launcher
 # calls `maml_train_main TARGET "$@"` or `maml_eval_main TARGET "$@"`.
 #
-# The launchers check only what Python cannot: the number of arguments, that DEVICE_ID and EPOCH
-# are integers, and that the interpreter exists. Python checks every setting and path. A launcher
-#   1. checks its arguments (usage + exit 1 on a wrong count, one-line errors naming a bad value);
+# The launchers check only what Python cannot: the number of arguments, that DEVICE_ID (exported
+# before Python runs) is an integer, and that the interpreter exists. Python checks every setting
+# and path. A launcher
+#   1. checks its arguments (usage + exit 1 on a wrong count or a bad DEVICE_ID);
 #   2. makes DATA_PATH, CKPT_PATH, a relative PYTHON and the path overrides --npy_dir, --output_dir,
 #      --config_path and --eval_report absolute (relative to the caller's directory), then cds to the
 #      repo root, so it works from any directory;
@@ -73,11 +74,9 @@ _maml_abs() {
     realpath -m -- "$1"
 }
 
-# Check DEVICE_ID; resolve PYTHON; set MAML_PYTHON.
-_maml_common_checks() {
-    local device_id=$1
-    [[ $device_id =~ ^[0-9]+$ ]] || _maml_die "DEVICE_ID '$device_id' is not a non-negative integer (e.g. 0)"
-    _maml_resolve_python
+# DEVICE_ID is exported before Python runs, so bash checks it.
+_maml_check_device_id() {
+    [[ $1 =~ ^[0-9]+$ ]] || _maml_die "DEVICE_ID '$1' is not a non-negative integer (e.g. 0)"
 }
 
 # Resolve PYTHON (default python3); set MAML_PYTHON.
@@ -165,44 +164,50 @@ _maml_check_arg_count() {
     fi
 }
 
+# _maml_read_args KIND USAGE TARGET FIRST ARG2 ARG3 [--key value ...]: the arguments of a launcher of
+# KIND, train (FIRST EPOCH DATA_PATH) or eval (FIRST DATA_PATH CKPT_PATH), FIRST being DEVICE_ID or
+# RANK_SIZE. Sets MAML_FIRST and MAML_SETTINGS (the entry point's arguments, paths made absolute),
+# resolves PYTHON and enters the repo root.
+_maml_read_args() {
+    local kind=$1 usage=$2 target=$3
+    shift 3
+    _maml_check_arg_count "$usage" "$target" "$@"
+    MAML_FIRST=$1
+    _maml_resolve_python
+    if [[ $kind == train ]]; then
+        MAML_SETTINGS=(--device_target "$target" --epoch "$2" --data_path "$(_maml_abs "$3")")
+        shift 3
+        _maml_parse_extra "device_target device_id data_path epoch" "$@"
+    else
+        MAML_SETTINGS=(--device_target "$target" --data_path "$(_maml_abs "$2")" --ckpt "$(_maml_abs "$3")")
+        shift 3
+        _maml_parse_extra "device_target device_id data_path ckpt" "$@"
+    fi
+    MAML_SETTINGS+=("${MAML_EXTRA[@]}")
+    cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
+}
+
+# _maml_standalone_main KIND USAGE SCRIPT TARGET DEVICE_ID ...: check and export DEVICE_ID, have
+# Python check the settings and name the log, then run SCRIPT.
+_maml_standalone_main() {
+    local kind=$1 usage=$2 script=$3 target=$4
+    shift 4
+    _maml_read_args "$kind" "$usage" "$target" "$@"
+    _maml_check_device_id "$MAML_FIRST"
+    _maml_export_device "$target" "$MAML_FIRST"
+    MAML_SETTINGS+=(--device_id "$MAML_FIRST")
+    local log
+    log=$("$MAML_PYTHON" -m src.outputs "$kind" "${MAML_SETTINGS[@]}") || exit $?
+    _maml_run_logged "$log" "$MAML_PYTHON" "$script" "${MAML_SETTINGS[@]}"
+    exit $?
+}
+
 # maml_train_main TARGET DEVICE_ID EPOCH DATA_PATH [--key value ...]
 maml_train_main() {
-    local target=$1
-    shift
-    _maml_check_arg_count _maml_usage_train "$target" "$@"
-    local device_id=$1 epoch=$2 data_path
-    data_path=$(_maml_abs "$3")
-    shift 3
-    _maml_common_checks "$device_id"
-    [[ $epoch =~ ^[0-9]+$ && $epoch =~ [1-9] ]] || _maml_die "EPOCH '$epoch' is not a positive integer (e.g. 20000)"
-    _maml_parse_extra "device_target device_id data_path epoch" "$@"
-    cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
-    _maml_export_device "$target" "$device_id"
-    local settings=(--device_target "$target" --device_id "$device_id" --epoch "$epoch" --data_path "$data_path"
-        "${MAML_EXTRA[@]}")
-    local log
-    log=$("$MAML_PYTHON" -m src.outputs train "${settings[@]}") || exit $?
-    _maml_run_logged "$log" "$MAML_PYTHON" omniglot_train.py "${settings[@]}"
-    exit $?
+    _maml_standalone_main train _maml_usage_train omniglot_train.py "$@"
 }
 
 # maml_eval_main TARGET DEVICE_ID DATA_PATH CKPT_PATH [--key value ...]
 maml_eval_main() {
-    local target=$1
-    shift
-    _maml_check_arg_count _maml_usage_eval "$target" "$@"
-    local device_id=$1 data_path ckpt
-    data_path=$(_maml_abs "$2")
-    ckpt=$(_maml_abs "$3")
-    shift 3
-    _maml_common_checks "$device_id"
-    _maml_parse_extra "device_target device_id data_path ckpt" "$@"
-    cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
-    _maml_export_device "$target" "$device_id"
-    local settings=(--device_target "$target" --device_id "$device_id" --data_path "$data_path" --ckpt "$ckpt"
-        "${MAML_EXTRA[@]}")
-    local log
-    log=$("$MAML_PYTHON" -m src.outputs eval "${settings[@]}") || exit $?
-    _maml_run_logged "$log" "$MAML_PYTHON" eval.py "${settings[@]}"
-    exit $?
+    _maml_standalone_main eval _maml_usage_eval eval.py "$@"
 }

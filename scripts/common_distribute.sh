@@ -83,33 +83,14 @@ _maml_run_msrun() {
 
 # maml_distribute_train_main TARGET RANK_SIZE EPOCH DATA_PATH [--key value ...]
 maml_distribute_train_main() {
-    local target=$1
-    shift
-    _maml_check_arg_count _maml_usage_distribute_train "$target" "$@"
-    local rank_size=$1 epoch=$2 data_path
-    data_path=$(_maml_abs "$3")
-    shift 3
-    _maml_resolve_python
-    _maml_parse_extra "device_target device_id data_path epoch" "$@"
-    cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
-    _maml_run_msrun train "$rank_size" omniglot_train.py --device_target "$target" --epoch "$epoch" \
-        --data_path "$data_path" "${MAML_EXTRA[@]}"
+    _maml_read_args train _maml_usage_distribute_train "$@"
+    _maml_run_msrun train "$MAML_FIRST" omniglot_train.py "${MAML_SETTINGS[@]}"
     exit $?
 }
 
 # maml_distribute_eval_main TARGET RANK_SIZE DATA_PATH CKPT_PATH [--key value ...]
 maml_distribute_eval_main() {
-    local target=$1
-    shift
-    _maml_check_arg_count _maml_usage_distribute_eval "$target" "$@"
-    local rank_size=$1 data_path ckpt
-    data_path=$(_maml_abs "$2")
-    ckpt=$(_maml_abs "$3")
-    shift 3
-    _maml_resolve_python
-    _maml_parse_extra "device_target device_id data_path ckpt" "$@"
-    cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
-    _maml_run_msrun eval "$rank_size" eval.py --device_target "$target" --data_path "$data_path" --ckpt "$ckpt" \
-        "${MAML_EXTRA[@]}"
+    _maml_read_args eval _maml_usage_distribute_eval "$@"
+    _maml_run_msrun eval "$MAML_FIRST" eval.py "${MAML_SETTINGS[@]}"
     exit $?
 }

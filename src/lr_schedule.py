@@ -1,12 +1,11 @@
 """The meta learning rate of each meta-step, computed from the optimizer's step counter.
 
-A MindSpore LearningRateSchedule: its memory does not depend on the length of the run (a table of
-one rate per step grew with `epoch`). Two schedules:
+A MindSpore LearningRateSchedule: its memory does not depend on the length of the run. Two schedules:
 - `step`: meta_lr * lr_scheduler_gamma ** (step // lr_decay_steps); gamma 1.0 keeps it constant.
 - `cosine` (MAML++): from meta_lr at the first step to min_meta_lr at the last (`epoch`) along half
   a cosine period.
-Both are computed in float64 and rounded to float32, so the step decay gives exactly the values
-the former table held.
+Both are computed in float64 and rounded to float32, so the step decay is exact to the float32
+rate.
 """
 import math
 

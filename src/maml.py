@@ -189,7 +189,7 @@ class AdaptAndScore:
     Calling it scores the query set: (loss, accuracy) per task as two (rows, tasks) arrays, one row
     per inner step 0..steps with `every_step`, else the single row after the last step. Scoring a
     query set costs several inner steps (it has 15x the images of a 1-shot support set), so
-    scoring only the end makes evaluation about 3x faster.
+    scoring only the end makes evaluation several times faster.
 
     The cells take the weights unpacked: a tuple argument would be taken for a constant by
     MindSpore's graph compiler, recompiled on every call and given no gradient."""

@@ -1,12 +1,16 @@
 """Shared fixtures: the real Omniglot data, located by OMNIGLOT_ROOT (default ../shared/omniglot)."""
+import json
 import os
+import stat
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # the benchmarks import their helpers by name
 import src  # noqa: E402,F401  (sets the CPU kernel choice before any test runs MindSpore)
 
 
@@ -48,3 +52,33 @@ def demo(omniglot_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "task"
     answers = make_demo_task(omniglot_root, out, n_way=5, k_spt=1, k_qry=4, seed=0)
     return out, answers
+
+
+@pytest.fixture
+def fake_python(tmp_path):
+    """An interpreter named python3 for the launch scripts' tests: it appends {"argv", "cwd", "env",
+    "path0"} of each call as one JSON line to calls.jsonl and exits with FAKE_EXIT (default 0). The
+    launchers' questions to Python are answered without running anything: `-m src.outputs` by the
+    real interpreter, `-m src.launch_plan` with the plan FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456)."""
+    record = tmp_path / "calls.jsonl"
+    fake = tmp_path / "bin" / "python3"
+    fake.parent.mkdir()
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "if sys.argv[1:3] == ['-m', 'src.outputs']:\n"
+        f"    os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n"
+        f"with open({str(record)!r}, 'a') as f:\n"
+        "    keys = ('DEVICE_ID', 'RANK_SIZE', 'RANK_ID', 'CUDA_VISIBLE_DEVICES', 'GLOG_v')\n"
+        "    env = {k: os.environ[k] for k in keys if k in os.environ}\n"
+        "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(), 'env': env,\n"
+        "                        'path0': os.environ['PATH'].split(':')[0]}) + '\\n')\n"
+        "if sys.argv[1:3] == ['-m', 'src.launch_plan']:\n"
+        "    print(os.environ['FAKE_LOG']); print(os.environ['FAKE_LOG_DIR']); print(sys.argv[5] or 23456)\n"
+        "sys.exit(int(os.environ.get('FAKE_EXIT', '0')))\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+
+    def calls():
+        return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+
+    return SimpleNamespace(path=str(fake), calls=calls)

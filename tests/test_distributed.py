@@ -8,7 +8,6 @@ one process's, and a 2-rank checkpoint resumes in one process on the same trajec
 import json
 import os
 import socket
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -158,30 +157,6 @@ def test_eval_launcher_rejects_a_missing_checkpoint(tmp_path):
     assert "Traceback" not in out and not list(tmp_path.glob("absent*"))
 
 
-@pytest.fixture
-def fake_python(tmp_path):
-    """`python3` that records {"argv", "cwd", "env", "path0"} per call; as the launch plan it prints the plan
-    FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456)."""
-    record = tmp_path / "calls.jsonl"
-    fake = tmp_path / "bin" / "python3"
-    fake.parent.mkdir()
-    fake.write_text(
-        f"#!{sys.executable}\n"
-        "import json, os, sys\n"
-        f"with open({str(record)!r}, 'a') as f:\n"
-        "    env = {k: os.environ[k] for k in ('DEVICE_ID', 'RANK_SIZE', 'GLOG_v') if k in os.environ}\n"
-        "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(), 'env': env,\n"
-        "                        'path0': os.environ['PATH'].split(':')[0]}) + '\\n')\n"
-        "if sys.argv[1:3] == ['-m', 'src.launch_plan']:\n"
-        "    print(os.environ['FAKE_LOG']); print(os.environ['FAKE_LOG_DIR']); print(sys.argv[5] or 23456)\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-
-    def calls():
-        return [json.loads(line) for line in record.read_text().splitlines()]
-
-    return SimpleNamespace(path=str(fake), calls=calls)
-
-
 @pytest.mark.parametrize("device", ["gpu", "ascend"])
 def test_train_launcher_starts_msrun_with_one_worker_per_device(device, tmp_path, fake_python):
     out_dir = tmp_path / "out"
@@ -262,25 +237,30 @@ def losses(out):
 
 
 def largest_relative_difference(a_path, b_path):
-    """max |a - b| / max |a| over each float tensor of two checkpoints (weights and Adam moments; not the
-    learning-rate table, whose length is each run's epoch)."""
+    """max |a - b| / max |a| over each float tensor of two checkpoints (weights and Adam moments)."""
     a, b = checkpoint.load(a_path)[0], checkpoint.load(b_path)[0]
     assert a.keys() == b.keys()
     worst = 0.0
-    for name in a.keys() - {"optimizer.learning_rate.learning_rate"}:
+    for name in a.keys():
         x, y = a[name].asnumpy(), b[name].asnumpy()
         if x.dtype.kind == "f" and x.size > 1 and np.abs(x).max() > 0:
             worst = max(worst, float(np.abs(x - y).max() / np.abs(x).max()))
     return worst
 
 
+def trajectory_difference(reference, other, step):
+    """Largest relative differences from `reference` of `other`'s logged losses and of its parameters at
+    `step`, with their steps checked to be `other`'s."""
+    a, b = losses(reference), losses(other)
+    loss_diff = max(abs(b[s] - a[s]) / abs(a[s]) for s in b)
+    name = checkpoint.step_checkpoint_path(reference, step).name
+    return sorted(b), loss_diff, largest_relative_difference(reference / name, other / name)
+
+
 @pytest.mark.slow
 def test_two_ranks_follow_the_single_process_trajectory(runs):
-    one, two = losses(runs.base / "one"), losses(runs.base / "two")
-    assert sorted(two) == [2, 3]
-    loss_diff = max(abs(two[s] - one[s]) / abs(one[s]) for s in two)
-    param_diff = largest_relative_difference(runs.base / "one" / "maml_step0000003.ckpt",
-                                             runs.base / "two" / "maml_step0000003.ckpt")
+    steps, loss_diff, param_diff = trajectory_difference(runs.base / "one", runs.base / "two", 3)
+    assert steps == [1, 2, 3]
     print(f"2 ranks vs 1 process after 3 steps: largest relative difference of losses {loss_diff:.2e}, "
           f"of parameters {param_diff:.2e}")
     assert loss_diff < 1e-5 and param_diff < 1e-4
@@ -294,11 +274,8 @@ def test_two_ranks_follow_the_single_process_trajectory(runs):
 
 @pytest.mark.slow
 def test_two_rank_checkpoint_resumes_in_one_process_on_the_same_trajectory(runs):
-    one, resumed = losses(runs.base / "one"), losses(runs.base / "resumed")
-    assert sorted(resumed) == [5]  # step 4, the first after resuming, compiles the graph and logs no loss
-    loss_diff = max(abs(resumed[s] - one[s]) / abs(one[s]) for s in resumed)
-    param_diff = largest_relative_difference(runs.base / "one" / "maml_step0000005.ckpt",
-                                             runs.base / "resumed" / "maml_step0000005.ckpt")
+    steps, loss_diff, param_diff = trajectory_difference(runs.base / "one", runs.base / "resumed", 5)
+    assert steps == [4, 5]
     print(f"2 ranks then 1 process vs 1 process after 5 steps: largest relative difference of losses "
           f"{loss_diff:.2e}, of parameters {param_diff:.2e}")
     assert loss_diff < 1e-5 and param_diff < 1e-4

@@ -1,5 +1,5 @@
 """MAML++'s options around the core: config checks, checkpoints holding the per-step meta-parameters,
-eval.py and predict.py using them, and a short training run with every option on (the gradients
+eval.py, predict.py and export.py using them, and a short training run with every option on (the gradients
 themselves are tested in test_maml.py)."""
 import json
 import re
@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from mindspore import nn
 
+from predict import softmax
 from src import checkpoint
 from src.config import load_config
 from src.demo_task import make_demo_task
 from src.errors import UserError
+from src.image_folder import read_queries, read_support
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,10 +109,11 @@ def test_checkpoint_without_the_options_loads_as_before(tmp_path):
 # ---------------------------------------------------------------- end to end on real Omniglot
 
 @pytest.mark.slow
-def test_mamlpp_training_then_eval_and_predict(omniglot_root, omniglot_npy_dir, tmp_path):
+def test_mamlpp_training_then_eval_predict_and_export(omniglot_root, omniglot_npy_dir, tmp_path):
     """Every option on: 6 steps, first-order for the first 2, the multi-step loss for the first 4, the cosine
-    meta learning rate. Then eval.py (10 fine-tuning steps, past the 2 trained) and predict.py on the
-    checkpoint alone: they take the options from it and use its learned values."""
+    meta learning rate. Then eval.py (10 fine-tuning steps, past the 2 trained), predict.py and export.py on
+    the checkpoint alone: they take the options from it and use its learned values; the exported graph
+    answers as predict.py does."""
     data = ["--data_path", str(omniglot_root), "--npy_dir", str(omniglot_npy_dir)]
 
     def run(script, *args):
@@ -146,6 +149,16 @@ def test_mamlpp_training_then_eval_and_predict(omniglot_root, omniglot_npy_dir, 
     lines = run("predict.py", "--ckpt", str(out / "best.ckpt"), "--support_dir", str(task / "support"),
                 "--query_dir", str(task / "query")).splitlines()
     assert len(lines) == 6 and all(len(line.split("\t")) == 3 for line in lines)
+
+    run("export.py", "--ckpt", str(out / "best.ckpt"), "--file_name", str(tmp_path / "mamlpp"))
+    graph = nn.GraphCell(ms.load(str(tmp_path / "mamlpp.mindir")))
+    names, x_spt, y_spt, _ = read_support(task / "support", 28, 3)
+    files, x_qry, _ = read_queries(task / "query", 28)
+    probs = softmax(graph(ms.Tensor(x_spt[None]), ms.Tensor(y_spt[None]), ms.Tensor(x_qry[None])).asnumpy()[0])
+    exported = [(f.name, names[int(p.argmax())], float(p.max())) for f, p in zip(files, probs)]
+    predicted = [(name, cls, float(prob)) for name, cls, prob in (line.split("\t") for line in lines)]
+    assert [row[:2] for row in exported] == [row[:2] for row in predicted]
+    np.testing.assert_allclose([row[2] for row in exported], [row[2] for row in predicted], atol=1e-3)
 
 
 @pytest.mark.slow

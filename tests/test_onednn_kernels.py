@@ -6,13 +6,10 @@ an environment without any ONEDNN_* variable, as a new user's, and oneDNN's verb
 implementation of every primitive executed: this is a deterministic check, not a timing.
 """
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from onednn_kernels import parse_verbose, probe  # noqa: E402
+from onednn_kernels import parse_verbose, probe
 
 pytestmark = pytest.mark.slow
 
