@@ -73,7 +73,9 @@ class Ranks:
 
 
 class MeanOverRanks(nn.Cell):
-    """Mean over ranks of each tensor of a tuple: AllReduce sum, then division by the number of ranks."""
+    """Mean over ranks of each tensor of a tuple: the tensors are packed into one vector for a single
+    AllReduce sum (each collective call has a fixed cost), then divided by the number of ranks and
+    unpacked."""
 
     def __init__(self, size):
         super().__init__()
@@ -81,7 +83,12 @@ class MeanOverRanks(nn.Cell):
         self.all_reduce = ops.AllReduce()
 
     def construct(self, tensors):
-        return tuple([self.all_reduce(t) / self.size for t in tensors])
+        total = self.all_reduce(ops.concat([t.reshape(-1) for t in tensors])) / self.size
+        means, start = [], 0
+        for t in tensors:
+            means.append(total[start:start + t.size].reshape(t.shape))
+            start += t.size
+        return tuple(means)
 
 
 def current():

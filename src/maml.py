@@ -130,8 +130,8 @@ class MetaTrainStep(nn.Cell):
     def construct(self, x_spt, y_spt, x_qry, y_qry, step_weights=None):
         (loss, acc), grads = self.meta_gradient(x_spt, y_spt, x_qry, y_qry, step_weights)
         if self.rank_mean is not None:
-            loss, acc = self.rank_mean((loss, acc))
-            grads = self.rank_mean(grads)
+            means = self.rank_mean((loss, acc) + grads)
+            loss, acc, grads = means[0], means[1], means[2:]
         self.optimizer(grads)
         return loss, acc
 
