@@ -33,6 +33,12 @@ _maml_die() {
     exit 1
 }
 
+# Lines of the usages that the standalone and data-parallel launchers share.
+MAML_USAGE_DATA="  DATA_PATH      Omniglot root holding raw/images_{background,evaluation}.zip
+                 (or processed/ folders, or a prebuilt omniglot.npy)"
+MAML_USAGE_CKPT="  CKPT_PATH      checkpoint written by training, e.g. output/best.ckpt
+  --key value    any other setting of default_config.yaml, e.g. --eval_tasks 600 --npy_dir /tmp/omniglot_npy"
+
 _maml_usage_train() {
     local target=$1
     cat <<EOF
@@ -40,8 +46,7 @@ Usage: bash scripts/${MAML_SCRIPT} DEVICE_ID EPOCH DATA_PATH [--key value ...]
   Meta-train MAML on Omniglot on ${target}.
   DEVICE_ID      card of this host (non-negative integer; ignored on CPU, use 0)
   EPOCH          meta-training steps (positive integer)
-  DATA_PATH      Omniglot root holding raw/images_{background,evaluation}.zip
-                 (or processed/ folders, or a prebuilt omniglot.npy)
+${MAML_USAGE_DATA}
   --key value    any other setting of default_config.yaml, e.g. --output_dir output/run1
                  --npy_dir /tmp/omniglot_npy --task_num 16 --resume
 Example:
@@ -57,10 +62,8 @@ _maml_usage_eval() {
 Usage: bash scripts/${MAML_SCRIPT} DEVICE_ID DATA_PATH CKPT_PATH [--key value ...]
   Evaluate a MAML checkpoint on the fixed Omniglot meta-test tasks on ${target}.
   DEVICE_ID      card of this host (non-negative integer; ignored on CPU, use 0)
-  DATA_PATH      Omniglot root holding raw/images_{background,evaluation}.zip
-                 (or processed/ folders, or a prebuilt omniglot.npy)
-  CKPT_PATH      checkpoint written by training, e.g. output/best.ckpt
-  --key value    any other setting of default_config.yaml, e.g. --eval_tasks 600 --npy_dir /tmp/omniglot_npy
+${MAML_USAGE_DATA}
+${MAML_USAGE_CKPT}
 Example:
   bash scripts/${MAML_SCRIPT} 0 /data/omniglot output/best.ckpt
   PYTHON=.venv/bin/python bash scripts/${MAML_SCRIPT} 0 /data/omniglot output/best.ckpt --eval_tasks 1000

@@ -27,8 +27,7 @@ Usage: bash scripts/${MAML_SCRIPT} RANK_SIZE EPOCH DATA_PATH [--key value ...]
   Meta-train MAML on Omniglot data-parallel on RANK_SIZE ${target} ranks of this host (msrun).
   RANK_SIZE      number of ranks (positive integer; task_num must be a multiple of it)
   EPOCH          meta-training steps (positive integer)
-  DATA_PATH      Omniglot root holding raw/images_{background,evaluation}.zip
-                 (or processed/ folders, or a prebuilt omniglot.npy)
+${MAML_USAGE_DATA}
   --key value    any other setting of default_config.yaml, e.g. --output_dir output/run1 --resume
                  (not --device_id: msrun gives rank r the card r)
 Example:
@@ -45,10 +44,8 @@ Usage: bash scripts/${MAML_SCRIPT} RANK_SIZE DATA_PATH CKPT_PATH [--key value ..
   Evaluate a MAML checkpoint on the fixed Omniglot meta-test tasks, shared by RANK_SIZE ${target}
   ranks of this host (msrun); the result is the same as one process's.
   RANK_SIZE      number of ranks (positive integer)
-  DATA_PATH      Omniglot root holding raw/images_{background,evaluation}.zip
-                 (or processed/ folders, or a prebuilt omniglot.npy)
-  CKPT_PATH      checkpoint written by training, e.g. output/best.ckpt
-  --key value    any other setting of default_config.yaml, e.g. --eval_tasks 600 --npy_dir /tmp/omniglot_npy
+${MAML_USAGE_DATA}
+${MAML_USAGE_CKPT}
 Example:
   bash scripts/${MAML_SCRIPT} 8 /data/omniglot output/best.ckpt
 Python: \$PYTHON if set, else python3. Scheduler port: \$MASTER_PORT if set, else a free one.
