@@ -12,6 +12,7 @@ inner steps of size update_lr. N and M may vary from call to call unless fixed w
 prepared as predict.py prepares them (src/image_folder.py: grey-scale, imgsz x imgsz, ink 1 on 0).
 """
 import argparse
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -45,12 +46,14 @@ def parse_args(argv):
                         "cannot hold the graph's batch-norm gradients)")
     for key in ("support_images", "query_images"):
         value = getattr(args, key)
-        if not value.isdigit():
+        if not re.fullmatch(r"[0-9]{1,9}", value):
             raise UserError(f"--{key} takes a whole number >= 0 (0: any number), got {value!r}")
         setattr(args, key, int(value))
     out = Path(args.file_name)
+    if not args.file_name or args.file_name.endswith("/") or not out.name or out.is_dir():
+        raise UserError(f"--file_name {args.file_name!r} is not a file name: pass e.g. --file_name maml")
     args.path = out if out.suffix == SUFFIX else out.with_name(out.name + SUFFIX)
-    if args.path.exists():
+    if args.path.exists() or args.path.is_symlink():
         raise UserError(f"{args.path} already exists: pass another --file_name or move the file away")
     if not args.path.parent.is_dir():
         raise UserError(f"folder {args.path.parent} of --file_name does not exist: create it or pass another --file_name")

@@ -158,7 +158,7 @@ def main():
     if args.ranks > 1 and not distributed.launched_by_msrun():
         if args.task_num % args.ranks:
             parser.exit(2, f"error: --task_num {args.task_num} cannot be split evenly over --ranks {args.ranks}\n")
-        argv = sys.argv[1:]
+        argv = [arg for arg in sys.argv[1:] if not arg.startswith("--ranks=")]
         while "--ranks" in argv:
             del argv[argv.index("--ranks"):argv.index("--ranks") + 2]
         compare_ranks(argv, args.ranks)

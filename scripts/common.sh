@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared logic of the launch scripts run_standalone_train_{cpu,gpu,ascend}.sh and
 # run_eval_{cpu,gpu,ascend}.sh. It is sourced by them, not run on its own; each launcher
-# calls `maml_train_main TARGET "$@"` or `maml_eval_main TARGET "$@"`.
+# calls `maml_train_main TARGET "$@"` or `maml_eval_main TARGET "$@"`. The data-parallel
+# launchers' scripts/common_distribute.sh builds on its argument reading and logging.
 #
 # The launchers check only what Python cannot: the number of arguments, that DEVICE_ID (exported
 # before Python runs) is an integer, and that the interpreter exists. Python checks every setting
@@ -107,7 +108,7 @@ _maml_parse_extra() {
         key=${arg#--}
         key=${key%%=*}
         if [[ $arg == --* && " $positional " == *" $key "* ]]; then
-            _maml_die "--$key is set by a positional argument of this script: do not pass it as an override"
+            _maml_die "--$key is set by this script (see its usage): do not pass it as an override"
         fi
         case $arg in
             --npy_dir=?* | --output_dir=?* | --config_path=?* | --eval_report=?*)
@@ -152,14 +153,16 @@ _maml_export_device() {
     fi
 }
 
-# Usage on -h/--help (exit 0) or on fewer than the 3 positional arguments (exit 1).
+# Usage on -h/--help anywhere (exit 0) or on fewer than the 3 positional arguments (exit 1).
 _maml_check_arg_count() {
-    local usage=$1 target=$2
+    local usage=$1 target=$2 arg
     shift 2
-    if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-        "$usage" "$target"
-        exit 0
-    fi
+    for arg in "$@"; do
+        if [[ $arg == -h || $arg == --help ]]; then
+            "$usage" "$target"
+            exit 0
+        fi
+    done
     if (($# < 3)); then
         echo "error: expected at least 3 arguments, got $#" >&2
         "$usage" "$target" >&2

@@ -20,6 +20,9 @@ UPPER_BOUNDS = {
     "update_step_test": (10**4, "fine-tuning steps"),
     "eval_tasks": (10**5, "test tasks"),
     "val_tasks": (10**5, "validation tasks"),
+    "task_num": (10**4, "tasks per meta-batch"),
+    "num_filters": (4096, "filters per convolution"),
+    "num_blocks": (16, "convolution blocks"),
 }
 META_LR_SCHEDULES = ("step", "cosine")
 TRUE_WORDS = ("true", "1", "yes", "on")
@@ -75,7 +78,7 @@ def _convert(key, value, default):
 
 
 def _parse_overrides(argv, defaults):
-    parser = argparse.ArgumentParser(add_help=True, description="MAML on Omniglot. Every key of default_config.yaml can be overridden.")
+    parser = argparse.ArgumentParser(add_help=True, allow_abbrev=False, description="MAML on Omniglot. Every key of default_config.yaml can be overridden.")
     parser.add_argument("--config_path", default=str(DEFAULT_CONFIG), help="YAML file with the settings")
     for key, value in defaults.items():
         # A bare boolean flag (`--resume`) means true.
@@ -95,6 +98,8 @@ def validate(cfg):
     def need(ok, message):
         if not ok:
             raise UserError(message)
+
+    need(cfg.output_dir.strip() != "", "output_dir must not be empty: pass --output_dir a folder (e.g. output/run1)")
 
     need(cfg.device_target in DEVICE_TARGETS, f"device_target {cfg.device_target!r} is not valid: use one of {', '.join(DEVICE_TARGETS)}")
     cfg["mode"] = cfg.mode.upper()

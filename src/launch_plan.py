@@ -9,6 +9,7 @@ after the cluster is up, and the ranks do not build the data at once. Prints thr
 (as `python -m src.outputs` names it), the folder for the ranks' own logs, and the scheduler's port
 (MASTER_PORT, or a free port of 127.0.0.1 when it is empty).
 """
+import re
 import socket
 import sys
 
@@ -31,7 +32,7 @@ def free_port():
 
 def check_port(text):
     """MASTER_PORT as given: a port from 1024 to 65535 that nothing listens on."""
-    if not text.isdigit() or not 1024 <= int(text) <= 65535:
+    if not re.fullmatch(r"[0-9]{1,5}", text) or not 1024 <= int(text) <= 65535:
         raise UserError(f"MASTER_PORT {text!r} is not a port from 1024 to 65535: set another or leave it unset")
     with socket.socket() as sock:
         try:
@@ -47,8 +48,9 @@ def main(argv=None):
     if len(argv) < 3 or argv[0] not in KINDS:
         raise UserError("usage: python -m src.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]")
     kind, rank_size, port, settings = argv[0], argv[1], argv[2], argv[3:]
-    if not rank_size.isdigit() or int(rank_size) < 1:
-        raise UserError(f"RANK_SIZE {rank_size!r} is not a positive integer: pass the number of devices (e.g. 8)")
+    if not re.fullmatch(r"[0-9]{1,4}", rank_size) or int(rank_size) < 1:
+        raise UserError(f"RANK_SIZE {rank_size!r} is not an integer from 1 to 9999: pass the number of devices "
+                        "(e.g. 8)")
     if kind == "train":
         cfg = load_config(settings)
         check_meta_batch(cfg.task_num, int(rank_size))

@@ -4,7 +4,8 @@
   weights, the gradient taken with `mindspore.grad` (GradOperation). With `second_order` the
   steps stay differentiable, so the meta-gradient contains the Hessian-vector terms of true
   MAML; without, each inner gradient is a constant (first-order MAML).
-- `MetaGradient` adapts every task of the meta-batch and returns the mean query loss and its
+- `MetaGradient` adapts every task of the meta-batch and returns the mean query loss (with the
+  multi-step loss, its weighted sum over the inner steps), the mean query accuracy and the loss's
   gradient with respect to the meta-parameters; `MetaTrainStep` adds the Adam update.
 - `AdaptAndScore` fine-tunes without second-order terms and scores the query set (after the last
   inner step, or after every one) or predicts it; validation, eval.py and predict.py use it.

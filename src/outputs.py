@@ -139,7 +139,9 @@ def log_path(kind, argv):
         raise UserError("no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)")
     existing_checkpoint(cfg.ckpt)
     report = check_eval_report(cfg).resolve()
-    return report.with_suffix(".log") if cfg.eval_report else report.with_name(Path(cfg.ckpt).name + ".eval.log")
+    if not cfg.eval_report:
+        return report.with_name(Path(cfg.ckpt).name + ".eval.log")
+    return report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
 
 
 def main(argv=None):

@@ -21,6 +21,7 @@ from src.data_preprocess import build_omniglot
 from src.errors import UserError, one_line
 from src.image_folder import read_queries, read_support
 from src.metrics import MetricsWriter
+from src.outputs import log_path
 
 REPO = Path(__file__).resolve().parents[1]
 DEAD_PID = 99999999  # above any pid_max: the process that wrote such a temporary is gone
@@ -115,6 +116,14 @@ def test_eval_report_in_an_unwritable_folder_fails_before_evaluating(tiny_ckpt, 
     assert code == 2 and f"cannot write to folder {unwritable}" in line and "--eval_report" in line
 
 
+def test_a_report_named_log_gets_a_log_of_its_own(tiny_ckpt, tmp_path):
+    """The launchers append their log beside the report; it must never be the report itself."""
+    assert log_path("eval", ["--ckpt", str(tiny_ckpt), "--eval_report", str(tmp_path / "r.log")]) == \
+        (tmp_path / "r.log.log").resolve()
+    assert log_path("eval", ["--ckpt", str(tiny_ckpt), "--eval_report", str(tmp_path / "r.json")]) == \
+        (tmp_path / "r.log").resolve()
+
+
 def test_fresh_run_refuses_a_folder_holding_only_best_ckpt(tiny_ckpt, tmp_path):
     out = tmp_path / "shipped"
     out.mkdir()
@@ -179,6 +188,11 @@ def test_plot_output_never_replaces_the_metrics(tmp_path):
     (["--update_step_test", "1000000000"], "update_step_test must be at most 10000"),
     (["--imgsz", "1000"], "imgsz must be at most 105 (the size of the Omniglot originals), got 1000"),
     (["--eval_tasks", "100001"], "eval_tasks must be at most 100000"),
+    (["--task_num", "10001"], "task_num must be at most 10000 (tasks per meta-batch), got 10001"),
+    (["--num_filters", "4097"], "num_filters must be at most 4096"),
+    (["--num_blocks", "17"], "num_blocks must be at most 16"),
+    (["--output_dir", ""], "output_dir must not be empty: pass --output_dir a folder"),
+    (["--ep", "0"], "unknown option '--ep'"),  # no abbreviations: a launcher's guards see whole names only
 ])
 def test_bad_values_are_refused_when_read(argv, expected):
     with pytest.raises(UserError) as err:
@@ -188,7 +202,8 @@ def test_bad_values_are_refused_when_read(argv, expected):
 
 def test_bounds_refuse_no_real_use():
     cfg = load_config(["--seed", "4294967295", "--eval_seed", "0", "--epoch", "10000000", "--update_step", "100",
-                       "--update_step_test", "10000", "--imgsz", "105", "--eval_tasks", "100000", "--meta_lr", "1e-9"])
+                       "--update_step_test", "10000", "--imgsz", "105", "--eval_tasks", "100000", "--meta_lr", "1e-9",
+                       "--task_num", "10000", "--num_filters", "4096", "--num_blocks", "16"])
     assert (cfg.seed, cfg.epoch, cfg.imgsz) == (4294967295, 10**7, 105)
 
 

@@ -104,6 +104,14 @@ def test_missing_ckpt_path(script, tmp_path, fake_python):
 
 
 @pytest.mark.parametrize("script", ALL, ids=IDS)
+def test_help_anywhere_prints_the_usage_and_runs_nothing(script, tmp_path, fake_python):
+    code, out = run(script, *valid_args(script, tmp_path), "--output_dir", tmp_path / "out", "--help",
+                    env={"PYTHON": fake_python.path})
+    assert code == 0 and out.startswith("Usage: bash scripts/") and "error" not in out
+    assert fake_python.calls() == [] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", ALL, ids=IDS)
 def test_positional_keys_are_not_overridable(script, tmp_path, fake_python):
     code, out = run(script, *valid_args(script, tmp_path), "--device_id=1", env={"PYTHON": fake_python.path})
     assert code == 1 and "--device_id" in out
