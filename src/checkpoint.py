@@ -137,6 +137,24 @@ def step_checkpoints(output_dir, upto=None):
     return [p for step, p in sorted(found) if upto is None or step <= upto]
 
 
+def resumable(output_dir, cfg, warn):
+    """(path, params, meta) of the newest step checkpoint in output_dir that loads, falling back past
+    damaged ones (each named through `warn`) and checked against cfg; None if there is none."""
+    found = step_checkpoints(output_dir)
+    for path in reversed(found):
+        try:
+            params, meta = load(path)
+        except UserError as err:
+            warn(f"warning: skipping {path.name}: {err}")
+            continue
+        check_compatible(meta, cfg, path)
+        return path, params, meta
+    if found:
+        raise UserError(f"--resume: none of the {len(found)} step checkpoints in {output_dir} is readable: "
+                        "restore one from a backup, or start afresh in another --output_dir")
+    return None
+
+
 def prune(output_dir, keep, step):
     """Delete all but the newest `keep` step checkpoints up to `step` (best.ckpt is separate and kept).
 

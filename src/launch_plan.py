@@ -3,7 +3,8 @@
     python -m src.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]
 
 The settings and paths are checked as omniglot_train.py / eval.py check them (plus task_num
-against RANK_SIZE for training; for eval the checkpoint is read), and omniglot.npy is built if it is
+against RANK_SIZE for training, and with --resume the checkpoint it would continue; for eval the
+checkpoint is read), and omniglot.npy is built if it is
 missing or stale, so that a bad value is one error line and exit code 2, not every rank failing
 after the cluster is up, and the ranks do not build the data at once. Prints three lines: the log
 (as `python -m src.outputs` names it), the folder for the ranks' own logs, and the scheduler's port
@@ -12,8 +13,9 @@ after the cluster is up, and the ranks do not build the data at once. Prints thr
 import re
 import socket
 import sys
+from pathlib import Path
 
-from src.checkpoint import load_for_inference
+from src.checkpoint import load_for_inference, resumable
 from src.config import load_config
 from src.dataset import prepare_omniglot
 from src.distributed import check_meta_batch
@@ -54,6 +56,8 @@ def main(argv=None):
     if kind == "train":
         cfg = load_config(settings)
         check_meta_batch(cfg.task_num, int(rank_size))
+        if cfg.resume and Path(cfg.output_dir).is_dir():
+            resumable(cfg.output_dir, cfg, lambda message: log(message, sys.stderr))
     else:
         cfg = load_for_inference(settings)[0]
     port = check_port(port) if port else free_port()

@@ -67,26 +67,12 @@ class Trainer:
         # Records past the step this run starts from belong to a history that it replaces.
         self.metrics.truncate_after(self.step)
 
-    def _newest_readable_checkpoint(self):
-        """(path, params, meta) of the newest step checkpoint that loads, falling back past damaged ones."""
-        found = checkpoint.step_checkpoints(self.out)
-        for path in reversed(found):
-            try:
-                return (path, *checkpoint.load(path))
-            except UserError as err:
-                log(f"warning: skipping {path.name}: {err}", sys.stderr)
-        if found:
-            raise UserError(f"--resume: none of the {len(found)} step checkpoints in {self.out} is readable: "
-                            "restore one from a backup, or start afresh in another --output_dir")
-        return None
-
     def _resume(self):
-        newest = self._newest_readable_checkpoint()
+        newest = checkpoint.resumable(self.out, self.cfg, lambda message: log(message, sys.stderr))
         if newest is None:
             log(f"--resume: no checkpoint in {self.out}, starting from step 0")
             return
         path, params, meta = newest
-        checkpoint.check_compatible(meta, self.cfg, path)
         # A resume may change settings (a longer run, a decaying learning rate): say which, for the record.
         saved = meta["config"]
         changed = [f"{key} {saved[key]} -> {value}" for key, value in self.cfg.items()
