@@ -13,7 +13,6 @@ after the cluster is up, and the ranks do not build the data at once. Prints thr
 import re
 import socket
 import sys
-from pathlib import Path
 
 from src.checkpoint import load_for_inference, resumable
 from src.config import load_config
@@ -56,13 +55,13 @@ def main(argv=None):
     if kind == "train":
         cfg = load_config(settings)
         check_meta_batch(cfg.task_num, int(rank_size))
-        if cfg.resume and Path(cfg.output_dir).is_dir():
+        if cfg.resume:
             resumable(cfg.output_dir, cfg, lambda message: log(message, sys.stderr))
     else:
         cfg = load_for_inference(settings)[0]
     port = check_port(port) if port else free_port()
     prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: log(message, sys.stderr))
-    run_log = log_path(kind, settings)  # creates a training's output folder: last, so no failure leaves it empty
+    run_log = log_path(kind, cfg)  # creates a training's output folder: last, so no failure leaves it empty
     print(run_log)
     print(run_log.parent / "msrun_log" if kind == "train" else run_log.with_suffix(".msrun_log"))
     print(port)

@@ -127,11 +127,8 @@ def remove_if_empty(folder):
         pass
 
 
-def log_path(kind, argv):
-    """Where the launch scripts append the log of `kind` ("train" or "eval")."""
-    from src.config import load_config
-
-    cfg = load_config(argv)
+def log_path(kind, cfg):
+    """Where the launch scripts append the log of `kind` ("train" or "eval") run with the settings cfg."""
     if kind == "train":
         out, _ = prepare_run_folder(cfg)
         return out.resolve() / "train.log"
@@ -148,7 +145,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in ("train", "eval"):
         raise UserError("usage: python -m src.outputs train|eval [--key value ...]")
-    print(log_path(argv[0], argv[1:]))
+    from src.config import load_config
+
+    print(log_path(argv[0], load_config(argv[1:])))
 
 
 if __name__ == "__main__":

@@ -118,9 +118,9 @@ def test_eval_report_in_an_unwritable_folder_fails_before_evaluating(tiny_ckpt, 
 
 def test_a_report_named_log_gets_a_log_of_its_own(tiny_ckpt, tmp_path):
     """The launchers append their log beside the report; it must never be the report itself."""
-    assert log_path("eval", ["--ckpt", str(tiny_ckpt), "--eval_report", str(tmp_path / "r.log")]) == \
+    assert log_path("eval", load_config(["--ckpt", str(tiny_ckpt), "--eval_report", str(tmp_path / "r.log")])) == \
         (tmp_path / "r.log.log").resolve()
-    assert log_path("eval", ["--ckpt", str(tiny_ckpt), "--eval_report", str(tmp_path / "r.json")]) == \
+    assert log_path("eval", load_config(["--ckpt", str(tiny_ckpt), "--eval_report", str(tmp_path / "r.json")])) == \
         (tmp_path / "r.log").resolve()
 
 
