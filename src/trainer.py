@@ -29,6 +29,15 @@ def prepare_output_dir(cfg):
     return out
 
 
+
+def _order(cfg, step):
+    """The derivative order of the steps after `step`, as the training log states it."""
+    if cfg.first_order:
+        return "first-order"
+    if step < cfg.first_order_steps:
+        return f"first-order to step {cfg.first_order_steps}, then second-order"
+    return "second-order"
+
 class Trainer:
     """Builds everything a run needs from the config, then `run()` trains for `epoch` meta-steps."""
 
@@ -140,7 +149,7 @@ class Trainer:
         """Train to `epoch` steps; returns the final validation result."""
         cfg = self.cfg
         log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {cfg.task_num} tasks per step, {cfg.update_step} inner steps, "
-            f"{'first' if cfg.first_order else 'second'}-order, on {cfg.device_target}"
+            f"{_order(cfg, self.step)}, on {cfg.device_target}"
             f"{f' x {self.ranks.size} ranks' if self.ranks.size > 1 else ''}, steps {self.step + 1}..{cfg.epoch}")
         window_start, window_steps, run_start = time.time(), 0, time.time()
         result = None

@@ -131,6 +131,7 @@ def test_mamlpp_training_then_eval_predict_and_export(omniglot_root, omniglot_np
     # Three graphs, each compiled on first use: first-order with the multi-step loss (step 1), second-order
     # with it (step 3), second-order without it (step 5).
     assert re.findall(r"step (\d+): graph compiled", log) == ["1", "3", "5"]
+    assert "first-order to step 2, then second-order, on CPU, steps 1..6" in log
     rates = [float(r) for r in re.findall(r"meta_lr ([\d.e-]+)", log)]
     assert rates[-1] == pytest.approx(0.0001) and rates == sorted(rates, reverse=True)
     params, meta = checkpoint.load(out / "maml_step0000006.ckpt")

@@ -1,9 +1,10 @@
 """The trained checkpoints shipped in checkpoints/ still reach their documented accuracy.
 
 Each checkpoints/<setting>/ holds best.ckpt and the 600-task meta-test results quoted in the README:
-best.ckpt.eval.json (15 queries per class) and best.ckpt.eval_1query.json (Finn et al.'s protocol,
-one query per class). Re-evaluating on the first 100 of those tasks must stay within a small
-margin of it: a change to the model, loss, inner loop or data code that hurts accuracy fails here.
+best.ckpt.eval.json (15 queries per class) and best.ckpt.eval_Kquery.json (Finn et al.'s protocol,
+as many queries per class as shots, K). Re-evaluating on the first 100 of those tasks must stay
+within a small margin of it: a change to the model, loss, inner loop or data code that hurts
+accuracy fails here. The demo (predict.py) must classify a task of each checkpoint's setting.
 """
 import json
 import shutil
@@ -15,19 +16,25 @@ import pytest
 import yaml
 
 from src import checkpoint
+from src.demo_task import make_demo_task
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(path.parent for path in (REPO / "checkpoints").glob("*/best.ckpt"))
 # 100 tasks estimate the 600-task mean to about +/-1 point (95%); a regression costs far more.
 TASKS = 100
 MARGIN = 0.015
-REPORTS = {"best.ckpt.eval.json": 15, "best.ckpt.eval_1query.json": 1}  # report: queries per class
+
+
+def reports(folder):
+    """{report file: queries per class} of a shipped folder: 15, and Finn et al.'s one per shot."""
+    shots = checkpoint.load(folder / "best.ckpt")[1]["config"]["k_spt"]
+    return {"best.ckpt.eval.json": 15, f"best.ckpt.eval_{shots}query.json": shots}
 
 
 def test_checkpoints_are_shipped_with_their_records():
     assert {p.name for p in SHIPPED} >= {"omniglot_5way_1shot", "omniglot_20way_1shot"}
     for folder in SHIPPED:
-        for name in (*REPORTS, "metrics.jsonl", "config.yaml", "README.md"):
+        for name in (*reports(folder), "metrics.jsonl", "config.yaml", "README.md"):
             assert (folder / name).is_file(), folder / name
         assert checkpoint.step_checkpoints(folder), f"{folder} has no step checkpoint to resume from"
 
@@ -44,13 +51,15 @@ def test_shipped_config_names_no_absolute_path(folder):
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
-@pytest.mark.parametrize("name", REPORTS)
-def test_readme_quotes_the_shipped_result(folder, name):
-    report = json.loads((folder / name).read_text())
-    assert report["tasks"] >= 600 and report["update_step_test"] == 10 and report["k_qry_test"] == REPORTS[name]
-    quoted = f"{100 * report['acc']:.2f} ± {100 * report['ci95']:.2f}"
-    assert quoted in (REPO / "README.md").read_text(), f"README lacks {folder.name}'s result {quoted} ({name})"
-    assert quoted in (folder / "README.md").read_text()
+def test_readme_quotes_the_shipped_results(folder):
+    config = checkpoint.load(folder / "best.ckpt")[1]["config"]
+    for name, queries in reports(folder).items():
+        report = json.loads((folder / name).read_text())
+        assert report["tasks"] >= 600 and report["k_qry_test"] == queries, name
+        assert report["update_step_test"] == config["update_step_test"], name
+        quoted = f"{100 * report['acc']:.2f} ± {100 * report['ci95']:.2f}"
+        assert quoted in (REPO / "README.md").read_text(), f"README lacks {folder.name}'s result {quoted} ({name})"
+        assert quoted in (folder / "README.md").read_text()
 
 
 @pytest.mark.slow
@@ -66,3 +75,21 @@ def test_shipped_checkpoint_keeps_its_accuracy(folder, omniglot_root, omniglot_n
     report = json.loads((tmp_path / "best.ckpt.eval.json").read_text())
     assert (report["n_way"], report["k_spt"], report["split"]) == (documented["n_way"], documented["k_spt"], documented["split"])
     assert report["acc"] >= documented["acc"] - MARGIN, (report["acc"], documented["acc"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_demo_classifies_with_each_shipped_checkpoint(folder, omniglot_root, tmp_path):
+    """predict.py on a demo task of the checkpoint's own setting, drawn from its split's meta-test classes."""
+    config = checkpoint.load(folder / "best.ckpt")[1]["config"]
+    task = tmp_path / "task"
+    answers = make_demo_task(omniglot_root, task, n_way=config["n_way"], k_spt=config["k_spt"], k_qry=2,
+                             split=config["split"], seed=1)
+    proc = subprocess.run([sys.executable, str(REPO / "predict.py"), "--ckpt", str(folder / "best.ckpt"),
+                           "--support_dir", str(task / "support"), "--query_dir", str(task / "query")],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    found = dict(line.split("\t")[:2] for line in proc.stdout.splitlines())
+    assert sorted(found) == sorted(answers)
+    correct = sum(found[query] == answers[query] for query in answers)
+    assert correct >= 0.8 * len(answers), f"{correct}/{len(answers)} correct"
