@@ -92,4 +92,7 @@ def test_demo_classifies_with_each_shipped_checkpoint(folder, omniglot_root, tmp
     found = dict(line.split("\t")[:2] for line in proc.stdout.splitlines())
     assert sorted(found) == sorted(answers)
     correct = sum(found[query] == answers[query] for query in answers)
-    assert correct >= 0.8 * len(answers), f"{correct}/{len(answers)} correct"
+    # One task of 10 or 40 queries scatters by up to about 0.1 around the 600-task accuracy (95%);
+    # a broken demo answers at chance (0.2 or 0.05).
+    documented = json.loads((folder / f"best.ckpt.eval_{config['k_spt']}query.json").read_text())["acc"]
+    assert correct >= (documented - 0.15) * len(answers), f"{correct}/{len(answers)} correct"
