@@ -29,7 +29,6 @@ def prepare_output_dir(cfg):
     return out
 
 
-
 def _order(cfg, step):
     """The derivative order of the steps after `step`, as the training log states it."""
     if cfg.first_order:
@@ -37,6 +36,7 @@ def _order(cfg, step):
     if step < cfg.first_order_steps:
         return f"first-order to step {cfg.first_order_steps}, then second-order"
     return "second-order"
+
 
 class Trainer:
     """Builds everything a run needs from the config, then `run()` trains for `epoch` meta-steps."""

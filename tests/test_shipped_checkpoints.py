@@ -6,6 +6,7 @@ as many queries per class as shots, K). Re-evaluating on the first 100 of those 
 within a small margin of it: a change to the model, loss, inner loop or data code that hurts
 accuracy fails here. The demo (predict.py) must classify a task of each checkpoint's setting.
 """
+import functools
 import json
 import shutil
 import subprocess
@@ -25,10 +26,20 @@ TASKS = 100
 MARGIN = 0.015
 
 
+@functools.cache
+def stored_config(folder):
+    """The settings stored inside the folder's best.ckpt (read once per folder)."""
+    return checkpoint.load(folder / "best.ckpt")[1]["config"]
+
+
+def finn_report(folder):
+    """The name of the report under Finn et al.'s protocol: as many queries per class as shots."""
+    return f"best.ckpt.eval_{stored_config(folder)['k_spt']}query.json"
+
+
 def reports(folder):
     """{report file: queries per class} of a shipped folder: 15, and Finn et al.'s one per shot."""
-    shots = checkpoint.load(folder / "best.ckpt")[1]["config"]["k_spt"]
-    return {"best.ckpt.eval.json": 15, f"best.ckpt.eval_{shots}query.json": shots}
+    return {"best.ckpt.eval.json": 15, finn_report(folder): stored_config(folder)["k_spt"]}
 
 
 def test_checkpoints_are_shipped_with_their_records():
@@ -46,13 +57,12 @@ def test_shipped_config_names_no_absolute_path(folder):
         config = checkpoint.load(path)[1]["config"]
         absolute = {key: value for key, value in config.items() if isinstance(value, str) and value.startswith("/")}
         assert not absolute, f"{path}: {absolute}"
-    stored = checkpoint.load(folder / "best.ckpt")[1]["config"]
-    assert yaml.safe_load((folder / "config.yaml").read_text()) == stored
+    assert yaml.safe_load((folder / "config.yaml").read_text()) == stored_config(folder)
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_readme_quotes_the_shipped_results(folder):
-    config = checkpoint.load(folder / "best.ckpt")[1]["config"]
+    config = stored_config(folder)
     for name, queries in reports(folder).items():
         report = json.loads((folder / name).read_text())
         assert report["tasks"] >= 600 and report["k_qry_test"] == queries, name
@@ -81,7 +91,7 @@ def test_shipped_checkpoint_keeps_its_accuracy(folder, omniglot_root, omniglot_n
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_demo_classifies_with_each_shipped_checkpoint(folder, omniglot_root, tmp_path):
     """predict.py on a demo task of the checkpoint's own setting, drawn from its split's meta-test classes."""
-    config = checkpoint.load(folder / "best.ckpt")[1]["config"]
+    config = stored_config(folder)
     task = tmp_path / "task"
     answers = make_demo_task(omniglot_root, task, n_way=config["n_way"], k_spt=config["k_spt"], k_qry=2,
                              split=config["split"], seed=1)
@@ -94,5 +104,5 @@ def test_demo_classifies_with_each_shipped_checkpoint(folder, omniglot_root, tmp
     correct = sum(found[query] == answers[query] for query in answers)
     # One task of 10 or 40 queries scatters by up to about 0.1 around the 600-task accuracy (95%);
     # a broken demo answers at chance (0.2 or 0.05).
-    documented = json.loads((folder / f"best.ckpt.eval_{config['k_spt']}query.json").read_text())["acc"]
+    documented = json.loads((folder / finn_report(folder)).read_text())["acc"]
     assert correct >= (documented - 0.15) * len(answers), f"{correct}/{len(answers)} correct"
