@@ -148,7 +148,8 @@ class Trainer:
     def run(self):
         """Train to `epoch` steps; returns the final validation result."""
         cfg = self.cfg
-        log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {cfg.task_num} tasks per step, {cfg.update_step} inner steps, "
+        log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {cfg.task_num} tasks per step, "
+            f"{cfg.update_step} inner step{'s' if cfg.update_step > 1 else ''}, "
             f"{_order(cfg, self.step)}, on {cfg.device_target}"
             f"{f' x {self.ranks.size} ranks' if self.ranks.size > 1 else ''}, steps {self.step + 1}..{cfg.epoch}")
         window_start, window_steps, run_start = time.time(), 0, time.time()
