@@ -25,7 +25,7 @@ def test_running_and_test_requirements_are_apart():
     assert names(REPO / "requirements.txt") == ["mindspore", "numpy", "pillow", "pyyaml"]
     dev = REPO / "requirements-dev.txt"
     assert "-r requirements.txt" in dev.read_text().splitlines()
-    assert names(dev) == ["pytest", "matplotlib"]
+    assert names(dev) == ["pytest", "pytest-xdist", "matplotlib"]
 
 
 def test_run_tests_installs_the_dev_requirements_then_runs_pytest(tmp_path):
@@ -38,7 +38,7 @@ def test_run_tests_installs_the_dev_requirements_then_runs_pytest(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert calls.read_text().splitlines() == [
         f"-m pip install --quiet --disable-pip-version-check -r {REPO}/requirements-dev.txt",
-        "-m pytest tests -q --durations=15 -k x",
+        "-m pytest tests -q -n auto --maxprocesses 4 --durations=15 -k x",
     ]
 
 
