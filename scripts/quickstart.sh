@@ -8,18 +8,15 @@
 #   OUTPUT_DIR     where checkpoints, metrics and logs go (default output/quickstart; must not
 #                  hold an earlier run's checkpoints)
 #   --key value    further overrides for both training and evaluation (e.g. --epoch 100)
-# Environment: NPY_DIR (where omniglot.npy is built, default data/), VENV (default .venv).
+# Environment: NPY_DIR (where omniglot.npy is built, default data/omniglot), VENV (default .venv).
+# data_preprocess.py checks OMNIGLOT_ROOT: a missing folder ends in one error line, exit code 2.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA_PATH="$(realpath -m "${1:-$ROOT/../shared/omniglot}")"
 OUTPUT_DIR="$(realpath -m "${2:-$ROOT/output/quickstart}")"
-if [ ! -d "$DATA_PATH" ]; then
-    echo "error: Omniglot folder $DATA_PATH not found: pass the folder holding raw/images_background.zip" >&2
-    exit 1
-fi
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-NPY_DIR="$(realpath -m "${NPY_DIR:-$ROOT/data}")"
+NPY_DIR="$(realpath -m "${NPY_DIR:-$ROOT/data/omniglot}")"
 EXTRA=("${@:3}")
 "$PYTHON" src/data_preprocess.py --data_path "$DATA_PATH" --output_path "$NPY_DIR"
 "$PYTHON" omniglot_train.py --config_path configs/quickstart_cpu.yaml --data_path "$DATA_PATH" \

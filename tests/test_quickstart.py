@@ -27,3 +27,16 @@ def test_quickstart_trains_and_reports_test_accuracy(tmp_path, omniglot_root, om
     report = json.loads((out / "best.ckpt.eval.json").read_text())
     assert report["tasks"] == 6 and report["update_step_test"] == 2
     assert 0.0 <= report["acc"] <= 1.0 and report["ci95"] >= 0.0
+
+
+def test_quickstart_names_a_missing_data_folder(tmp_path):
+    """bash scripts/quickstart.sh MISSING -> exit 2, one `error:` line naming the folder; nothing is built."""
+    missing = tmp_path / "no_omniglot"
+    env = dict(os.environ, VENV=sys.prefix, NPY_DIR=str(tmp_path / "npy"))
+    result = subprocess.run(["bash", str(REPO / "scripts" / "quickstart.sh"), str(missing), str(tmp_path / "out")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(missing) in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
