@@ -29,7 +29,8 @@ def main(argv=None):
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]
     log(f"evaluating {ckpt} (step {meta['step']}) on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
-        f"of split {cfg.split} with {cfg.k_qry_test} queries per class, {cfg.update_step_test} inner steps")
+        f"of split {cfg.split} with {cfg.k_qry_test} quer{'ies' if cfg.k_qry_test > 1 else 'y'} per class, "
+        f"{cfg.update_step_test} inner steps")
     start = time.time()
     result = evaluate(AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step), data.images, test_classes, cfg,
                       cfg.eval_tasks, split_rotates(cfg.split), ranks)
