@@ -53,8 +53,9 @@ def test_checkpoints_are_shipped_with_their_records():
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_config_names_no_absolute_path(folder):
     """The stored config travels with the checkpoint: it must not name the training machine's folders."""
-    for path in [folder / "best.ckpt", *checkpoint.step_checkpoints(folder)]:
-        config = checkpoint.load(path)[1]["config"]
+    configs = {folder / "best.ckpt": stored_config(folder)}
+    configs.update((path, checkpoint.load(path)[1]["config"]) for path in checkpoint.step_checkpoints(folder))
+    for path, config in configs.items():
         absolute = {key: value for key, value in config.items() if isinstance(value, str) and value.startswith("/")}
         assert not absolute, f"{path}: {absolute}"
     assert yaml.safe_load((folder / "config.yaml").read_text()) == stored_config(folder)
