@@ -17,7 +17,7 @@ from src.errors import run_cli
 from src.evaluation import evaluate
 from src.inference import load_trained_maml
 from src.maml import AdaptAndScore
-from src.metrics import log
+from src.metrics import counted, log
 from src.outputs import check_eval_report
 
 
@@ -29,8 +29,8 @@ def main(argv=None):
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]
     log(f"evaluating {ckpt} (step {meta['step']}) on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
-        f"of split {cfg.split} with {cfg.k_qry_test} quer{'ies' if cfg.k_qry_test > 1 else 'y'} per class, "
-        f"{cfg.update_step_test} inner steps")
+        f"of split {cfg.split} with {counted(cfg.k_qry_test, 'query', 'queries')} per class, "
+        f"{counted(cfg.update_step_test, 'inner step')}")
     start = time.time()
     result = evaluate(AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step), data.images, test_classes, cfg,
                       cfg.eval_tasks, split_rotates(cfg.split), ranks)

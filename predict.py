@@ -23,7 +23,7 @@ from src.errors import one_line, run_cli
 from src.image_folder import read_queries, read_support
 from src.inference import load_trained_maml
 from src.maml import AdaptAndScore
-from src.metrics import log
+from src.metrics import counted, log
 
 
 def softmax(logits):
@@ -40,7 +40,7 @@ def main(argv=None):
         log(f"left out {len(skipped)} entries that are not image files in a class folder (or are hidden): "
             f"{one_line(skipped[0])}, ...", sys.stderr)
     log(f"adapting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way) to {len(names)} classes, {len(y_spt)} support "
-        f"images, in {cfg.update_step_test} inner steps of size {cfg.update_lr}", sys.stderr)
+        f"images, in {counted(cfg.update_step_test, 'inner step')} of size {cfg.update_lr}", sys.stderr)
     logits = AdaptAndScore(maml, cfg.update_step_test).predict(
         ms.Tensor(x_spt[None]), ms.Tensor(y_spt[None]), ms.Tensor(x_qry[None]))
     # Output units beyond the support's classes stand for no class here: they take no part.

@@ -17,7 +17,7 @@ from src.errors import UserError
 from src.evaluation import evaluate
 from src.lr_schedule import MetaLearningRate
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
-from src.metrics import MetricsWriter, log
+from src.metrics import MetricsWriter, counted, log
 from src.multi_step_loss import step_loss_weights
 from src.outputs import METRICS_NAME, prepare_run_folder
 
@@ -123,7 +123,7 @@ class Trainer:
         result = evaluate(self.scorer, self.images, self.splits["val"], cfg, cfg.val_tasks, self.rotate, self.ranks)
         seconds = time.time() - start
         log(f"step {self.step}: validation accuracy {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% "
-            f"on {result['tasks']} tasks after {cfg.update_step_test} inner steps ({seconds:.1f} s)")
+            f"on {result['tasks']} tasks after {counted(cfg.update_step_test, 'inner step')} ({seconds:.1f} s)")
         self.metrics.write(event="val", step=self.step, seconds=seconds, **self.cost(), **result)
         if result["acc"] > self.best_val_acc:
             self.best_val_acc = result["acc"]
@@ -149,7 +149,7 @@ class Trainer:
         """Train to `epoch` steps; returns the final validation result."""
         cfg = self.cfg
         log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {cfg.task_num} tasks per step, "
-            f"{cfg.update_step} inner step{'s' if cfg.update_step > 1 else ''}, "
+            f"{counted(cfg.update_step, 'inner step')}, "
             f"{_order(cfg, self.step)}, on {cfg.device_target}"
             f"{f' x {self.ranks.size} ranks' if self.ranks.size > 1 else ''}, steps {self.step + 1}..{cfg.epoch}")
         window_start, window_steps, run_start = time.time(), 0, time.time()

@@ -80,7 +80,8 @@ def test_training_logs_checkpoints_and_metrics(trained):
     progress = re.findall(r"step (\d+)/4  loss [\d.]+  acc [\d.]+%  meta_lr ([\d.]+)  [\d.]+ s/step  [\d.]+ tasks/s  "
                           r"ETA [\d.]+ min", log)
     assert progress == [("2", "0.002"), ("3", "0.001"), ("4", "0.001")]
-    assert re.findall(r"step (\d+): validation accuracy [\d.]+ \+/- [\d.]+% on 4 tasks", log) == ["2", "4"]
+    assert re.findall(r"step (\d+): validation accuracy [\d.]+ \+/- [\d.]+% on 4 tasks after 2 inner steps", log) == ["2", "4"]
+    assert "training 3-way 1-shot, 2 tasks per step, 1 inner step, second-order" in log
     # Saved every save_every steps (not every step), pruned to keep_checkpoint_max, plus best.ckpt.
     assert re.findall(r"saved \S*maml_step(\d+)\.ckpt", log) == ["0000002", "0000004"]
     assert sorted(path.name for path in out.glob("*.ckpt")) == ["best.ckpt", "maml_step0000004.ckpt"]
@@ -265,7 +266,7 @@ def test_eval_end_to_end_is_repeatable(trained, cli):
         assert proc.returncode == 0, proc.stderr
         per_step = re.findall(r"after +(\d+) inner steps: ([\d.]+)%", proc.stdout)
         final = re.search(r"test accuracy: ([\d.]+) \+/- ([\d.]+)% \(95% CI, 6 tasks", proc.stdout)
-        assert final
+        assert final and "with 2 queries per class, 2 inner steps" in proc.stdout
         lines.append((per_step, final.groups()))
         reports.append(json.loads(ckpt.with_name("best.ckpt.eval.json").read_text()))
     report = reports[0]
