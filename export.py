@@ -22,7 +22,7 @@ import mindspore as ms
 from src.atomic_file import write_atomic
 from src.errors import UserError, run_cli
 from src.inference import load_trained_maml
-from src.metrics import log
+from src.metrics import counted, log
 
 FORMATS = ("MINDIR",)
 SUFFIX = ".mindir"
@@ -71,8 +71,8 @@ def main(argv=None):
     args, rest = parse_args(argv)
     cfg, maml, meta = load_trained_maml(rest)
     inputs = graph_inputs(cfg, args.support_images, args.query_images)
-    log(f"exporting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way): {cfg.update_step_test} inner steps of size "
-        f"{cfg.update_lr}, then the query logits")
+    log(f"exporting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way): "
+        f"{counted(cfg.update_step_test, 'inner step')} of size {cfg.update_lr}, then the query logits")
     with tempfile.TemporaryDirectory() as tmp:
         # MAML's own construct: the inner loop, its gradients included, becomes part of the graph.
         ms.export(maml, *inputs, cfg.update_step_test, file_name=str(Path(tmp) / "graph"), file_format="MINDIR")

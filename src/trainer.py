@@ -148,7 +148,7 @@ class Trainer:
     def run(self):
         """Train to `epoch` steps; returns the final validation result."""
         cfg = self.cfg
-        log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {cfg.task_num} tasks per step, "
+        log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {counted(cfg.task_num, 'task')} per step, "
             f"{counted(cfg.update_step, 'inner step')}, "
             f"{_order(cfg, self.step)}, on {cfg.device_target}"
             f"{f' x {self.ranks.size} ranks' if self.ranks.size > 1 else ''}, steps {self.step + 1}..{cfg.epoch}")

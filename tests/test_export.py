@@ -103,6 +103,7 @@ def test_export_with_fixed_numbers_of_images_and_other_settings(demo, tmp_path):
     settings = ["--update_lr", "0.05", "--update_step_test", "3"]
     path, stdout = export_shipped(tmp_path, "--support_images", "5", "--query_images", "20", *settings)
     assert "support labels (1, 5) int32 in 0..4" in stdout and "output query logits (1, 20, 5)" in stdout
+    assert "3 inner steps of size 0.05, then the query logits" in stdout
     task, _ = demo
     found = graph_predictions(graph_cell(path), task / "support", task / "query")
     assert_same_predictions(found, run_predict(task / "support", task / "query", *settings))

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from src import checkpoint
+from src.metrics import counted
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--num_filters", "8", "--num_blocks", "2", "--task_num", "2", "--k_qry", "2", "--k_qry_test", "2", "--update_step", "1",
@@ -72,6 +73,13 @@ def refused(proc, *words):
 
 def snapshot(folder):
     return {path.name: path.read_bytes() for path in sorted(Path(folder).iterdir())}
+
+
+def test_logged_counts_take_the_singular_for_one():
+    """The train, eval, predict and export lines word their counts with counted(): '1 inner step', '2 tasks'."""
+    assert [counted(1, "inner step"), counted(10, "inner step"), counted(1, "task"), counted(16, "task"),
+            counted(1, "query", "queries"), counted(15, "query", "queries")] == [
+        "1 inner step", "10 inner steps", "1 task", "16 tasks", "1 query", "15 queries"]
 
 
 def test_training_logs_checkpoints_and_metrics(trained):
