@@ -11,7 +11,6 @@ inner steps of size update_lr. N and M may vary from call to call unless fixed w
 --support_images / --query_images, for runtimes that need static shapes. The images must be
 prepared as predict.py prepares them (src/image_folder.py: grey-scale, imgsz x imgsz, ink 1 on 0).
 """
-import argparse
 import re
 import shutil
 import tempfile
@@ -20,9 +19,10 @@ from pathlib import Path
 import mindspore as ms
 
 from src.atomic_file import write_atomic
-from src.errors import UserError, run_cli
+from src.errors import ArgumentParser, UserError, run_cli
 from src.inference import load_trained_maml
 from src.metrics import counted, log
+from src.outputs import check_output_file
 
 FORMATS = ("MINDIR",)
 SUFFIX = ".mindir"
@@ -30,17 +30,14 @@ SUFFIX = ".mindir"
 
 def parse_args(argv):
     """(export's own options, the remaining `--key value` settings for the checkpoint's config)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n", 1)[0], exit_on_error=False,
+    parser = ArgumentParser(
+        description=__doc__.split("\n\n", 1)[0],
         epilog="Any key of default_config.yaml may follow as --key value, e.g. --update_step_test 5.")
     parser.add_argument("--file_name", default="maml", help=f"output file; {SUFFIX} is appended unless present")
     parser.add_argument("--file_format", default="MINDIR", help="MINDIR, the one format that holds this graph")
     parser.add_argument("--support_images", default="0", help="fixed number N of support images (0: any)")
     parser.add_argument("--query_images", default="0", help="fixed number M of query images (0: any)")
-    try:
-        args, rest = parser.parse_known_args(argv)
-    except argparse.ArgumentError as err:
-        raise UserError(f"{err}: see python export.py --help") from None
+    args, rest = parser.parse_known_args(argv)
     if args.file_format.upper() not in FORMATS:
         raise UserError(f"file_format {args.file_format!r} is not supported: use MINDIR (MindSpore's ONNX exporter "
                         "cannot hold the graph's batch-norm gradients)")
@@ -55,8 +52,7 @@ def parse_args(argv):
     args.path = out if out.suffix == SUFFIX else out.with_name(out.name + SUFFIX)
     if args.path.exists() or args.path.is_symlink():
         raise UserError(f"{args.path} already exists: pass another --file_name or move the file away")
-    if not args.path.parent.is_dir():
-        raise UserError(f"folder {args.path.parent} of --file_name does not exist: create it or pass another --file_name")
+    check_output_file(args.path, "--file_name", "an export", lambda path: False)  # its folder: present, writable
     return args, rest
 
 

@@ -8,12 +8,11 @@ once. Files written by earlier versions may hold a step twice (from before and a
 the later record wins, as it belongs to the history the checkpoint continues. Their training time
 is named train_s/cpu_s instead of train_seconds/cpu_seconds; both are read.
 """
-import argparse
 import json
 from pathlib import Path
 
 from src.atomic_file import write_atomic
-from src.errors import UserError, run_cli
+from src.errors import ArgumentParser, UserError, run_cli
 from src.outputs import check_output_file, is_png
 
 HOURS = {"wall": ("train_seconds", "wall-clock"), "cpu": ("cpu_seconds", "CPU")}
@@ -25,12 +24,19 @@ def read_metrics(path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"metrics file {path} not found: pass --metrics the metrics.jsonl of a training output_dir")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"metrics file {path} is unreadable or not text ({err.__class__.__name__}): pass --metrics "
+                        "the metrics.jsonl of a training output_dir") from None
     latest = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
+            if not isinstance(record, dict):
+                raise TypeError("not a JSON object")
             record.update({new: record.pop(old) for old, new in OLD_NAMES.items() if old in record})
             latest[record["event"], int(record["step"])] = record
             if record["event"] in ("val", "train"):
@@ -88,7 +94,7 @@ def plot(runs, output, hours="wall"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--metrics", action="append", required=True, help="a metrics.jsonl (repeat for several runs)")
     parser.add_argument("--label", action="append", default=[], help="legend name per --metrics, in order")
     parser.add_argument("--output", required=True, help="PNG file to write")

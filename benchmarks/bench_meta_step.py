@@ -49,7 +49,7 @@ import mindspore as ms  # noqa: E402
 from mindspore import nn, ops  # noqa: E402
 
 from onednn_kernels import probe  # noqa: E402
-from step_options import add_step_options  # noqa: E402
+from step_options import add_step_options, synthetic_batch  # noqa: E402
 from src import distributed  # noqa: E402
 from src.config import load_config  # noqa: E402
 from src.device import setup_device  # noqa: E402
@@ -110,14 +110,6 @@ def profile_steps(train_step, batch, steps, out_dir):
     return sorted(totals.items(), key=lambda item: -item[1])
 
 
-def synthetic_batch(cfg, rng, tasks):
-    def part(shots):
-        x = rng.random((tasks, cfg.n_way * shots, cfg.imgc, cfg.imgsz, cfg.imgsz), dtype=np.float32)
-        y = np.tile(np.repeat(np.arange(cfg.n_way, dtype=np.int32), shots), (tasks, 1))
-        return ms.Tensor(x), ms.Tensor(y)
-    return (*part(cfg.k_spt), *part(cfg.k_qry))
-
-
 def last_json(text):
     return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
 
@@ -174,7 +166,8 @@ def main():
     maml = build_maml(cfg)
     optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=MetaLearningRate(cfg))
     train_step = MetaTrainStep(maml, optimizer, cfg.update_step, cfg.first_order, ranks.mean_cell())
-    batch = synthetic_batch(cfg, np.random.default_rng(0), cfg.task_num // ranks.size)
+    batch = tuple(map(ms.Tensor, synthetic_batch(cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num // ranks.size,
+                                                 np.random.default_rng(0), cfg.imgsz)))
     loss_weights = step_loss_weights(cfg.update_step, cfg.msl_epochs, 0)
     batch += () if loss_weights is None else (ms.Tensor(loss_weights),)
 

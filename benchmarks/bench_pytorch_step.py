@@ -28,10 +28,10 @@ import time
 
 import numpy as np
 
-from step_options import add_step_options
+from step_options import add_step_options, synthetic_batch
 
 # default_config.yaml's values (tests/test_bench_pytorch_step.py keeps them equal).
-IMGSZ, IMGC, NUM_FILTERS, NUM_BLOCKS = 28, 1, 64, 4
+IMGC, NUM_FILTERS, NUM_BLOCKS = 1, 64, 4
 UPDATE_LR, META_LR, SEED, BN_EPS = 0.4, 0.001, 1, 1e-5
 CHECK_RTOL = 1e-5
 
@@ -50,15 +50,6 @@ def initial_weights(n_way, seed=SEED):
                     np.ones(NUM_FILTERS, np.float32), np.zeros(NUM_FILTERS, np.float32)]
         in_ch = NUM_FILTERS
     return weights + [kaiming_normal(rng, (n_way, NUM_FILTERS)), np.zeros(n_way, np.float32)]
-
-
-def synthetic_batch(args, rng):
-    """(x_spt, y_spt, x_qry, y_qry) with tasks first, drawn as bench_meta_step.py draws them."""
-    def part(shots):
-        x = rng.random((args.task_num, args.n_way * shots, IMGC, IMGSZ, IMGSZ), dtype=np.float32)
-        y = np.tile(np.repeat(np.arange(args.n_way, dtype=np.int64), shots), (args.task_num, 1))
-        return x, y
-    return (*part(args.k_spt), *part(args.k_qry))
 
 
 def same_padding(size):
@@ -125,7 +116,8 @@ def main():
     params = [torch.tensor(w, requires_grad=True) for w in initial_weights(args.n_way)]
     optimizer = torch.optim.Adam(params, lr=META_LR)
     meta_step = make_meta_step(torch, params, optimizer, args.update_step, args.order == "second")
-    batch = [torch.from_numpy(a) for a in synthetic_batch(args, np.random.default_rng(0))]
+    batch = [torch.from_numpy(a if a.dtype == np.float32 else a.astype(np.int64))  # int64 labels, as torch wants
+             for a in synthetic_batch(args.n_way, args.k_spt, args.k_qry, args.task_num, np.random.default_rng(0))]
 
     start = time.perf_counter()
     first_loss = meta_step(*batch)

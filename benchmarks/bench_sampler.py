@@ -3,7 +3,6 @@
     python benchmarks/bench_sampler.py --npy_dir DIR [--batches 300] [--seed 0]
     python benchmarks/bench_sampler.py --synthetic
 """
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -15,14 +14,14 @@ import numpy as np
 
 from src.dataset import load_omniglot, split_class_ids
 from src.episode_sampler import EpisodeSampler
-from src.errors import UserError, run_cli
+from src.errors import ArgumentParser, UserError, run_cli
 
 # (n_way, k_spt, k_qry, task_num): the Finn et al. Omniglot settings used for training.
 CASES = ((5, 1, 15, 32), (20, 1, 15, 16))
 
 
 def _parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--npy_dir", help="folder holding omniglot.npy and omniglot_index.json")
     source.add_argument("--synthetic", action="store_true", help="random float16 images of the real shape")

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from step_options import add_task_options, synthetic_batch
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -77,22 +79,16 @@ def run_once(args):
     setup_device(cfg)
     maml = build_maml(cfg)
     step = MetaTrainStep(maml, nn.Adam(maml.learner.trainable_params()), cfg.update_step, cfg.first_order)
-    rng = np.random.default_rng(0)
-
-    def part(shots):
-        x = rng.random((cfg.task_num, cfg.n_way * shots, cfg.imgc, cfg.imgsz, cfg.imgsz), dtype=np.float32)
-        return ms.Tensor(x), ms.Tensor(np.tile(np.repeat(np.arange(cfg.n_way, dtype=np.int32), shots), (cfg.task_num, 1)))
-
-    batch = (*part(cfg.k_spt), *part(cfg.k_qry))
+    batch = tuple(map(ms.Tensor, synthetic_batch(cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num,
+                                                 np.random.default_rng(0), cfg.imgsz)))
     step(*batch)[0].asnumpy()
     AdaptAndScore(maml, cfg.update_step_test)(*batch)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--order", choices=("first", "second"), default="second")
-    for key, default in (("n_way", 5), ("k_spt", 1), ("k_qry", 15), ("task_num", 4), ("update_step", 1)):
-        parser.add_argument(f"--{key}", type=int, default=default)
+    add_task_options(parser)
+    parser.set_defaults(task_num=4, update_step=1)  # the kernels, not the time: a small step suffices
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.child:

@@ -25,7 +25,7 @@ SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
 STEP_PARAM_KEYS = ("learn_inner_lr", "per_step_bn")
 _META_KEYS = ("step", "config", "sampler_state", "best_val_acc")
 COST_KEYS = ("train_seconds", "cpu_seconds")
-# Settings that eval.py and predict.py take from the checkpoint unless the user sets them: the
+# Settings that eval.py, predict.py and export.py take from the checkpoint unless the user sets them: the
 # network, the task it was trained for, its split and its inner loop.
 INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_qry", "k_qry_test", "update_lr",
                                                  "update_step", "update_step_test")
@@ -102,8 +102,6 @@ def load_for_inference(argv):
     """(cfg, params, meta) of `--ckpt`: the checkpoint's own settings are the defaults, so that
     `--ckpt PATH` alone evaluates or applies any checkpoint; a config file or the command line still wins."""
     cfg = load_config(argv)
-    if not cfg.ckpt:
-        raise UserError("no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)")
     params, meta = load(cfg.ckpt)
     saved = meta["config"]
     inherit = {key: saved[key] for key in INHERITED_KEYS if key in saved}

@@ -1,11 +1,10 @@
 """Settings: default_config.yaml merged with `--key value` overrides, type-checked and validated."""
-import argparse
 import math
 from pathlib import Path
 
 import yaml
 
-from src.errors import UserError
+from src.errors import ArgumentParser, UserError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "default_config.yaml"
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
@@ -44,9 +43,12 @@ def _read_yaml(path):
     if not path.is_file():
         raise UserError(f"config file {path} not found: pass --config_path to an existing YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"config file {path} is unreadable or not text ({err.__class__.__name__}): "
+                        "pass --config_path a readable YAML file") from None
     except yaml.YAMLError as err:
-        raise UserError(f"config file {path} is not valid YAML ({err.__class__.__name__}): fix its syntax") from err
+        raise UserError(f"config file {path} is not valid YAML ({err.__class__.__name__}): fix its syntax") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must be a mapping of key: value lines")
     return data
@@ -78,7 +80,7 @@ def _convert(key, value, default):
 
 
 def _parse_overrides(argv, defaults):
-    parser = argparse.ArgumentParser(add_help=True, allow_abbrev=False, description="MAML on Omniglot. Every key of default_config.yaml can be overridden.")
+    parser = ArgumentParser(add_help=True, allow_abbrev=False, description="MAML on Omniglot. Every key of default_config.yaml can be overridden.")
     parser.add_argument("--config_path", default=str(DEFAULT_CONFIG), help="YAML file with the settings")
     for key, value in defaults.items():
         # A bare boolean flag (`--resume`) means true.

@@ -1,4 +1,4 @@
-"""Turn the Omniglot image zips into one float16 array that MAML training can memory-map.
+"""Turn the Omniglot image zips into one float16 array that MAML training loads in one read.
 
 Decoding 32,460 PNGs at every training start would cost more than a few meta-iterations, so this
 step runs once and caches `omniglot.npy` (classes x drawers x imgsz x imgsz, ink = 1) plus a
@@ -11,7 +11,6 @@ free until the data or the image size changes.
 DIR holds either raw/images_{background,evaluation}.zip (read in place) or
 processed/images_{background,evaluation}/ folders with the same inner tree.
 """
-import argparse
 import hashlib
 import io
 import json
@@ -37,7 +36,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from src.atomic_file import remove_stale_temporaries, replacing, write_atomic
-from src.errors import UserError, run_cli
+from src.errors import ArgumentParser, UserError, run_cli
 from src.outputs import check_writable
 
 FORMAT_VERSION = 1
@@ -397,7 +396,7 @@ def _fetch(url, dest, algo, expected):
                 while block := response.read(1 << 20):
                     digest.update(block)
                     f.write(block)
-        except (urllib.error.URLError, HTTPException, TimeoutError, ConnectionError) as err:
+        except (urllib.error.URLError, HTTPException, TimeoutError, ConnectionError, ValueError) as err:
             reason = getattr(err, "reason", err)
             if isinstance(err, urllib.error.HTTPError):
                 reason = f"HTTP {err.code} {err.reason}"
@@ -436,7 +435,7 @@ def download_omniglot(data_path, base_url=DEFAULT_DOWNLOAD_URL, checksums=None, 
 
 
 def _parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--data_path", required=True, help="Omniglot root (raw/*.zip or processed/ folders)")
     parser.add_argument("--output_path", default=None, help="where omniglot.npy goes (default: --data_path)")
     parser.add_argument("--imgsz", type=int, default=28, help="output side length in pixels (default 28)")

@@ -8,7 +8,6 @@ characters from the split's meta-test classes (never seen in training); TASK/que
 other drawings of each, shuffled and named q000.png, q001.png, ...; TASK/answers.csv says which
 class each query is. The images are copied unchanged from the Omniglot release.
 """
-import argparse
 import csv
 import io
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 from src.atomic_file import replacing
 from src.data_preprocess import NUM_DRAWERS, list_omniglot, read_source
 from src.dataset import SPLITS, split_class_ids
-from src.errors import UserError, run_cli
+from src.errors import ArgumentParser, UserError, run_cli
 
 
 def make_demo_task(data_path, output_path, n_way=5, k_spt=1, k_qry=4, split="finn", seed=0):
@@ -66,7 +65,7 @@ def make_demo_task(data_path, output_path, n_way=5, k_spt=1, k_qry=4, split="fin
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--data_path", required=True, help="Omniglot root (raw/*.zip or processed/ folders)")
     parser.add_argument("--output_path", required=True, help="new folder for support/, query/ and answers.csv")
     parser.add_argument("--n_way", type=int, default=5)

@@ -1,10 +1,19 @@
 """One-line errors for users: bad input must never end in a stack trace."""
+import argparse
 import os
 import sys
 
 
 class UserError(Exception):
     """A problem the user can fix; the message says what is wrong and how to fix it."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors (a missing value, a bad choice) are a UserError, so that run_cli prints
+    one `error:` line instead of the usage text."""
+
+    def error(self, message):
+        raise UserError(f"{message}: see {self.prog} --help")
 
 
 def one_line(text):

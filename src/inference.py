@@ -1,4 +1,4 @@
-"""A trained MAML ready to fine-tune, as eval.py and predict.py both need it."""
+"""A trained MAML ready to fine-tune, as eval.py, predict.py and export.py all need it."""
 from src import checkpoint
 from src.device import setup_device
 from src.maml import build_maml

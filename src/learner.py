@@ -39,8 +39,6 @@ class Learner(nn.Cell):
         """bn_steps > 0: per-step batch-norm weights for that many inner steps, not adapted in the inner loop;
         lr_steps > 0: that many learned inner learning rates per adapted weight, starting at update_lr."""
         super().__init__()
-        self.n_way = n_way
-        self.num_filters = num_filters
         self.num_blocks = num_blocks
         self.steps = max(bn_steps, lr_steps)
         rng = np.random.default_rng(seed)

@@ -232,7 +232,7 @@ def _step(step):
 
 
 def build_maml(cfg):
-    """The network and inner-loop rule a config describes; training, eval.py and the demo share it."""
+    """The network and inner-loop rule a config describes; training, eval.py, predict.py and export.py share it."""
     steps = cfg.update_step  # the per-step meta-parameters cover the inner steps of training
     learner = Learner(cfg.n_way, cfg.imgc, cfg.num_filters, cfg.num_blocks, seed=cfg.seed,
                       bn_steps=steps if cfg.per_step_bn else 0, lr_steps=steps if cfg.learn_inner_lr else 0,

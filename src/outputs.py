@@ -72,7 +72,9 @@ def check_output_file(path, option, kind, replaceable):
 
 
 def existing_checkpoint(path):
-    """`path` as a Path, if it is a file; the one message for a checkpoint that is not there."""
+    """`path` as a Path, if it is a file; the one message for a checkpoint that is missing or not given."""
+    if not path:
+        raise UserError("no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)")
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found: pass --ckpt the path of a .ckpt file written by omniglot_train.py")
@@ -90,7 +92,7 @@ def check_eval_report(cfg):
 
 
 def prepare_run_folder(cfg):
-    """output_dir, checked and created; returns (folder, whether this call created it).
+    """output_dir, checked and created (removed again if it then proves unwritable).
 
     A fresh run (no --resume) needs a folder without checkpoints and without earlier metrics: they
     belong to another run, which --resume continues."""
@@ -117,7 +119,7 @@ def prepare_run_folder(cfg):
         if created:
             remove_if_empty(out)
         raise
-    return out, created
+    return out
 
 
 def remove_if_empty(folder):
@@ -130,10 +132,7 @@ def remove_if_empty(folder):
 def log_path(kind, cfg):
     """Where the launch scripts append the log of `kind` ("train" or "eval") run with the settings cfg."""
     if kind == "train":
-        out, _ = prepare_run_folder(cfg)
-        return out.resolve() / "train.log"
-    if not cfg.ckpt:
-        raise UserError("no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)")
+        return prepare_run_folder(cfg).resolve() / "train.log"
     existing_checkpoint(cfg.ckpt)
     report = check_eval_report(cfg).resolve()
     if not cfg.eval_report:

@@ -24,7 +24,7 @@ from src.outputs import METRICS_NAME, prepare_run_folder
 
 def prepare_output_dir(cfg):
     """output_dir, checked (see src/outputs.py) and cleared of the temporaries of killed runs."""
-    out, _ = prepare_run_folder(cfg)
+    out = prepare_run_folder(cfg)
     remove_stale_temporaries(out)
     return out
 

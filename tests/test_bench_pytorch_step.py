@@ -4,12 +4,12 @@ and say in one line how to install PyTorch when it is missing."""
 import importlib.util
 import subprocess
 import sys
-from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import step_options
 from src.config import load_config
 from src.learner import BN_EPS, Learner
 
@@ -26,23 +26,23 @@ def _load(path):
 
 def test_settings_are_the_packages_defaults():
     bench, cfg = _load(SCRIPT), load_config([])
-    assert (bench.IMGSZ, bench.IMGC, bench.NUM_FILTERS, bench.NUM_BLOCKS) == (cfg.imgsz, cfg.imgc, cfg.num_filters,
-                                                                              cfg.num_blocks)
+    assert (step_options.IMGSZ, bench.IMGC, bench.NUM_FILTERS, bench.NUM_BLOCKS) == (cfg.imgsz, cfg.imgc,
+                                                                                     cfg.num_filters, cfg.num_blocks)
     assert (bench.UPDATE_LR, bench.META_LR, bench.SEED, bench.BN_EPS) == (cfg.update_lr, cfg.meta_lr, cfg.seed, BN_EPS)
 
 
 def test_weights_and_episodes_are_the_packages():
-    bench, ours = _load(SCRIPT), _load(REPO / "benchmarks" / "bench_meta_step.py")
+    bench = _load(SCRIPT)
     cfg = load_config(["--n_way=7", "--task_num=3", "--k_qry=2"])
     learner = Learner(cfg.n_way, cfg.imgc, cfg.num_filters, cfg.num_blocks, seed=cfg.seed)
     weights = bench.initial_weights(cfg.n_way)
     assert [w.shape for w in weights] == [p.shape for p in learner.trainable_params()]
     for mine, theirs in zip(weights, learner.trainable_params()):
         np.testing.assert_array_equal(mine, theirs.asnumpy())
-    args = SimpleNamespace(**{key: cfg[key] for key in ("n_way", "k_spt", "k_qry", "task_num")})
-    batch = bench.synthetic_batch(args, np.random.default_rng(0))
-    for mine, theirs in zip(batch, ours.synthetic_batch(cfg, np.random.default_rng(0), cfg.task_num)):
-        np.testing.assert_array_equal(mine, theirs.asnumpy())
+    x_spt, y_spt, x_qry, y_qry = step_options.synthetic_batch(7, 1, 2, 3, np.random.default_rng(0))
+    assert (x_spt.shape, x_qry.shape, x_spt.dtype) == ((3, 7, 1, 28, 28), (3, 14, 1, 28, 28), np.float32)
+    np.testing.assert_array_equal(y_qry, np.tile([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6], (3, 1)))
+    np.testing.assert_array_equal(y_spt, np.tile(np.arange(7), (3, 1)))
 
 
 def test_same_padding_gives_the_packages_feature_map_sizes():

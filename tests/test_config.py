@@ -101,6 +101,19 @@ def test_missing_config_file(tmp_path):
     assert "not found" in _error(["--config_path", str(tmp_path / "absent.yaml")])
 
 
+def test_binary_config_file_is_refused_untouched(tmp_path):
+    path = tmp_path / "curves.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    message = _error(["--config_path", str(path)])
+    assert "unreadable or not text" in message and str(path) in message and "pass --config_path" in message
+    assert path.read_bytes() == b"\x89PNG\r\n\x1a\n\xff\xfe"
+
+
+def test_option_without_its_value_is_one_error():
+    message = _error(["--ckpt"])
+    assert "--ckpt" in message and "expected one argument" in message and "--help" in message
+
+
 @pytest.mark.slow
 def test_cli_bad_value_is_one_error_line(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "omniglot_train.py"), "--n_way", "0",

@@ -318,6 +318,12 @@ def test_download_connection_refused(tmp_path):
     assert list((tmp_path / "data" / "raw").iterdir()) == []
 
 
+def test_download_url_that_is_not_a_url(tmp_path):
+    result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", "notaurl/")
+    assert_one_line_error(result, "download failed", "notaurl/images_background.zip", "unknown url type")
+    assert list((tmp_path / "data" / "raw").iterdir()) == []
+
+
 def test_checksum_file_without_entries(tmp_path, zip_server):
     (tmp_path / "SUMS").write_text("abc  other.zip\n")
     result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", zip_server,

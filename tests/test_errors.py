@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -28,3 +30,16 @@ def test_closed_output_pipe_stops_quietly():
     code, out, err = run("    for i in range(10 ** 6):\n        print(i, flush=True)", pipe_to_head=True)
     assert out == "0\n" and code == 1
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+
+
+@pytest.mark.parametrize("argv, message", [(["--size"], "expected one argument"),
+                                           (["--size", "3"], "invalid choice: 3 (choose from 1, 2)")])
+def test_argument_errors_are_one_line_not_the_usage(argv, message):
+    proc = run("    from src.errors import ArgumentParser\n"
+               "    parser = ArgumentParser(prog='tool.py')\n"
+               "    parser.add_argument('--size', type=int, choices=[1, 2])\n"
+               f"    parser.parse_args({argv!r})")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"error: argument --size: {message}: see tool.py --help\n", proc.stderr

@@ -133,7 +133,7 @@ def test_export_keeps_an_existing_file(tmp_path):
     (["--file_name", ""], "--file_name '' is not a file name: pass e.g. --file_name maml"),
     (["--file_name", "/"], "--file_name '/' is not a file name"),
     (["--file_name"], "argument --file_name: expected one argument"),
-    (["--file_name", "absent/maml"], "folder absent of --file_name does not exist"),
+    (["--file_name", "absent/maml"], "folder absent does not exist; create it or pass another --file_name"),
     (["--no_such_key", "1"], "unknown option '--no_such_key'"),
 ])
 def test_bad_export_options(args, message, tmp_path, monkeypatch):

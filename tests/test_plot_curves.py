@@ -50,10 +50,14 @@ def test_writes_a_png(tmp_path):
     ("not json\n", "line 1 is not a metrics record"),
     (json.dumps({"event": "train", "step": 1, "acc": 0.5}) + "\n", "has no validation records yet"),
     (json.dumps({"event": "val", "step": 1}) + "\n", "line 1 is not a metrics record"),
+    ("[1]\n", "line 1 is not a metrics record"),
+    (b"\x89PNG\r\n\x1a\n\xff\xfe", "unreadable or not text"),
 ])
 def test_bad_metrics_files(tmp_path, content, message):
     path = tmp_path / "metrics.jsonl"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     with pytest.raises(UserError, match=message):
         plot_curves.read_metrics(path)

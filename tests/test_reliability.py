@@ -116,6 +116,22 @@ def test_eval_report_in_an_unwritable_folder_fails_before_evaluating(tiny_ckpt, 
     assert code == 2 and f"cannot write to folder {unwritable}" in line and "--eval_report" in line
 
 
+
+
+@pytest.mark.parametrize("script", ["eval.py", "predict.py", "export.py"])
+def test_no_checkpoint_given_is_one_line(script, tmp_path):
+    """python SCRIPT (no --ckpt) -> exit 2, 'error: no checkpoint given: pass --ckpt PATH ...'; nothing written."""
+    code, line = run(script, cwd=tmp_path)
+    assert code == 2 and line == "error: no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)"
+    assert list(tmp_path.iterdir()) == []
+
+def test_export_into_an_unwritable_folder_fails_before_exporting(tiny_ckpt, tmp_path, unwritable):
+    """python export.py --ckpt CKPT --file_name UNWRITABLE/maml -> exit 2, one line naming the folder; nothing written."""
+    before = sorted(unwritable.iterdir())
+    code, line = run("export.py", "--ckpt", tiny_ckpt, "--file_name", unwritable / "maml", cwd=tmp_path)
+    assert code == 2 and f"cannot write to folder {unwritable}" in line and "pass another --file_name" in line
+    assert sorted(unwritable.iterdir()) == before and list(tmp_path.iterdir()) == []
+
 def test_a_report_named_log_gets_a_log_of_its_own(tiny_ckpt, tmp_path):
     """The launchers append their log beside the report; it must never be the report itself."""
     assert log_path("eval", load_config(["--ckpt", str(tiny_ckpt), "--eval_report", str(tmp_path / "r.log")])) == \
@@ -144,7 +160,7 @@ def test_fresh_run_refuses_the_metrics_of_an_earlier_run(tmp_path):
     with pytest.raises(UserError, match=r"already holds checkpoints or metrics of a run \(metrics.jsonl\)"):
         prepare_run_folder(load_config(["--output_dir", str(tmp_path)]))
     assert sha(tmp_path / "metrics.jsonl") == before
-    assert prepare_run_folder(load_config(["--output_dir", str(tmp_path), "--resume"])) == (tmp_path, False)
+    assert prepare_run_folder(load_config(["--output_dir", str(tmp_path), "--resume"])) == tmp_path
 
 
 def test_unwritable_output_dir_fails_before_any_work(tmp_path, unwritable):
