@@ -9,11 +9,12 @@ class UserError(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors (a missing value, a bad choice) are a UserError, so that run_cli prints
-    one `error:` line instead of the usage text."""
+    """argparse whose errors (a missing value, a bad choice, a required option left out) are a
+    UserError, so that run_cli prints one `error:` line instead of the usage text. argparse's message
+    names the option and what it takes; no program name is added, as a launch script may be the caller."""
 
     def error(self, message):
-        raise UserError(f"{message}: see {self.prog} --help")
+        raise UserError(message)
 
 
 def one_line(text):

@@ -111,7 +111,7 @@ def test_binary_config_file_is_refused_untouched(tmp_path):
 
 def test_option_without_its_value_is_one_error():
     message = _error(["--ckpt"])
-    assert "--ckpt" in message and "expected one argument" in message and "--help" in message
+    assert message == "argument --ckpt: expected one argument"
 
 
 @pytest.mark.slow

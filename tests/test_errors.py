@@ -42,4 +42,4 @@ def test_argument_errors_are_one_line_not_the_usage(argv, message):
                "    parser.add_argument('--size', type=int, choices=[1, 2])\n"
                f"    parser.parse_args({argv!r})")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == f"error: argument --size: {message}: see tool.py --help\n", proc.stderr
+    assert proc.stderr == f"error: argument --size: {message}\n", proc.stderr
