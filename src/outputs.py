@@ -53,11 +53,14 @@ def is_png(path):
 
 
 def check_output_file(path, option, kind, replaceable):
-    """Refuse `path` as the output `option` unless it is new or an earlier output (`replaceable(path)`);
-    its folder must exist and be writable. `kind` names what the option writes."""
+    """Refuse `path` as the output `option` unless it is new or an earlier output (`replaceable(path)`;
+    None: no existing file is ever replaced); its folder must exist and be writable. `kind` names what
+    the option writes."""
     path = Path(path)
     target = path.resolve()
     fix = f"pass another {option}"
+    if replaceable is None and (target.exists() or path.is_symlink()):
+        raise UserError(f"{path} already exists: {fix} or move the file away")
     if target.is_dir():
         raise UserError(f"{option} {path} is a folder: {fix} (a file name)")
     if target.exists() or path.is_symlink():

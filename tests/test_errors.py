@@ -32,13 +32,11 @@ def test_closed_output_pipe_stops_quietly():
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
-
-
 @pytest.mark.parametrize("argv, message", [(["--size"], "expected one argument"),
                                            (["--size", "3"], "invalid choice: 3 (choose from 1, 2)")])
 def test_argument_errors_are_one_line_not_the_usage(argv, message):
     proc = run("    from src.errors import ArgumentParser\n"
-               "    parser = ArgumentParser(prog='tool.py')\n"
+               "    parser = ArgumentParser()\n"
                "    parser.add_argument('--size', type=int, choices=[1, 2])\n"
                f"    parser.parse_args({argv!r})")
     assert proc.returncode == 2 and proc.stdout == ""

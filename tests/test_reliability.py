@@ -116,8 +116,6 @@ def test_eval_report_in_an_unwritable_folder_fails_before_evaluating(tiny_ckpt, 
     assert code == 2 and f"cannot write to folder {unwritable}" in line and "--eval_report" in line
 
 
-
-
 @pytest.mark.parametrize("script", ["eval.py", "predict.py", "export.py"])
 def test_no_checkpoint_given_is_one_line(script, tmp_path):
     """python SCRIPT (no --ckpt) -> exit 2, 'error: no checkpoint given: pass --ckpt PATH ...'; nothing written."""
@@ -125,12 +123,14 @@ def test_no_checkpoint_given_is_one_line(script, tmp_path):
     assert code == 2 and line == "error: no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)"
     assert list(tmp_path.iterdir()) == []
 
+
 def test_export_into_an_unwritable_folder_fails_before_exporting(tiny_ckpt, tmp_path, unwritable):
     """python export.py --ckpt CKPT --file_name UNWRITABLE/maml -> exit 2, one line naming the folder; nothing written."""
     before = sorted(unwritable.iterdir())
     code, line = run("export.py", "--ckpt", tiny_ckpt, "--file_name", unwritable / "maml", cwd=tmp_path)
     assert code == 2 and f"cannot write to folder {unwritable}" in line and "pass another --file_name" in line
     assert sorted(unwritable.iterdir()) == before and list(tmp_path.iterdir()) == []
+
 
 def test_a_report_named_log_gets_a_log_of_its_own(tiny_ckpt, tmp_path):
     """The launchers append their log beside the report; it must never be the report itself."""

@@ -93,13 +93,13 @@ def test_settings_are_checked_by_python_before_the_run(script, tmp_path, fake_py
     assert fake_python.calls() == []
 
 
-
 @pytest.mark.parametrize("script", ALL, ids=IDS)
 def test_option_without_its_value_is_one_line(script, tmp_path, fake_python):
     """bash SCRIPT ... --k_qry_test (no value) -> exit 2, one line naming the option, no usage text, nothing run."""
     code, out = run(script, *valid_args(script, tmp_path), "--k_qry_test", env={"PYTHON": fake_python.path})
     assert (code, out.splitlines()) == (2, ["error: argument --k_qry_test: expected one argument"])
     assert fake_python.calls() == []
+
 
 @pytest.mark.parametrize("script", EVAL.values(), ids=[p.name for p in EVAL.values()])
 def test_missing_ckpt_path(script, tmp_path, fake_python):
