@@ -6,7 +6,6 @@ continues exactly. Each file is written under a temporary name and renamed into 
 crash or a failed write leaves the previous checkpoint intact.
 """
 import json
-import re
 from pathlib import Path
 
 import mindspore as ms
@@ -14,10 +13,8 @@ import mindspore as ms
 from src.atomic_file import replacing
 from src.config import load_config
 from src.errors import UserError
-from src.outputs import existing_checkpoint
+from src.outputs import PREFIX, existing_checkpoint, step_checkpoints
 
-PREFIX = "maml_step"
-BEST = "best.ckpt"
 # Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
 SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
 # MAML++ options that add per-step meta-parameters, one per inner step of training (update_step);
@@ -100,18 +97,24 @@ def check_compatible(meta, cfg, path):
 
 def load_for_inference(argv):
     """(cfg, params, meta) of `--ckpt`: the checkpoint's own settings are the defaults, so that
-    `--ckpt PATH` alone evaluates or applies any checkpoint; a config file or the command line still wins."""
-    cfg = load_config(argv)
-    params, meta = load(cfg.ckpt)
+    `--ckpt PATH` alone evaluates or applies any checkpoint; a config file or the command line still wins.
+    The settings are validated once, merged: a value that is refused is the command line's unless the
+    checkpoint's settings are refused on their own."""
+    path = load_config(argv, check=False).ckpt
+    params, meta = load(path)
     saved = meta["config"]
     inherit = {key: saved[key] for key in INHERITED_KEYS if key in saved}
     if "k_qry_test" not in saved and "k_qry" in saved:
         inherit["k_qry_test"] = saved["k_qry"]  # checkpoints older than k_qry_test were validated with k_qry
     try:
         cfg = load_config(argv, inherit=inherit)
-    except UserError as err:  # the command line alone was valid: the checkpoint's settings are not
-        raise UserError(f"checkpoint {cfg.ckpt} holds a setting that is refused ({err}): pass the setting on "
-                        "the command line, or use another checkpoint") from None
+    except UserError as err:
+        try:
+            load_config([], inherit=inherit)
+        except UserError:
+            raise UserError(f"checkpoint {path} holds a setting that is refused ({err}): pass the setting on "
+                            "the command line, or use another checkpoint") from None
+        raise
     check_compatible(meta, cfg, cfg.ckpt)
     return cfg, params, meta
 
@@ -126,13 +129,6 @@ def load_into(cell, params, path):
         raise UserError(f"checkpoint {path} lacks {len(missing)} parameters ({missing[0]}, ...): "
                         "it is not a training checkpoint of this package")
     return cell
-
-
-def step_checkpoints(output_dir, upto=None):
-    """Step checkpoints in output_dir, oldest first; only those of steps <= `upto` if given."""
-    pattern = re.compile(rf"^{PREFIX}(\d+)\.ckpt$")
-    found = [(int(m.group(1)), p) for p in Path(output_dir).glob(f"{PREFIX}*.ckpt") if (m := pattern.match(p.name))]
-    return [p for step, p in sorted(found) if upto is None or step <= upto]
 
 
 def resumable(output_dir, cfg, warn):

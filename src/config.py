@@ -146,9 +146,10 @@ def _validate_mamlpp(cfg, need):
         need(not cfg[key] or cfg.update_step >= 1, f"{key} needs update_step >= 1 (per-step values), got update_step 0")
 
 
-def load_config(argv=None, inherit=None):
+def load_config(argv=None, inherit=None, check=True):
     """Defaults from the YAML file, then `inherit` (e.g. the settings a checkpoint was trained with),
-    then the --config_path file, then command-line overrides, each cast to the default's type."""
+    then the --config_path file, then command-line overrides, each cast to the default's type and,
+    with `check`, validated together."""
     defaults = _read_yaml(DEFAULT_CONFIG)
     args = _parse_overrides(argv, defaults)
     values = dict(defaults)
@@ -163,4 +164,4 @@ def load_config(argv=None, inherit=None):
         if key != "config_path" and value is not None:
             values[key] = value
     cfg = Config({key: _convert(key, values[key], defaults[key]) for key in defaults})
-    return validate(cfg)
+    return validate(cfg) if check else cfg

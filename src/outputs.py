@@ -12,6 +12,7 @@ prints where the launch scripts append the log (`<output_dir>/train.log`; beside
 """
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +21,8 @@ from src.errors import UserError, run_cli
 
 METRICS_NAME = "metrics.jsonl"
 CHECKPOINT_SUFFIX = ".ckpt"
+PREFIX = "maml_step"  # step checkpoints: maml_step0001000.ckpt
+BEST = "best.ckpt"
 _REPORT_KEYS = {"ckpt", "acc", "ci95", "tasks"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -94,24 +97,39 @@ def check_eval_report(cfg):
     return check_output_file(eval_report_path(cfg), "--eval_report", "an eval report", is_report)
 
 
+def step_checkpoints(output_dir, upto=None):
+    """Step checkpoints in output_dir, oldest first; only those of steps <= `upto` if given."""
+    pattern = re.compile(rf"^{PREFIX}(\d+){re.escape(CHECKPOINT_SUFFIX)}$")
+    found = [(int(m.group(1)), p) for p in Path(output_dir).glob(f"{PREFIX}*{CHECKPOINT_SUFFIX}")
+             if (m := pattern.match(p.name))]
+    return [p for step, p in sorted(found) if upto is None or step <= upto]
+
+
 def prepare_run_folder(cfg):
     """output_dir, checked and created (removed again if it then proves unwritable).
 
-    A fresh run (no --resume) needs a folder without checkpoints and without earlier metrics: they
-    belong to another run, which --resume continues."""
+    A folder that holds checkpoints (best.ckpt included) or earlier metrics belongs to another run:
+    a fresh run (no --resume) refuses it, and so does --resume when there is no step checkpoint to
+    continue from, since starting from step 0 would replace best.ckpt and the metrics."""
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"output_dir {out} is a file: pass --output_dir a folder (it is created if missing)")
     created = not out.exists()
-    if not cfg.resume and not created:
+    if not created:
         held = sorted(p.name for p in out.glob(f"*{CHECKPOINT_SUFFIX}"))
         metrics = out / METRICS_NAME
         if metrics.is_file() and metrics.stat().st_size:
             held.append(METRICS_NAME)
-        if held:
-            raise UserError(f"output_dir {out} already holds checkpoints or metrics of a run ({', '.join(held[:3])}"
-                            f"{', ...' if len(held) > 3 else ''}): pass --resume to continue it or another "
-                            "--output_dir to start afresh")
+        listed = f"{', '.join(held[:3])}{', ...' if len(held) > 3 else ''}"
+        resumable = bool(step_checkpoints(out))
+        if held and not cfg.resume:
+            fix = ("pass --resume to continue it or another --output_dir to start afresh" if resumable else
+                   f"it has no step checkpoint ({PREFIX}*{CHECKPOINT_SUFFIX}) to resume from: pass another --output_dir")
+            raise UserError(f"output_dir {out} already holds checkpoints or metrics of a run ({listed}): {fix}")
+        if held and not resumable:
+            raise UserError(f"--resume: output_dir {out} holds {listed} but no step checkpoint "
+                            f"({PREFIX}*{CHECKPOINT_SUFFIX}) to continue from, and starting from step 0 would "
+                            "replace them: pass another --output_dir to start afresh")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:

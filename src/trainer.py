@@ -19,7 +19,7 @@ from src.lr_schedule import MetaLearningRate
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
 from src.metrics import MetricsWriter, counted, log
 from src.multi_step_loss import step_loss_weights
-from src.outputs import METRICS_NAME, prepare_run_folder
+from src.outputs import BEST, METRICS_NAME, prepare_run_folder
 
 
 def prepare_output_dir(cfg):
@@ -88,14 +88,28 @@ class Trainer:
                    if key != "resume" and key in saved and saved[key] != value]
         if changed:
             log(f"settings changed since {path.name}: {', '.join(changed)}")
+        if meta["step"] >= self.cfg.epoch:
+            raise UserError(f"the run in {self.out} is already at step {meta['step']} and epoch is {self.cfg.epoch}: "
+                            "pass a larger epoch (--epoch, or EPOCH of the launch scripts) to train further")
         checkpoint.load_into(self.train_step, params, path)
         self.sampler.set_state(meta["sampler_state"])
-        self.step, self.best_val_acc, self.last_saved = meta["step"], meta["best_val_acc"], path
+        self.step, self.best_val_acc, self.last_saved = meta["step"], self._best_so_far(meta), path
         self.cost_before = {key: meta[key] or 0.0 for key in checkpoint.COST_KEYS}
         for key in checkpoint.COST_KEYS:
             if meta[key] is None:
                 log(f"{path} predates the {key} record: this run's {key} counts from step {meta['step']}")
         log(f"resumed from {path} at step {self.step}")
+
+    def _best_so_far(self, meta):
+        """The validation accuracy that a new best.ckpt must beat: that of the best.ckpt in the folder, which
+        may come from a later step than the one resumed (a resume that fell back past a damaged checkpoint)."""
+        best = self.out / BEST
+        if not best.exists():
+            return meta["best_val_acc"]
+        try:
+            return max(meta["best_val_acc"], checkpoint.load(best)[1]["best_val_acc"])
+        except UserError as err:
+            raise UserError(f"{err}; --resume would replace it: move it away and resume") from None
 
     def cost(self):
         """Wall-clock and CPU (all threads) seconds since step 0, across resumes: the cost of a run and the
@@ -128,9 +142,9 @@ class Trainer:
         if result["acc"] > self.best_val_acc:
             self.best_val_acc = result["acc"]
             if self.ranks.main:
-                checkpoint.save(self.out / checkpoint.BEST, self.train_step, self.step, cfg, self.sampler.get_state(),
+                checkpoint.save(self.out / BEST, self.train_step, self.step, cfg, self.sampler.get_state(),
                                 self.best_val_acc, self.cost())
-            log(f"new best validation accuracy: saved {self.out / checkpoint.BEST}")
+            log(f"new best validation accuracy: saved {self.out / BEST}")
         return result
 
     def _check_finite(self, loss, saving):

@@ -51,3 +51,17 @@ def test_cost_is_stored(tmp_path):
     meta = checkpoint.load(path)[1]
     assert (meta["train_seconds"], meta["cpu_seconds"]) == (12.5, 20.0)
     assert json.loads(json.dumps(meta["config"]))["n_way"] == 5
+
+
+def test_command_line_is_checked_against_the_checkpoint_settings(tmp_path):
+    """k_spt + k_qry is checked with the checkpoint's k_qry (5), not the default's (15): 10 + 5 <= 20 drawers."""
+    cfg = dict(load_config([]), n_way=3, num_filters=8, num_blocks=2, k_spt=5, k_qry=5, k_qry_test=5)
+    path = checkpoint.save(tmp_path / "five.ckpt", Learner(3, 1, 8, 2), step=1, cfg=cfg)
+    loaded, _, _ = checkpoint.load_for_inference(["--ckpt", str(path), "--k_spt", "10", "--k_qry_test", "10"])
+    assert (loaded.k_spt, loaded.k_qry, loaded.k_qry_test) == (10, 5, 10)
+
+
+def test_a_refused_command_line_value_is_not_blamed_on_the_checkpoint(ckpt):
+    with pytest.raises(UserError) as err:
+        checkpoint.load_for_inference(["--ckpt", str(ckpt), "--k_qry_test", "11"])
+    assert str(err.value) == "k_spt + k_qry_test must be <= 20 (drawers per Omniglot character), got 21"

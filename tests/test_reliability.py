@@ -147,20 +147,40 @@ def test_fresh_run_refuses_a_folder_holding_only_best_ckpt(tiny_ckpt, tmp_path):
     before = sha(out / "best.ckpt")
     code, line = run("omniglot_train.py", "--output_dir", out, "--data_path", tmp_path / "absent", cwd=tmp_path)
     assert code == 2
-    assert line == (f"error: output_dir {out} already holds checkpoints or metrics of a run (best.ckpt): pass --resume "
-                    "to continue it or another --output_dir to start afresh")
+    assert line == (f"error: output_dir {out} already holds checkpoints or metrics of a run (best.ckpt): it has no "
+                    "step checkpoint (maml_step*.ckpt) to resume from: pass another --output_dir")
     assert sha(out / "best.ckpt") == before and sorted(os.listdir(out)) == ["best.ckpt"]
 
 
-def test_fresh_run_refuses_the_metrics_of_an_earlier_run(tmp_path):
+def test_resume_refuses_a_folder_without_a_step_checkpoint(tiny_ckpt, tmp_path):
+    """Starting from step 0 there would replace best.ckpt at the first validation and truncate the metrics."""
+    out = tmp_path / "shipped"
+    out.mkdir()
+    (out / "best.ckpt").write_bytes(tiny_ckpt.read_bytes())
+    (out / "metrics.jsonl").write_text('{"event": "train", "step": 3, "loss": 1.0, "acc": 0.5}\n')
+    before = {name: sha(out / name) for name in ("best.ckpt", "metrics.jsonl")}
+    code, line = run("omniglot_train.py", "--output_dir", out, "--resume", "--data_path", tmp_path / "absent",
+                     cwd=tmp_path)
+    assert code == 2
+    assert line == (f"error: --resume: output_dir {out} holds best.ckpt, metrics.jsonl but no step checkpoint "
+                    "(maml_step*.ckpt) to continue from, and starting from step 0 would replace them: pass another "
+                    "--output_dir to start afresh")
+    assert {name: sha(out / name) for name in before} == before and len(os.listdir(out)) == 2
+
+
+def test_fresh_run_refuses_the_metrics_of_an_earlier_run(tiny_ckpt, tmp_path):
     from src.outputs import prepare_run_folder
 
     (tmp_path / "metrics.jsonl").write_text('{"event": "train", "step": 3, "loss": 1.0, "acc": 0.5}\n')
     before = sha(tmp_path / "metrics.jsonl")
-    with pytest.raises(UserError, match=r"already holds checkpoints or metrics of a run \(metrics.jsonl\)"):
+    with pytest.raises(UserError, match=r"already holds checkpoints or metrics of a run \(metrics.jsonl\): it has no"):
+        prepare_run_folder(load_config(["--output_dir", str(tmp_path)]))
+    (tmp_path / "maml_step0000003.ckpt").write_bytes(tiny_ckpt.read_bytes())
+    with pytest.raises(UserError, match=r"\(maml_step0000003.ckpt, metrics.jsonl\): pass --resume to continue it"):
         prepare_run_folder(load_config(["--output_dir", str(tmp_path)]))
     assert sha(tmp_path / "metrics.jsonl") == before
     assert prepare_run_folder(load_config(["--output_dir", str(tmp_path), "--resume"])) == tmp_path
+    assert prepare_run_folder(load_config(["--output_dir", str(tmp_path / "new"), "--resume"])) == tmp_path / "new"
 
 
 def test_unwritable_output_dir_fails_before_any_work(tmp_path, unwritable):

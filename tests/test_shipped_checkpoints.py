@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src import checkpoint
+from src import checkpoint, outputs
 from src.demo_task import make_demo_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,14 +47,14 @@ def test_checkpoints_are_shipped_with_their_records():
     for folder in SHIPPED:
         for name in (*reports(folder), "metrics.jsonl", "config.yaml", "README.md"):
             assert (folder / name).is_file(), folder / name
-        assert checkpoint.step_checkpoints(folder), f"{folder} has no step checkpoint to resume from"
+        assert outputs.step_checkpoints(folder), f"{folder} has no step checkpoint to resume from"
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_config_names_no_absolute_path(folder):
     """The stored config travels with the checkpoint: it must not name the training machine's folders."""
     configs = {folder / "best.ckpt": stored_config(folder)}
-    configs.update((path, checkpoint.load(path)[1]["config"]) for path in checkpoint.step_checkpoints(folder))
+    configs.update((path, checkpoint.load(path)[1]["config"]) for path in outputs.step_checkpoints(folder))
     for path, config in configs.items():
         absolute = {key: value for key, value in config.items() if isinstance(value, str) and value.startswith("/")}
         assert not absolute, f"{path}: {absolute}"

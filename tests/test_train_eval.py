@@ -16,7 +16,7 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from src import checkpoint
+from src import checkpoint, outputs
 from src.metrics import counted
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,7 +162,7 @@ def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
         try:
             deadline = time.time() + 300
             while proc.poll() is None and time.time() < deadline:
-                if out.is_dir() and len(checkpoint.step_checkpoints(out)) >= 3:
+                if out.is_dir() and len(outputs.step_checkpoints(out)) >= 3:
                     break
                 time.sleep(0.02)
             assert proc.poll() is None, (tmp_path / "log").read_text()
@@ -172,10 +172,10 @@ def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
     # What a kill inside a save leaves: MindSpore's own half-written file and our not yet renamed one.
     (out / ".maml_step9999999.tmp-99999999.tmp").write_bytes(b"\x00" * 100)
     (out / ".maml_step9999999.tmp-99999999.ckpt").write_bytes(b"\x00" * 100)
-    found = checkpoint.step_checkpoints(out)
+    found = outputs.step_checkpoints(out)
     for path in found:
-        assert checkpoint.load(path)[1]["step"] == int(path.stem[len(checkpoint.PREFIX):])
-    newest = int(found[-1].stem[len(checkpoint.PREFIX):])
+        assert checkpoint.load(path)[1]["step"] == int(path.stem[len(outputs.PREFIX):])
+    newest = int(found[-1].stem[len(outputs.PREFIX):])
     resumed = cli("omniglot_train.py", *args, "--epoch", str(newest + 1), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {found[-1]} at step {newest}" in resumed.stdout
@@ -200,6 +200,32 @@ def test_resume_falls_back_past_a_corrupt_newest_checkpoint(trained, cli, tmp_pa
     assert checkpoint.load(out / "maml_step0000005.ckpt")[1]["step"] == 5
     # Pruning kept the newest checkpoint of this run's history; the unreadable one waits to be replaced.
     assert sorted(p.name for p in out.glob("maml_step*")) == ["maml_step0000005.ckpt", "maml_step0000006.ckpt"]
+
+
+def test_resume_keeps_a_better_best_ckpt(trained, cli, tmp_path):
+    """best.ckpt is replaced only by a model that beats it, even one saved after the step a resume continues from."""
+    out = tmp_path / "run"
+    shutil.copytree(trained[0], out)
+    best = checkpoint.load(out / "best.ckpt")
+    better = out / "better.ckpt"
+    ms.save_checkpoint([{"name": k, "data": v} for k, v in best[0].items()], str(better), crc_check=True,
+                       append_dict={"step": 4, "best_val_acc": 2.0, "config": json.dumps(best[1]["config"]),
+                                    "sampler_state": json.dumps(best[1]["sampler_state"])})
+    better.replace(out / "best.ckpt")
+    before = (out / "best.ckpt").read_bytes()
+    proc = cli("omniglot_train.py", *RUN, "--epoch", "6", "--resume", "--output_dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "new best validation accuracy" not in proc.stdout and (out / "best.ckpt").read_bytes() == before
+
+
+def test_resume_past_the_end_is_refused(trained, cli, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(trained[0], out)
+    before = snapshot(out)
+    line = refused(cli("omniglot_train.py", *RUN, "--epoch", "4", "--resume", "--output_dir", str(out)))
+    assert line == (f"error: the run in {out} is already at step 4 and epoch is 4: pass a larger epoch (--epoch, or "
+                    "EPOCH of the launch scripts) to train further")
+    assert snapshot(out) == before
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
