@@ -4,19 +4,20 @@
 # calls `maml_train_main TARGET "$@"` or `maml_eval_main TARGET "$@"`. The data-parallel
 # launchers' scripts/common_distribute.sh builds on its argument reading and logging.
 #
-# The launchers check only what Python cannot: the number of arguments, that DEVICE_ID (exported
-# before Python runs) is an integer, and that the interpreter exists. Python checks every setting
-# and path. A launcher
-#   1. checks its arguments (usage + exit 1 on a wrong count or a bad DEVICE_ID);
+# The launchers check only what Python cannot: the number of arguments, that no override repeats a
+# positional argument, and that the interpreter exists. Python checks every setting and path,
+# DEVICE_ID (as --device_id) included. Bad input is one `error:` line and exit code 2. A launcher
+#   1. checks its arguments (-h/--help anywhere: the usage, exit 0; fewer than 3: one line naming
+#      the positional arguments and pointing to --help, exit 2);
 #   2. makes DATA_PATH, CKPT_PATH, a relative PYTHON and the path overrides --npy_dir, --output_dir,
 #      --config_path and --eval_report absolute (relative to the caller's directory), then cds to the
 #      repo root, so it works from any directory;
-#   3. exports DEVICE_ID (Ascend also RANK_SIZE=1, RANK_ID=0; GPU leaves CUDA_VISIBLE_DEVICES
-#      alone: MindSpore picks the card from --device_id);
-#   4. asks Python where the log goes (`python -m src.outputs train|eval ...`, which also checks the
+#   3. asks Python where the log goes (`python -m src.outputs train|eval ...`, which also checks the
 #      settings and stops here with one `error:` line if one is wrong):
 #        train: <output_dir>/train.log
 #        eval:  <CKPT_PATH>.eval.log beside <CKPT_PATH>.eval.json, or R.log beside --eval_report R.json
+#   4. exports the DEVICE_ID Python accepted (Ascend also RANK_SIZE=1, RANK_ID=0; GPU leaves
+#      CUDA_VISIBLE_DEVICES alone: MindSpore picks the card from --device_id);
 #   5. runs omniglot_train.py / eval.py (which build omniglot.npy when it is missing or stale),
 #      streaming all output to the console and appending it to the log, and exits with python's
 #      exit code.
@@ -29,9 +30,10 @@ set -u -o pipefail
 MAML_REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MAML_SCRIPT=$(basename "$0")
 
+# Refuse bad input: one error line, exit code 2.
 _maml_die() {
     echo "error: $*" >&2
-    exit 1
+    exit 2
 }
 
 # Lines of the usages that the standalone and data-parallel launchers share.
@@ -76,11 +78,6 @@ EOF
 # Absolute form of a path, relative to the caller's directory; need not exist.
 _maml_abs() {
     realpath -m -- "$1"
-}
-
-# DEVICE_ID is exported before Python runs, so bash checks it.
-_maml_check_device_id() {
-    [[ $1 =~ ^[0-9]+$ ]] || _maml_die "DEVICE_ID '$1' is not a non-negative integer (e.g. 0)"
 }
 
 # Resolve PYTHON (default python3); set MAML_PYTHON.
@@ -153,9 +150,10 @@ _maml_export_device() {
     fi
 }
 
-# Usage on -h/--help anywhere (exit 0) or on fewer than the 3 positional arguments (exit 1).
+# The usage on -h/--help anywhere (exit 0); fewer than the 3 positional arguments: one error line
+# naming them (from the usage's first line) and pointing to --help.
 _maml_check_arg_count() {
-    local usage=$1 target=$2 arg
+    local usage=$1 target=$2 arg synopsis
     shift 2
     for arg in "$@"; do
         if [[ $arg == -h || $arg == --help ]]; then
@@ -164,9 +162,12 @@ _maml_check_arg_count() {
         fi
     done
     if (($# < 3)); then
-        echo "error: expected at least 3 arguments, got $#" >&2
-        "$usage" "$target" >&2
-        exit 1
+        synopsis=$("$usage" "$target")
+        synopsis=${synopsis%%$'\n'*}
+        synopsis=${synopsis#"Usage: bash scripts/$MAML_SCRIPT "}
+        arg=arguments
+        (($# != 1)) || arg=argument
+        _maml_die "expected $synopsis, got $# $arg: see bash scripts/$MAML_SCRIPT --help"
     fi
 }
 
@@ -190,20 +191,19 @@ _maml_read_args() {
         _maml_parse_extra "device_target device_id data_path ckpt" "$@"
     fi
     MAML_SETTINGS+=("${MAML_EXTRA[@]}")
-    cd "$MAML_REPO_ROOT" || _maml_die "cannot enter the repo root $MAML_REPO_ROOT"
+    cd "$MAML_REPO_ROOT" || exit 1 # not bad input: cd names the reason
 }
 
-# _maml_standalone_main KIND USAGE SCRIPT TARGET DEVICE_ID ...: check and export DEVICE_ID, have
-# Python check the settings and name the log, then run SCRIPT.
+# _maml_standalone_main KIND USAGE SCRIPT TARGET DEVICE_ID ...: have Python check the settings
+# (DEVICE_ID as --device_id) and name the log, then export DEVICE_ID and run SCRIPT.
 _maml_standalone_main() {
     local kind=$1 usage=$2 script=$3 target=$4
     shift 4
     _maml_read_args "$kind" "$usage" "$target" "$@"
-    _maml_check_device_id "$MAML_FIRST"
-    _maml_export_device "$target" "$MAML_FIRST"
     MAML_SETTINGS+=(--device_id "$MAML_FIRST")
     local log
     log=$("$MAML_PYTHON" -m src.outputs "$kind" "${MAML_SETTINGS[@]}") || exit $?
+    _maml_export_device "$target" "$MAML_FIRST"
     _maml_run_logged "$log" "$MAML_PYTHON" "$script" "${MAML_SETTINGS[@]}"
     exit $?
 }

@@ -4,10 +4,11 @@
 # launcher calls `maml_distribute_train_main TARGET "$@"` or `maml_distribute_eval_main TARGET "$@"`.
 #
 # What a launcher does:
-#   1. checks its arguments as the standalone launchers do (usage + exit 1 on a wrong count, path
-#      overrides made absolute), then has python check the settings and paths once, build
-#      omniglot.npy if it is missing or stale, and name the log, the ranks' log folder and the
-#      scheduler's port (src/launch_plan.py: one error line and exit 2 before any rank starts);
+#   1. checks its arguments as the standalone launchers do (one `error:` line and exit 2 on a wrong
+#      count, path overrides made absolute), then has python check RANK_SIZE, the settings and
+#      paths once, build omniglot.npy if it is missing or stale, and name the log, the ranks' log
+#      folder and the scheduler's port (src/launch_plan.py: one error line and exit 2 before any
+#      rank starts);
 #   2. starts RANK_SIZE ranks on this host with msrun (MindSpore's launcher, run as
 #      `$PYTHON -m mindspore.parallel.cluster.run`): --worker_num and --local_worker_num RANK_SIZE,
 #      --master_addr 127.0.0.1, --master_port, --log_dir (one worker_N.log per rank, and

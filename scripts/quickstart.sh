@@ -9,14 +9,29 @@
 #                  hold an earlier run's checkpoints)
 #   --key value    further overrides for both training and evaluation (e.g. --epoch 100)
 # Environment: NPY_DIR (where omniglot.npy is built, default data/omniglot), VENV (default .venv).
-# data_preprocess.py checks OMNIGLOT_ROOT: a missing folder ends in one error line, exit code 2.
+# -h/--help anywhere prints this text and installs nothing. data_preprocess.py checks OMNIGLOT_ROOT:
+# a missing folder ends in one error line, exit code 2.
 set -euo pipefail
+for arg in "$@"; do
+    if [[ $arg == -h || $arg == --help ]]; then
+        sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+        exit 0
+    fi
+done
+NAMES=(OMNIGLOT_ROOT OUTPUT_DIR)
+for i in 1 2; do
+    if [[ ${!i:-} == -* ]]; then
+        echo "error: ${NAMES[i - 1]} '${!i}' starts with '-': overrides come after OMNIGLOT_ROOT and OUTPUT_DIR," \
+            "e.g. bash scripts/quickstart.sh /data/omniglot output/quickstart --epoch 100" >&2
+        exit 2
+    fi
+done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DATA_PATH="$(realpath -m "${1:-$ROOT/../shared/omniglot}")"
-OUTPUT_DIR="$(realpath -m "${2:-$ROOT/output/quickstart}")"
+DATA_PATH="$(realpath -m -- "${1:-$ROOT/../shared/omniglot}")"
+OUTPUT_DIR="$(realpath -m -- "${2:-$ROOT/output/quickstart}")"
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-NPY_DIR="$(realpath -m "${NPY_DIR:-$ROOT/data/omniglot}")"
+NPY_DIR="$(realpath -m -- "${NPY_DIR:-$ROOT/data/omniglot}")"
 EXTRA=("${@:3}")
 "$PYTHON" src/data_preprocess.py --data_path "$DATA_PATH" --output_path "$NPY_DIR"
 "$PYTHON" omniglot_train.py --config_path configs/quickstart_cpu.yaml --data_path "$DATA_PATH" \

@@ -1,9 +1,11 @@
-"""The launch scripts scripts/run_standalone_train_*.sh and scripts/run_eval_*.sh.
+"""The launch scripts scripts/run_standalone_train_*.sh and scripts/run_eval_*.sh, and the argument
+checks of quickstart.sh (its run: tests/test_quickstart.py).
 
 Argument checks and the GPU/Ascend plumbing run the scripts with a fake PYTHON that records its
 argv and environment (no MindSpore run, no hardware faked) and hands only `-m src.outputs`, which
 checks the settings and names the log, to the real interpreter; the CPU scripts also run for real
-on tiny settings (marked slow).
+on tiny settings (marked slow). A probe runs a standalone and a data-parallel launcher with too few
+arguments as a user would type them.
 """
 import json
 import os
@@ -21,6 +23,7 @@ TRAIN = {d: SCRIPTS / f"run_standalone_train_{d}.sh" for d in TARGETS}
 EVAL = {d: SCRIPTS / f"run_eval_{d}.sh" for d in TARGETS}
 ALL = [*TRAIN.values(), *EVAL.values()]
 IDS = [p.name for p in ALL]
+QUICKSTART = SCRIPTS / "quickstart.sh"
 
 
 def run(script, *args, cwd=None, env=None, timeout=60):
@@ -51,10 +54,32 @@ def option(argv, key):
 
 @pytest.mark.parametrize("script", ALL, ids=IDS)
 @pytest.mark.parametrize("nargs", [0, 1, 2])
-def test_too_few_arguments_print_usage(script, nargs, tmp_path):
+def test_too_few_arguments_are_one_line(script, nargs, tmp_path):
+    """Too few arguments: one line naming the positional arguments and pointing to --help, exit code 2."""
     code, out = run(script, *valid_args(script, tmp_path)[:nargs])
-    assert code == 1
-    assert "Usage" in out and "Example" in out and script.name in out
+    positional = "DEVICE_ID EPOCH DATA_PATH" if script in TRAIN.values() else "DEVICE_ID DATA_PATH CKPT_PATH"
+    got = f"{nargs} argument" + ("" if nargs == 1 else "s")
+    assert (code, out.splitlines()) == (2, [f"error: expected {positional} [--key value ...], got {got}: see bash "
+                                            f"scripts/{script.name} --help"])
+
+
+@pytest.mark.parametrize("script, args, line", [
+    (TRAIN["cpu"], ["0"], "error: expected DEVICE_ID EPOCH DATA_PATH [--key value ...], got 1 argument: see bash "
+                          "scripts/run_standalone_train_cpu.sh --help"),
+    (SCRIPTS / "run_distribute_eval_cpu.sh", ["2", "data"],
+     "error: expected RANK_SIZE DATA_PATH CKPT_PATH [--key value ...], got 2 arguments: see bash "
+     "scripts/run_distribute_eval_cpu.sh --help"),
+], ids=["standalone", "distribute"])
+def test_wrong_argument_count_probe(script, args, line, tmp_path, fake_python):
+    """`bash scripts/run_standalone_train_cpu.sh 0`, `bash scripts/run_distribute_eval_cpu.sh 2 data`: exit
+    code 2, nothing on stdout, exactly one `error:` line on stderr (no usage block); nothing runs or is created."""
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "MASTER_PORT")}
+    proc = subprocess.run(["bash", str(script), *args], cwd=caller, env={**env, "PYTHON": fake_python.path},
+                          capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr.splitlines()) == (2, "", [line])
+    assert fake_python.calls() == [] and list(caller.iterdir()) == []
 
 
 @pytest.mark.parametrize("script", ALL, ids=IDS)
@@ -64,13 +89,17 @@ def test_help(script):
 
 
 @pytest.mark.parametrize("script", ALL, ids=IDS)
-@pytest.mark.parametrize("bad", ["x", "-1", "1.5"])
-def test_bad_device_id(script, bad, tmp_path, fake_python):
+@pytest.mark.parametrize("bad, message", [
+    ("x", "--device_id takes an integer, got 'x'"),
+    ("-1", "device_id must be >= 0, got -1"),
+    ("1.5", "--device_id takes an integer, got '1.5'"),
+], ids=["word", "negative", "fraction"])
+def test_bad_device_id(script, bad, message, tmp_path, fake_python):
+    """Python checks DEVICE_ID (as --device_id): one error line, exit code 2, and nothing is run."""
     args = valid_args(script, tmp_path)
-    code, out = run(script, bad, *args[1:], env={"PYTHON": fake_python.path})
-    assert code == 1
-    assert f"DEVICE_ID '{bad}'" in out and "Traceback" not in out
-    assert fake_python.calls() == []
+    code, out = run(script, bad, *args[1:], "--output_dir", tmp_path / "out", env={"PYTHON": fake_python.path})
+    assert (code, out.splitlines()) == (2, [f"error: {message}"])
+    assert fake_python.calls() == [] and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("script", TRAIN.values(), ids=[p.name for p in TRAIN.values()])
@@ -122,13 +151,51 @@ def test_help_anywhere_prints_the_usage_and_runs_nothing(script, tmp_path, fake_
 @pytest.mark.parametrize("script", ALL, ids=IDS)
 def test_positional_keys_are_not_overridable(script, tmp_path, fake_python):
     code, out = run(script, *valid_args(script, tmp_path), "--device_id=1", env={"PYTHON": fake_python.path})
-    assert code == 1 and "--device_id" in out
+    assert (code, out.splitlines()) == (2, ["error: --device_id is set by this script (see its usage): do not pass "
+                                            "it as an override"])
     assert fake_python.calls() == []
 
 
 def test_missing_python(tmp_path):
     code, out = run(TRAIN["cpu"], *valid_args(TRAIN["cpu"], tmp_path), env={"PYTHON": "no-such-python-here"})
-    assert code == 1 and "no-such-python-here" in out
+    assert (code, len(out.splitlines())) == (2, 1)
+    assert out.startswith("error: python 'no-such-python-here' not found")
+
+
+# ----------------------------------------------------------------------------- quickstart.sh's arguments
+
+
+def run_quickstart(tmp_path, *args):
+    """quickstart.sh from an empty tmp_path, with VENV a new folder there and PYTHON_BIN no interpreter:
+    setup_env.sh, if reached, would fail to create the venv (exit code 127) rather than install anything."""
+    env = dict(os.environ, VENV=str(tmp_path / "venv"), PYTHON_BIN=str(tmp_path / "no-python"),
+               NPY_DIR=str(tmp_path / "npy"))
+    return subprocess.run(["bash", str(QUICKSTART), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["/data/omniglot", "out", "--epoch", "3", "--help"]],
+                         ids=["help", "h", "help_last"])
+def test_quickstart_help_prints_the_usage_and_installs_nothing(tmp_path, args):
+    proc = run_quickstart(tmp_path, *args)
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "Usage: bash scripts/quickstart.sh [OMNIGLOT_ROOT] [OUTPUT_DIR] [--key value ...]" in lines
+    assert lines[0].startswith("The README's main command") and not any(line.startswith("#") for line in lines)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, name", [(["/data/omniglot", "--epoch", "100"], "OUTPUT_DIR"),
+                                        (["--epoch", "100"], "OMNIGLOT_ROOT")], ids=["output_dir", "omniglot_root"])
+def test_quickstart_refuses_an_option_in_place_of_a_folder(tmp_path, args, name):
+    """`bash scripts/quickstart.sh /data/omniglot --epoch 100`: exit code 2, one `error:` line saying that
+    overrides come after both folders; nothing is installed or created."""
+    proc = run_quickstart(tmp_path, *args)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.splitlines() == [f"error: {name} '--epoch' starts with '-': overrides come after OMNIGLOT_ROOT "
+                                        "and OUTPUT_DIR, e.g. bash scripts/quickstart.sh /data/omniglot "
+                                        "output/quickstart --epoch 100"]
+    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- plumbing (fake python)
@@ -273,7 +340,7 @@ def test_cpu_train_then_eval(tmp_path, omniglot_root, omniglot_npy_dir):
 
 
 def test_shell_syntax_and_shellcheck():
-    for script in [*ALL, SCRIPTS / "common.sh"]:
+    for script in [*ALL, SCRIPTS / "common.sh", QUICKSTART]:
         proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     if shutil.which("shellcheck") is None:
