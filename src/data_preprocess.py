@@ -10,6 +10,11 @@ free until the data or the image size changes.
 
 DIR holds either raw/images_{background,evaluation}.zip (read in place) or
 processed/images_{background,evaluation}/ folders with the same inner tree.
+
+--download fetches the zips missing from DIR/raw/ and verifies them (the official MD5s, or
+--checksums). A zip already there must pass the same check and is never replaced: anything else at
+that name is refused before any download. A failed download leaves no partial file behind, and
+removes the folders the command created for it if they are still empty.
 """
 import hashlib
 import io
@@ -37,7 +42,7 @@ from PIL import Image, UnidentifiedImageError
 
 from src.atomic_file import remove_stale_temporaries, replacing, write_atomic
 from src.errors import ArgumentParser, UserError, run_cli
-from src.outputs import check_writable
+from src.outputs import check_writable, remove_if_empty
 
 FORMAT_VERSION = 1
 SETS = ("background", "evaluation")
@@ -409,26 +414,61 @@ def _fetch(url, dest, algo, expected):
                             " of the zips (then pass --checksums with its SHA256SUMS)")
 
 
+def _already_verified(dest, algo, expected):
+    """Whether dest already is the verified zip (False: nothing there). Anything else at that name is
+    the user's, and is refused rather than replaced."""
+    if not (dest.exists() or dest.is_symlink()):
+        return False
+    try:
+        if dest.is_file() and _file_digest(dest, algo) == expected:
+            return True
+        problem = f"does not match the expected {algo} {expected}" if dest.is_file() else "is not a file"
+    except OSError as err:
+        problem = f"cannot be read ({err.strerror or err})"
+    raise UserError(f"{dest} already exists and {problem}: --download never replaces a file; move it away"
+                    " to download a fresh copy, or drop --download to use it as is")
+
+
+def _missing_folders(folder):
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not (folder.exists() or folder.is_symlink()):
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
 def download_omniglot(data_path, base_url=DEFAULT_DOWNLOAD_URL, checksums=None, log=print):
-    """Fetch the two zips into DATA/raw/ unless a verified copy is already there."""
+    """Fetch the zips missing from DATA/raw/; one already there must be the verified zip, and stays."""
     sums = _read_checksums(checksums) if checksums else {n: ("md5", h) for n, h in OFFICIAL_MD5.items()}
     raw = Path(data_path) / "raw"
-    try:
-        raw.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create {raw} ({err.strerror or err}):"
-                        " pass --data_path a writable folder") from None
     remove_stale_temporaries(raw)
+    missing = []
     for name in OFFICIAL_MD5:
         algo, expected = sums[name]
-        dest = raw / name
-        if dest.is_file() and _file_digest(dest, algo) == expected:
-            log(f"{dest} already present and verified ({algo})")
-            continue
-        url = base_url.rstrip("/") + "/" + name
-        log(f"downloading {url} -> {dest}")
-        _fetch(url, dest, algo, expected)
-        log(f"  verified {algo} {expected}")
+        if _already_verified(raw / name, algo, expected):
+            log(f"{raw / name} already present and verified ({algo})")
+        else:
+            missing.append(name)
+    if not missing:
+        return
+    created = _missing_folders(raw)
+    try:
+        try:
+            raw.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create {raw} ({err.strerror or err}):"
+                            " pass --data_path a writable folder") from None
+        for name in missing:
+            algo, expected = sums[name]
+            url = base_url.rstrip("/") + "/" + name
+            log(f"downloading {url} -> {raw / name}")
+            _fetch(url, raw / name, algo, expected)  # a failed fetch removes its partial file
+            log(f"  verified {algo} {expected}")
+    except BaseException:
+        for folder in created:
+            remove_if_empty(folder)
+        raise
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -440,7 +480,9 @@ def _parse_args(argv):
     parser.add_argument("--output_path", default=None, help="where omniglot.npy goes (default: --data_path)")
     parser.add_argument("--imgsz", type=int, default=28, help="output side length in pixels (default 28)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
-    parser.add_argument("--download", action="store_true", help="fetch the zips into DATA/raw/ first")
+    parser.add_argument("--download", action="store_true",
+                        help="fetch the missing zips into DATA/raw/ first (one already there is verified,"
+                        " never replaced)")
     parser.add_argument("--download_url", default=DEFAULT_DOWNLOAD_URL, help="base URL holding the two zips")
     parser.add_argument("--checksums", default=None,
                         help="SHA256SUMS file to verify the download (default: the official MD5s)")

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from src.data_preprocess import (INDEX_NAME, NPY_NAME, _detect_layout, _fingerprint, _is_up_to_date,
-                                 build_omniglot)
+                                 build_omniglot, download_omniglot)
 from src.errors import UserError
 from tests.omniglot_fixtures import copy_zip, first_png, flip_member_byte, png_bytes, serve_directory
 
@@ -40,7 +40,7 @@ def run_cli(*args):
 
 
 def assert_one_line_error(result, *fragments):
-    assert result.returncode != 0
+    assert result.returncode == 2, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr + result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -277,6 +277,14 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def closed_port_url(scheme):
+    """A URL on a local port that nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"{scheme}://127.0.0.1:{port}/"
+
+
 @pytest.mark.slow
 def test_download_verifies_and_builds(zip_server, omniglot_root, array, tmp_path):
     sums = omniglot_root / "raw" / "SHA256SUMS"
@@ -298,30 +306,27 @@ def test_download_checksum_mismatch(zip_server, tmp_path):
     result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", zip_server)
     assert_one_line_error(result, "checksum mismatch for images_background.zip",
                           "expected md5 68d2efa1b9178cc56df9314c21c6e718")
-    assert list((tmp_path / "data" / "raw").iterdir()) == []
+    assert not (tmp_path / "data").exists(), "the downloaded file or the folders created for it were left behind"
 
 
 def test_download_http_error(zip_server, tmp_path):
     result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", zip_server + "missing/")
     assert_one_line_error(result, "download failed", zip_server + "missing/images_background.zip", "404",
                           "by hand into")
-    assert list((tmp_path / "data" / "raw").iterdir()) == []
+    assert not (tmp_path / "data").exists()
 
 
 def test_download_connection_refused(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/"
-    result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", url)
+    url = closed_port_url("http")
+    result = run_cli("--data_path", tmp_path / "new" / "data", "--download", "--download_url", url)
     assert_one_line_error(result, "download failed", url + "images_background.zip", "check the connection")
-    assert list((tmp_path / "data" / "raw").iterdir()) == []
+    assert list(tmp_path.iterdir()) == [], "new/data/raw/, all created by the command, must be removed again"
 
 
 def test_download_url_that_is_not_a_url(tmp_path):
     result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", "notaurl/")
     assert_one_line_error(result, "download failed", "notaurl/images_background.zip", "unknown url type")
-    assert list((tmp_path / "data" / "raw").iterdir()) == []
+    assert not (tmp_path / "data").exists()
 
 
 def test_checksum_file_without_entries(tmp_path, zip_server):
@@ -329,3 +334,57 @@ def test_checksum_file_without_entries(tmp_path, zip_server):
     result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", zip_server,
                      "--checksums", tmp_path / "SUMS")
     assert_one_line_error(result, "has no entry for images_background.zip, images_evaluation.zip")
+
+
+def test_failed_download_keeps_the_users_folders_and_files(tmp_path, omniglot_root):
+    """`--download --download_url ftp://...` (unreachable): exit 2, one line; the raw/ folder it
+    created is removed, the user's data folder and the verified zip already in raw/ are kept."""
+    data = tmp_path / "data"
+    data.mkdir()
+    url = closed_port_url("ftp")
+    result = run_cli("--data_path", data, "--download", "--download_url", url)
+    assert_one_line_error(result, "download failed", url + "images_background.zip", "check the connection")
+    assert data.is_dir() and list(data.iterdir()) == [], "raw/ (created by the command) was left behind"
+
+    root = root_with(tmp_path, omniglot_root)
+    (root / "raw" / ZIPS[1]).unlink()
+    result = run_cli("--data_path", root, "--download", "--download_url", url,
+                     "--checksums", omniglot_root / "raw" / "SHA256SUMS")
+    assert_one_line_error(result, "download failed", url + "images_evaluation.zip")
+    assert [p.name for p in (root / "raw").iterdir()] == [ZIPS[0]]
+
+
+@pytest.mark.parametrize("name", ZIPS)
+def test_download_never_replaces_a_different_zip(zip_server, omniglot_root, tmp_path, name):
+    """An existing raw/NAME that fails the checksum is the user's: `--download` refuses it (exit 2, one
+    line naming it and the fix) before downloading anything, and leaves it byte for byte as it was."""
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / name).write_bytes(b"the user's own " + name.encode())
+    result = run_cli("--data_path", tmp_path / "data", "--output_path", tmp_path / "out", "--download",
+                     "--download_url", zip_server, "--checksums", omniglot_root / "raw" / "SHA256SUMS")
+    assert_one_line_error(result, f"{raw / name} already exists and does not match the expected sha256",
+                          "never replaces", "move it away", "drop --download to use it as is")
+    assert (raw / name).read_bytes() == b"the user's own " + name.encode()
+    assert [p.name for p in raw.iterdir()] == [name], "something was downloaded before the refusal"
+    assert "downloading" not in result.stdout
+    assert_nothing_written(tmp_path / "out")
+
+
+def test_download_never_replaces_a_link(zip_server, omniglot_root, tmp_path):
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / ZIPS[1]).symlink_to(tmp_path / "elsewhere.zip")  # the user's link, its target not there (yet)
+    result = run_cli("--data_path", tmp_path / "data", "--output_path", tmp_path / "out", "--download",
+                     "--download_url", zip_server, "--checksums", omniglot_root / "raw" / "SHA256SUMS")
+    assert_one_line_error(result, f"{raw / ZIPS[1]} already exists and is not a file", "move it away")
+    assert os.readlink(raw / ZIPS[1]) == str(tmp_path / "elsewhere.zip")
+    assert [p.name for p in raw.iterdir()] == [ZIPS[1]] and not (tmp_path / "elsewhere.zip").exists()
+
+
+def test_download_keeps_verified_zips_and_fetches_nothing(tmp_path, omniglot_root):
+    root = root_with(tmp_path, omniglot_root)
+    messages = []
+    download_omniglot(root, closed_port_url("http"), omniglot_root / "raw" / "SHA256SUMS", log=messages.append)
+    assert messages == [f"{root / 'raw' / name} already present and verified (sha256)" for name in ZIPS]
+    assert sorted(p.name for p in (root / "raw").iterdir()) == list(ZIPS)
