@@ -1,5 +1,6 @@
 """Settings: default_config.yaml merged with `--key value` overrides, type-checked and validated."""
 import math
+import re
 from pathlib import Path
 
 import yaml
@@ -67,10 +68,12 @@ def _convert(key, value, default):
     if kind is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise UserError(f"--{key} takes an integer, got {value!r}")
-        try:
-            return int(str(value)) if not isinstance(value, float) else int(value)
-        except ValueError:
-            raise UserError(f"--{key} takes an integer, got {value!r}") from None
+        if isinstance(value, float):
+            return int(value)
+        # Digits only: int() would also take " 1", "+1" and "1_0", which the launchers export as they are.
+        if not re.fullmatch(r"-?[0-9]+", str(value)):
+            raise UserError(f"--{key} takes an integer, got {value!r}")
+        return int(str(value))
     if kind is float:
         try:
             return float(value)

@@ -59,6 +59,10 @@ def test_unknown_key_lists_the_valid_keys():
 
 @pytest.mark.parametrize("argv, expected", [
     (["--n_way", "abc"], "--n_way takes an integer, got 'abc'"),
+    # int() takes these; the launch scripts would export DEVICE_ID as written.
+    (["--device_id", " 1"], "--device_id takes an integer, got ' 1'"),
+    (["--device_id", "+1"], "--device_id takes an integer, got '+1'"),
+    (["--epoch", "1_000"], "--epoch takes an integer, got '1_000'"),
     (["--meta_lr", "fast"], "--meta_lr takes a number"),
     (["--first_order", "maybe"], "--first_order takes true or false"),
 ])
