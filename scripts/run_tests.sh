@@ -1,7 +1,8 @@
 #!/bin/bash
 # The README's test command: install requirements-dev.txt (the running requirements, pytest,
-# pytest-xdist and matplotlib), then run the whole test suite (slow end-to-end tests too), one pytest
-# worker per core (at most 4: each may hold 3 GB; pass -n 0 for one process).
+# pytest-xdist and matplotlib), then run the whole test suite, slow end-to-end tests too (-m "" lifts
+# pytest.ini's default, the fast tests only), one pytest worker per core (at most 4: each may hold
+# 3 GB; pass -n 0 for one process).
 # Usage: bash scripts/run_tests.sh [pytest args...]
 # The tests read the real Omniglot from OMNIGLOT_ROOT (default ../shared/omniglot) and never write there.
 set -euo pipefail
@@ -10,4 +11,4 @@ SETUP_REQUIREMENTS=requirements-dev.txt
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 export OMNIGLOT_ROOT="${OMNIGLOT_ROOT:-$ROOT/../shared/omniglot}"
-exec "$PYTHON" -m pytest tests -q -n auto --maxprocesses 4 --durations=15 "$@"
+exec "$PYTHON" -m pytest tests -q -m "" -n auto --maxprocesses 4 --durations=15 "$@"

@@ -14,10 +14,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))  # the benchmarks import their help
 import src  # noqa: E402,F401  (sets the CPU kernel choice before any test runs MindSpore)
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: end-to-end tests (minutes); still run in CI")
-
-
 def _omniglot_root():
     return Path(os.environ.get("OMNIGLOT_ROOT", REPO.parent / "shared" / "omniglot")).resolve()
 

@@ -11,14 +11,12 @@ import pytest
 
 from onednn_kernels import parse_verbose, probe
 
-pytestmark = pytest.mark.slow
-
-
 def clean_env(**extra):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ONEDNN_", "DNNL_"))}
     return dict(env, **extra)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["second", "first"])
 def test_meta_step_and_eval_batch_run_no_reference_kernel(order):
     result = probe(["--order", order, "--task_num", "4", "--update_step", "1"], env=clean_env())
@@ -28,6 +26,7 @@ def test_meta_step_and_eval_batch_run_no_reference_kernel(order):
     assert not slow, f"reference kernels on {result['cpu']} ({result['isa']}): {slow}"
 
 
+@pytest.mark.slow
 def test_a_users_own_isa_setting_is_kept():
     result = probe(["--order", "first", "--task_num", "2"], env=clean_env(ONEDNN_MAX_CPU_ISA="SSE41"))
     assert result["isa"].startswith("Intel SSE4.1"), result["isa"]

@@ -38,7 +38,7 @@ def test_run_tests_installs_the_dev_requirements_then_runs_pytest(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert calls.read_text().splitlines() == [
         f"-m pip install --quiet --disable-pip-version-check -r {REPO}/requirements-dev.txt",
-        "-m pytest tests -q -n auto --maxprocesses 4 --durations=15 -k x",
+        "-m pytest tests -q -m  -n auto --maxprocesses 4 --durations=15 -k x",
     ]
 
 
