@@ -99,9 +99,9 @@ def test_seed_determines_weights():
             assert not np.allclose(pa.asnumpy(), pc.asnumpy())
 
 
-def _reference_forward(x, weights, conv_biases=None):
-    """One task at a time: a plain conv (groups=1) on that task's own weights, plus a bias if given,
-    batch norm over the task's images from elementary NumPy ops, ReLU, spatial mean, dense layer."""
+def _reference_forward(x, weights):
+    """One task at a time: a plain conv (groups=1) on that task's own weights, batch norm over the task's
+    images from elementary NumPy ops, ReLU, spatial mean, dense layer."""
     out = []
     for t in range(x.shape[0]):
         h = x[t].astype(np.float64)
@@ -109,8 +109,6 @@ def _reference_forward(x, weights, conv_biases=None):
             conv_w, gamma, beta = (w[t] for w in weights[PARAMS_PER_BLOCK * block: PARAMS_PER_BLOCK * (block + 1)])
             h = ops.conv2d(ms.Tensor(h.astype(np.float32)), ms.Tensor(conv_w), stride=2, pad_mode="same").asnumpy()
             h = h.astype(np.float64)
-            if conv_biases is not None:
-                h = h + conv_biases[block][t][None, :, None, None]
             mean = h.mean(axis=(0, 2, 3), keepdims=True)
             var = ((h - mean) ** 2).mean(axis=(0, 2, 3), keepdims=True)
             h = (h - mean) / np.sqrt(var + BN_EPS) * gamma[None, :, None, None] + beta[None, :, None, None]
@@ -129,15 +127,6 @@ def test_batched_forward_equals_per_task_reference(forward, images, task_weights
     got_same = forward(ms.Tensor(images), *(ms.Tensor(w) for w in same)).asnumpy()
     np.testing.assert_allclose(got_same[0], got[0], rtol=1e-4, atol=1e-4)
     assert np.abs(got_same[1:] - got[1:]).max() > 1e-2
-
-
-def test_convolution_bias_would_change_nothing(images, task_weights):
-    """Why the network has no convolution bias, and why checkpoints saved with one load unchanged:
-    batch norm right after the convolution cancels any per-channel bias."""
-    rng = np.random.default_rng(7)
-    biases = [rng.normal(0.0, 3.0, (TASKS, FILTERS)) for _ in range(BLOCKS)]
-    np.testing.assert_allclose(_reference_forward(images, task_weights, biases),
-                               _reference_forward(images, task_weights), rtol=1e-5, atol=1e-5)
 
 
 def test_batch_norm_statistics_are_per_task(forward, images, task_weights):

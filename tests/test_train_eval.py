@@ -338,7 +338,8 @@ def test_checkpoint_with_convolution_biases_still_loads(trained, cli, tmp_path):
     rng = np.random.default_rng(0)
     legacy = [{"name": name, "data": p} for name, p in params.items()]
     for block in range(2):
-        for prefix in ("", "optimizer.moment1.", "optimizer.moment2."):
+        # The names those checkpoints gave the biases and their Adam moments.
+        for prefix in ("learner.", "optimizer.moment1.learner.", "optimizer.moment2.learner."):
             legacy.append({"name": f"{prefix}conv{block}.bias", "data": ms.Tensor(rng.normal(0, 3, 8).astype(np.float32))})
     old = checkpoint.save(tmp_path / "legacy.ckpt", legacy, meta["step"], meta["config"], meta["sampler_state"],
                           meta["best_val_acc"])
