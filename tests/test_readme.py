@@ -32,3 +32,6 @@ def test_user_facing_commands_use_a_users_data_path():
         assert text.count("../shared/omniglot") == 1, name
     commands = "\n".join(line for block in blocks((REPO / "README.md").read_text()) for line in block)
     assert "--data_path /data/omniglot" in commands and "shared" not in commands
+    for readme in (REPO / "checkpoints").glob("*/README.md"):  # the commands that trained and scored each checkpoint
+        commands = "\n".join(line for block in blocks(readme.read_text()) for line in block)
+        assert "/data/omniglot" in commands and "shared" not in commands, readme
