@@ -133,7 +133,8 @@ def load_into(cell, params, path):
 
 def resumable(output_dir, cfg, warn):
     """(path, params, meta) of the newest step checkpoint in output_dir that loads, falling back past
-    damaged ones (each named through `warn`) and checked against cfg; None if there is none."""
+    damaged ones (each named through `warn`), checked against cfg and short of its epoch; None if there
+    is none."""
     found = step_checkpoints(output_dir)
     for path in reversed(found):
         try:
@@ -142,6 +143,9 @@ def resumable(output_dir, cfg, warn):
             warn(f"warning: skipping {path.name}: {err}")
             continue
         check_compatible(meta, cfg, path)
+        if meta["step"] >= cfg.epoch:
+            raise UserError(f"the run in {output_dir} is already at step {meta['step']} and epoch is {cfg.epoch}: "
+                            "pass a larger epoch (--epoch, or EPOCH of the launch scripts) to train further")
         return path, params, meta
     if found:
         raise UserError(f"--resume: none of the {len(found)} step checkpoints in {output_dir} is readable: "

@@ -88,9 +88,6 @@ class Trainer:
                    if key != "resume" and key in saved and saved[key] != value]
         if changed:
             log(f"settings changed since {path.name}: {', '.join(changed)}")
-        if meta["step"] >= self.cfg.epoch:
-            raise UserError(f"the run in {self.out} is already at step {meta['step']} and epoch is {self.cfg.epoch}: "
-                            "pass a larger epoch (--epoch, or EPOCH of the launch scripts) to train further")
         checkpoint.load_into(self.train_step, params, path)
         self.sampler.set_state(meta["sampler_state"])
         self.step, self.best_val_acc, self.last_saved = meta["step"], self._best_so_far(meta), path

@@ -119,6 +119,9 @@ def test_launch_plan_checks_the_checkpoint_a_resume_continues(tmp_path):
     with pytest.raises(UserError, match="was trained with num_filters=8 but the config has num_filters=16"):
         launch_plan.main(["train", "2", "", *tiny, "--num_filters", "16", "--task_num", "4", "--resume",
                           "--output_dir", str(tmp_path)])
+    with pytest.raises(UserError, match=f"the run in {tmp_path} is already at step 5 and epoch is 5: pass a larger"):
+        launch_plan.main(["train", "2", "", *tiny, "--epoch", "5", "--task_num", "4", "--resume",
+                          "--output_dir", str(tmp_path)])
 
 
 @pytest.mark.parametrize("argv, message", [
