@@ -13,7 +13,7 @@ import mindspore as ms
 from src.atomic_file import replacing
 from src.config import load_config
 from src.errors import UserError
-from src.outputs import PREFIX, existing_checkpoint, step_checkpoints
+from src.outputs import existing_checkpoint, step_checkpoints
 
 # Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
 SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
@@ -26,10 +26,6 @@ COST_KEYS = ("train_seconds", "cpu_seconds")
 # network, the task it was trained for, its split and its inner loop.
 INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_qry", "k_qry_test", "update_lr",
                                                  "update_step", "update_step_test")
-
-
-def step_checkpoint_path(output_dir, step):
-    return Path(output_dir) / f"{PREFIX}{step:07d}.ckpt"
 
 
 def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0, cost=None):

@@ -97,6 +97,10 @@ def check_eval_report(cfg):
     return check_output_file(eval_report_path(cfg), "--eval_report", "an eval report", is_report)
 
 
+def step_checkpoint_path(output_dir, step):
+    return Path(output_dir) / f"{PREFIX}{step:07d}{CHECKPOINT_SUFFIX}"
+
+
 def step_checkpoints(output_dir, upto=None):
     """Step checkpoints in output_dir, oldest first; only those of steps <= `upto` if given."""
     pattern = re.compile(rf"^{PREFIX}(\d+){re.escape(CHECKPOINT_SUFFIX)}$")
@@ -115,18 +119,18 @@ def prepare_run_folder(cfg):
     if out.exists() and not out.is_dir():
         raise UserError(f"output_dir {out} is a file: pass --output_dir a folder (it is created if missing)")
     created = not out.exists()
-    if not created:
-        held = sorted(p.name for p in out.glob(f"*{CHECKPOINT_SUFFIX}"))
-        metrics = out / METRICS_NAME
-        if metrics.is_file() and metrics.stat().st_size:
-            held.append(METRICS_NAME)
+    held = [] if created else sorted(p.name for p in out.glob(f"*{CHECKPOINT_SUFFIX}"))
+    metrics = out / METRICS_NAME
+    if metrics.is_file() and metrics.stat().st_size:
+        held.append(METRICS_NAME)
+    if held:
         listed = f"{', '.join(held[:3])}{', ...' if len(held) > 3 else ''}"
         resumable = bool(step_checkpoints(out))
-        if held and not cfg.resume:
+        if not cfg.resume:
             fix = ("pass --resume to continue it or another --output_dir to start afresh" if resumable else
                    f"it has no step checkpoint ({PREFIX}*{CHECKPOINT_SUFFIX}) to resume from: pass another --output_dir")
             raise UserError(f"output_dir {out} already holds checkpoints or metrics of a run ({listed}): {fix}")
-        if held and not resumable:
+        if not resumable:
             raise UserError(f"--resume: output_dir {out} holds {listed} but no step checkpoint "
                             f"({PREFIX}*{CHECKPOINT_SUFFIX}) to continue from, and starting from step 0 would "
                             "replace them: pass another --output_dir to start afresh")

@@ -19,7 +19,7 @@ from src.lr_schedule import MetaLearningRate
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
 from src.metrics import MetricsWriter, counted, log
 from src.multi_step_loss import step_loss_weights
-from src.outputs import BEST, METRICS_NAME, prepare_run_folder
+from src.outputs import BEST, METRICS_NAME, prepare_run_folder, step_checkpoint_path
 
 
 def prepare_output_dir(cfg):
@@ -120,7 +120,7 @@ class Trainer:
         return float(self.meta_lr.at(ms.Tensor(step - 1, ms.int32)).asnumpy())
 
     def _save(self):
-        path = checkpoint.step_checkpoint_path(self.out, self.step)
+        path = step_checkpoint_path(self.out, self.step)
         if self.ranks.main:
             checkpoint.save(path, self.train_step, self.step, self.cfg, self.sampler.get_state(), self.best_val_acc,
                             self.cost())

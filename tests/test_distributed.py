@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from src import checkpoint, launch_plan
+from src import checkpoint, launch_plan, outputs
 from src.distributed import Ranks
 from src.errors import UserError
 from src.evaluation import evaluate
@@ -115,7 +115,7 @@ def test_launch_plan_checks_the_checkpoint_a_resume_continues(tmp_path):
 
     tiny = ["--n_way", "3", "--num_filters", "8", "--num_blocks", "2"]
     cfg = load_config(tiny)
-    checkpoint.save(checkpoint.step_checkpoint_path(tmp_path, 5), build_maml(cfg), step=5, cfg=cfg)
+    checkpoint.save(outputs.step_checkpoint_path(tmp_path, 5), build_maml(cfg), step=5, cfg=cfg)
     with pytest.raises(UserError, match="was trained with num_filters=8 but the config has num_filters=16"):
         launch_plan.main(["train", "2", "", *tiny, "--num_filters", "16", "--task_num", "4", "--resume",
                           "--output_dir", str(tmp_path)])
@@ -273,7 +273,7 @@ def trajectory_difference(reference, other, step):
     `step`, with their steps checked to be `other`'s."""
     a, b = losses(reference), losses(other)
     loss_diff = max(abs(b[s] - a[s]) / abs(a[s]) for s in b)
-    name = checkpoint.step_checkpoint_path(reference, step).name
+    name = outputs.step_checkpoint_path(reference, step).name
     return sorted(b), loss_diff, largest_relative_difference(reference / name, other / name)
 
 

@@ -180,7 +180,7 @@ def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {found[-1]} at step {newest}" in resumed.stdout
     assert not list(out.glob(".*"))
-    _, meta = checkpoint.load(checkpoint.step_checkpoint_path(out, newest + 1))
+    _, meta = checkpoint.load(outputs.step_checkpoint_path(out, newest + 1))
     assert meta["step"] == newest + 1
     # The killed run's records past its last checkpoint are gone: each step once, none past the end.
     assert sorted(step for event, step in metrics(out) if event == "train") == list(range(1, newest + 2))
