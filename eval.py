@@ -5,6 +5,8 @@ Prints the final mean query accuracy with its 95% confidence interval (with --ev
 the accuracy after each inner step) and writes the same as JSON next to the checkpoint
 (PATH.eval.json), or to --eval_report (e.g. to keep the results of two protocols apart).
 Started by msrun, the ranks share the tasks and rank 0 reports the result of all of them.
+With --ensemble N it scores MAML++'s way: the mean query logits of the step checkpoints of the N best
+validations in the checkpoint's folder (kept by training with --keep_best_checkpoints N).
 """
 import json
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 from src import distributed
 from src.atomic_file import write_atomic
 from src.dataset import prepare_omniglot, split_class_ids, split_rotates
+from src.ensemble import ensemble_scorer
 from src.errors import run_cli
 from src.evaluation import evaluate
 from src.inference import load_trained_maml
@@ -26,14 +29,19 @@ def main(argv=None):
     ranks = distributed.current()
     ckpt = Path(cfg.ckpt)
     out = check_eval_report(cfg)  # before any work: never a checkpoint or another file of the user's
+    if cfg.ensemble:
+        scorer, steps = ensemble_scorer(cfg)
+        what = f"the ensemble of the {cfg.ensemble} best validated checkpoints in {ckpt.parent} (steps {', '.join(map(str, steps))})"
+    else:
+        scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
+        what = f"{ckpt} (step {meta['step']})"
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]
-    log(f"evaluating {ckpt} (step {meta['step']}) on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
+    log(f"evaluating {what} on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
         f"of split {cfg.split} with {counted(cfg.k_qry_test, 'query', 'queries')} per class, "
         f"{counted(cfg.update_step_test, 'inner step')}")
     start = time.time()
-    result = evaluate(AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step), data.images, test_classes, cfg,
-                      cfg.eval_tasks, split_rotates(cfg.split), ranks)
+    result = evaluate(scorer, data.images, test_classes, cfg, cfg.eval_tasks, split_rotates(cfg.split), ranks)
     seconds = time.time() - start
     for step, acc in enumerate(result.get("acc_per_step", [])):
         log(f"  after {step:2d} inner steps: {100 * acc:.2f}%")
@@ -45,7 +53,7 @@ def main(argv=None):
     report = {"ckpt": ckpt.name, "ckpt_step": meta["step"], "split": cfg.split, "n_way": cfg.n_way,
               "k_spt": cfg.k_spt, "k_qry_test": cfg.k_qry_test, "update_step_test": cfg.update_step_test,
               "update_lr": cfg.update_lr, "eval_seed": cfg.eval_seed, "ranks": ranks.size, "seconds": seconds,
-              **result}
+              **({"ensemble_steps": steps} if cfg.ensemble else {}), **result}
     write_atomic(out, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"),
                  "make its folder writable, evaluate a copy of the checkpoint or pass another --eval_report")
     log(f"wrote {out}")

@@ -13,7 +13,7 @@ import mindspore as ms
 from src.atomic_file import replacing
 from src.config import load_config
 from src.errors import UserError
-from src.outputs import existing_checkpoint, step_checkpoints
+from src.outputs import existing_checkpoint, step_checkpoint_path, step_checkpoints
 
 # Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
 SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
@@ -149,10 +149,13 @@ def resumable(output_dir, cfg, warn):
     return None
 
 
-def prune(output_dir, keep, step):
-    """Delete all but the newest `keep` step checkpoints up to `step` (best.ckpt is separate and kept).
+def prune(output_dir, keep, step, keep_steps=()):
+    """Delete all but the newest `keep` step checkpoints up to `step`, and those of `keep_steps` (best.ckpt
+    is separate and kept).
 
     Checkpoints of later steps, left by a run that a resume fell back past (they were unreadable), are
     left alone: they are replaced when this run reaches their step."""
+    kept = {step_checkpoint_path(output_dir, kept_step) for kept_step in keep_steps}
     for old in step_checkpoints(output_dir, upto=step)[:-keep]:
-        old.unlink()
+        if old not in kept:
+            old.unlink()

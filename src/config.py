@@ -23,6 +23,7 @@ UPPER_BOUNDS = {
     "task_num": (10**4, "tasks per meta-batch"),
     "num_filters": (4096, "filters per convolution"),
     "num_blocks": (16, "convolution blocks"),
+    "ensemble": (100, "checkpoints fine-tuned on every test task"),
 }
 META_LR_SCHEDULES = ("step", "cosine")
 TRUE_WORDS = ("true", "1", "yes", "on")
@@ -123,7 +124,7 @@ def validate(cfg):
                 "val_tasks", "eval_tasks", "eval_batch", "keep_checkpoint_max", "lr_decay_steps"):
         need(cfg[key] >= 1, f"{key} must be >= 1, got {cfg[key]}")
     need(cfg.imgc == 1, f"imgc must be 1 (Omniglot is grey-scale), got {cfg.imgc}")
-    for key in ("update_step", "update_step_test", "eval_every"):
+    for key in ("update_step", "update_step_test", "eval_every", "keep_best_checkpoints", "ensemble"):
         need(cfg[key] >= 0, f"{key} must be >= 0, got {cfg[key]}")
     for key in ("meta_lr", "update_lr", "lr_scheduler_gamma"):
         need(math.isfinite(cfg[key]) and cfg[key] > 0, f"{key} must be a finite number > 0, got {cfg[key]}")
@@ -133,6 +134,11 @@ def validate(cfg):
     upper = dict(UPPER_BOUNDS, imgsz=(SOURCE_SIZE, "the size of the Omniglot originals"))
     for key, (limit, why) in upper.items():
         need(cfg[key] <= limit, f"{key} must be at most {limit} ({why}), got {cfg[key]}")
+    need(not cfg.keep_best_checkpoints or (cfg.eval_every and cfg.eval_every % cfg.save_every == 0),
+         f"keep_best_checkpoints needs a checkpoint of every validated step: make eval_every a multiple of "
+         f"save_every ({cfg.save_every}), got eval_every {cfg.eval_every}")
+    need(not (cfg.ensemble and cfg.eval_per_step),
+         "eval_per_step scores a single checkpoint, not an ensemble: drop --eval_per_step or --ensemble")
     _validate_mamlpp(cfg, need)
     return cfg
 

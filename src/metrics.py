@@ -68,3 +68,25 @@ def _step(line):
         return int(json.loads(line)["step"])
     except (ValueError, KeyError, TypeError):
         return math.inf
+
+
+def best_validated_steps(path, count):
+    """(steps, validations): the steps of the `count` best validation records of a metrics file, best first
+    (of equal accuracies the earlier step, as best.ckpt), and how many it holds; ([], 0) without the file."""
+    path = Path(path)
+    if not path.is_file():
+        return [], 0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read {path} ({err.__class__.__name__}): make it readable") from None
+    ranked = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+            if record["event"] == "val":
+                ranked.append((-float(record["acc"]), int(record["step"])))
+        except (ValueError, KeyError, TypeError):
+            continue  # not a record (a torn last line)
+    ranked.sort()
+    return [step for _, step in ranked[:count]], len(ranked)

@@ -88,9 +88,12 @@ def existing_checkpoint(path):
 
 
 def eval_report_path(cfg):
-    """eval.py's JSON report: --eval_report, or CKPT.eval.json beside the checkpoint."""
+    """eval.py's JSON report: --eval_report, or beside the checkpoint CKPT.eval.json (CKPT.eval_ensembleN.json
+    for an ensemble)."""
     ckpt = Path(cfg.ckpt)
-    return Path(cfg.eval_report) if cfg.eval_report else ckpt.with_name(ckpt.name + ".eval.json")
+    if cfg.eval_report:
+        return Path(cfg.eval_report)
+    return ckpt.with_name(f"{ckpt.name}.eval{f'_ensemble{cfg.ensemble}' if cfg.ensemble else ''}.json")
 
 
 def check_eval_report(cfg):
@@ -160,8 +163,6 @@ def log_path(kind, cfg):
         return prepare_run_folder(cfg).resolve() / "train.log"
     existing_checkpoint(cfg.ckpt)
     report = check_eval_report(cfg).resolve()
-    if not cfg.eval_report:
-        return report.with_name(Path(cfg.ckpt).name + ".eval.log")
     return report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
 
 

@@ -17,7 +17,7 @@ from src.errors import UserError
 from src.evaluation import evaluate
 from src.lr_schedule import MetaLearningRate
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
-from src.metrics import MetricsWriter, counted, log
+from src.metrics import MetricsWriter, best_validated_steps, counted, log
 from src.multi_step_loss import step_loss_weights
 from src.outputs import BEST, METRICS_NAME, prepare_run_folder, step_checkpoint_path
 
@@ -124,7 +124,8 @@ class Trainer:
         if self.ranks.main:
             checkpoint.save(path, self.train_step, self.step, self.cfg, self.sampler.get_state(), self.best_val_acc,
                             self.cost())
-            checkpoint.prune(self.out, self.cfg.keep_checkpoint_max, self.step)
+            best_steps, _ = best_validated_steps(self.out / METRICS_NAME, self.cfg.keep_best_checkpoints)
+            checkpoint.prune(self.out, self.cfg.keep_checkpoint_max, self.step, best_steps)
         self.last_saved = path
         log(f"saved {path}")
 

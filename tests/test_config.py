@@ -82,6 +82,13 @@ def test_wrong_type(argv, expected):
     (["--mode", "FAST"], "mode 'FAST' is not valid: use GRAPH or PYNATIVE"),
     (["--cpu_threads", "-1"], "cpu_threads must be >= 0 (0 lets MindSpore choose), got -1"),
     (["--split", "lake"], "split 'lake' is not valid: use one of finn, background"),
+    (["--ensemble", "-1"], "ensemble must be >= 0, got -1"),
+    (["--ensemble", "101"], "ensemble must be at most 100"),
+    # The best validations' checkpoints can only be kept if every validated step is saved.
+    (["--keep_best_checkpoints", "5", "--eval_every", "500", "--save_every", "1000"],
+     "keep_best_checkpoints needs a checkpoint of every validated step: make eval_every a multiple of save_every (1000), got eval_every 500"),
+    (["--keep_best_checkpoints", "5", "--eval_every", "0"], "make eval_every a multiple of save_every"),
+    (["--ensemble", "5", "--eval_per_step"], "eval_per_step scores a single checkpoint, not an ensemble"),
 ])
 def test_invalid_values_name_what_is_valid(argv, expected):
     assert expected in _error(argv)

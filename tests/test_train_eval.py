@@ -350,3 +350,38 @@ def test_checkpoint_with_convolution_biases_still_loads(trained, cli, tmp_path):
         assert proc.returncode == 0, proc.stderr
         accs.append(json.loads(ckpt.with_name(ckpt.name + ".eval.json").read_text())["acc"])
     assert abs(accs[0] - accs[1]) < 1e-6
+
+
+def test_keep_best_checkpoints_then_ensemble(cli, tmp_path):
+    """Training keeps the step checkpoints of the best validations besides the newest; eval.py --ensemble N
+    scores the mean logits of the N best, reports their steps apart from CKPT.eval.json, and with N = 1
+    gives exactly best.ckpt's accuracy (the same weights)."""
+    out = tmp_path / "run"
+    proc = cli("omniglot_train.py", *TINY, *N_WAY, "--epoch", "6", "--eval_every", "2", "--save_every", "2",
+               "--keep_checkpoint_max", "1", "--keep_best_checkpoints", "2", "--output_dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    records = metrics(out)
+    ranked = sorted((-r["acc"], step) for (event, step), r in records.items() if event == "val")
+    best_two = [step for _, step in ranked[:2]]
+    kept = sorted(int(path.stem[len(outputs.PREFIX):]) for path in out.glob(f"{outputs.PREFIX}*.ckpt"))
+    assert kept == sorted(set(best_two) | {6})
+    assert checkpoint.load(out / "best.ckpt")[1]["step"] == best_two[0]
+
+    evaluate = ["--eval_tasks", "6", "--eval_batch", "4"]
+    single = cli("eval.py", "--ckpt", str(out / "best.ckpt"), *evaluate)
+    assert single.returncode == 0, single.stderr
+    reports = {}
+    for n in (1, 2):
+        proc = cli("eval.py", "--ckpt", str(out / "best.ckpt"), *evaluate, "--ensemble", str(n))
+        assert proc.returncode == 0, proc.stderr
+        steps = ", ".join(map(str, best_two[:n]))
+        assert f"evaluating the ensemble of the {n} best validated checkpoints in {out} (steps {steps})" in proc.stdout
+        reports[n] = json.loads((out / f"best.ckpt.eval_ensemble{n}.json").read_text())
+        assert reports[n]["ensemble_steps"] == best_two[:n] and reports[n]["tasks"] == 6
+    assert reports[1]["acc"] == json.loads((out / "best.ckpt.eval.json").read_text())["acc"]
+    assert "ensemble_steps" not in json.loads((out / "best.ckpt.eval.json").read_text())
+
+    before = snapshot(out)
+    refused(cli("eval.py", "--ckpt", str(out / "best.ckpt"), *evaluate, "--ensemble", "4"),
+            "--ensemble 4 needs 4 validations", "records 3")
+    assert snapshot(out) == before
