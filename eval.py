@@ -6,7 +6,8 @@ the accuracy after each inner step) and writes the same as JSON next to the chec
 (PATH.eval.json), or to --eval_report (e.g. to keep the results of two protocols apart).
 Started by msrun, the ranks share the tasks and rank 0 reports the result of all of them.
 With --ensemble N it scores MAML++'s way: the mean query logits of the step checkpoints of the N best
-validations in the checkpoint's folder (kept by training with --keep_best_checkpoints N).
+validations in the folder of --ckpt, which then only names the run and its settings (training keeps
+them with --keep_best_checkpoints N).
 """
 import json
 import time
@@ -30,7 +31,7 @@ def main(argv=None):
     ckpt = Path(cfg.ckpt)
     out = check_eval_report(cfg)  # before any work: never a checkpoint or another file of the user's
     if cfg.ensemble:
-        scorer, steps = ensemble_scorer(cfg)
+        scorer, steps = ensemble_scorer(cfg, meta["config"])
         what = f"the ensemble of the {cfg.ensemble} best validated checkpoints in {ckpt.parent} (steps {', '.join(map(str, steps))})"
     else:
         scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
@@ -50,10 +51,12 @@ def main(argv=None):
     if not ranks.main:
         return None
     # The report lies beside its checkpoint: the file name identifies it without naming this machine's folders.
-    report = {"ckpt": ckpt.name, "ckpt_step": meta["step"], "split": cfg.split, "n_way": cfg.n_way,
+    # An ensemble's --ckpt only names the run and its settings: the report lists the members' steps instead.
+    source = {"ensemble_steps": steps} if cfg.ensemble else {"ckpt_step": meta["step"]}
+    report = {"ckpt": ckpt.name, **source, "split": cfg.split, "n_way": cfg.n_way,
               "k_spt": cfg.k_spt, "k_qry_test": cfg.k_qry_test, "update_step_test": cfg.update_step_test,
               "update_lr": cfg.update_lr, "eval_seed": cfg.eval_seed, "ranks": ranks.size, "seconds": seconds,
-              **({"ensemble_steps": steps} if cfg.ensemble else {}), **result}
+              **result}
     write_atomic(out, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"),
                  "make its folder writable, evaluate a copy of the checkpoint or pass another --eval_report")
     log(f"wrote {out}")

@@ -15,7 +15,8 @@
 #   3. asks Python where the log goes (`python -m src.outputs train|eval ...`, which also checks the
 #      settings and stops here with one `error:` line if one is wrong):
 #        train: <output_dir>/train.log
-#        eval:  <CKPT_PATH>.eval.log beside <CKPT_PATH>.eval.json, or R.log beside --eval_report R.json
+#        eval:  R.log beside the report R.json: <CKPT_PATH>.eval.json (.eval_ensembleN.json with --ensemble N)
+#               or --eval_report R.json
 #   4. exports the DEVICE_ID Python accepted (Ascend also RANK_SIZE=1, RANK_ID=0; GPU leaves
 #      CUDA_VISIBLE_DEVICES alone: MindSpore picks the card from --device_id);
 #   5. runs omniglot_train.py / eval.py (which build omniglot.npy when it is missing or stale),
@@ -71,7 +72,7 @@ Example:
   bash scripts/${MAML_SCRIPT} 0 /data/omniglot output/best.ckpt
   PYTHON=.venv/bin/python bash scripts/${MAML_SCRIPT} 0 /data/omniglot output/best.ckpt --eval_tasks 1000
 Python: \$PYTHON if set, else python3. Log: <CKPT_PATH>.eval.log; results: <CKPT_PATH>.eval.json
-(with --eval_report R.json: results in R.json, log in R.log).
+(with --ensemble N: <CKPT_PATH>.eval_ensembleN.json and .log; with --eval_report R.json: R.json, R.log).
 EOF
 }
 

@@ -51,7 +51,8 @@ Example:
   bash scripts/${MAML_SCRIPT} 8 /data/omniglot output/best.ckpt
 Python: \$PYTHON if set, else python3. Scheduler port: \$MASTER_PORT if set, else a free one.
 Results: <CKPT_PATH>.eval.json (or --eval_report R.json); logs: <CKPT_PATH>.eval.log (all ranks),
-<CKPT_PATH>.eval.msrun_log/worker_N.log (rank N); with --eval_report R.json: R.log, R.msrun_log/.
+<CKPT_PATH>.eval.msrun_log/worker_N.log (rank N); with --eval_report R.json: R.log, R.msrun_log/;
+with --ensemble N: <CKPT_PATH>.eval_ensembleN.json, .log and .msrun_log/.
 EOF
 }
 

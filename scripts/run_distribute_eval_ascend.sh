@@ -8,7 +8,7 @@
 # training. Extra --key value pairs are overrides of default_config.yaml, passed to eval.py (not
 # --device_id: msrun gives rank r the card r). MASTER_PORT sets the scheduler's port (default: a
 # free one). Rank 0 writes CKPT_PATH.eval.json (or --eval_report); output goes to the console,
-# CKPT_PATH.eval.log and CKPT_PATH.eval.msrun_log/worker_N.log.
+# CKPT_PATH.eval.log and CKPT_PATH.eval.msrun_log/worker_N.log (with --ensemble N: .eval_ensembleN.*).
 # The logic lives in scripts/common_distribute.sh.
 
 # shellcheck source=scripts/common_distribute.sh

@@ -13,7 +13,7 @@
 # from the repo root, which builds omniglot.npy first when it is missing from --npy_dir (default:
 # DATA_PATH); callable from any directory (relative paths are taken from the caller's directory).
 # Output goes to the console and is appended to CKPT_PATH.eval.log (eval.py writes the results to
-# CKPT_PATH.eval.json); the exit code is python's. Python: $PYTHON if set (e.g.
+# CKPT_PATH.eval.json; with --ensemble N, .eval_ensembleN.log and .json); the exit code is python's. Python: $PYTHON if set (e.g.
 # PYTHON=.venv/bin/python), else python3 from PATH.
 # Exports DEVICE_ID; CUDA_VISIBLE_DEVICES is left alone (MindSpore selects the card from
 # --device_id, so do not also mask cards unless you mean to).

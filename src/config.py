@@ -135,7 +135,7 @@ def validate(cfg):
     for key, (limit, why) in upper.items():
         need(cfg[key] <= limit, f"{key} must be at most {limit} ({why}), got {cfg[key]}")
     need(not cfg.keep_best_checkpoints or (cfg.eval_every and cfg.eval_every % cfg.save_every == 0),
-         f"keep_best_checkpoints needs a checkpoint of every validated step: make eval_every a multiple of "
+         f"keep_best_checkpoints needs a checkpoint of every validated step: make eval_every a positive multiple of "
          f"save_every ({cfg.save_every}), got eval_every {cfg.eval_every}")
     need(not (cfg.ensemble and cfg.eval_per_step),
          "eval_per_step scores a single checkpoint, not an ensemble: drop --eval_per_step or --ensemble")

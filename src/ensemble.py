@@ -7,24 +7,29 @@ import numpy as np
 from src import checkpoint
 from src.errors import UserError
 from src.maml import AdaptAndScore, build_maml
-from src.metrics import best_validated_steps
-from src.outputs import METRICS_NAME, step_checkpoint_path
+from src.outputs import ensemble_checkpoints
+
+# Settings the members must share with --ckpt's run: the network, the task and inner loop they are
+# fine-tuned with, and the validation that ranked them (training's query count k_qry does not matter).
+MEMBER_KEYS = tuple(key for key in checkpoint.INHERITED_KEYS if key != "k_qry") + ("val_tasks", "eval_seed")
 
 
-def best_checkpoints(folder, count):
-    """(step, path) of the step checkpoints of the `count` best validations that folder/metrics.jsonl records."""
-    metrics = Path(folder) / METRICS_NAME
-    steps, validations = best_validated_steps(metrics, count)
-    if validations < count:
-        raise UserError(f"--ensemble {count} needs {count} validations but {metrics} "
-                        f"{'records ' + str(validations) if validations else 'is missing or records none'}: "
-                        "pass --ckpt a checkpoint in the folder of the run, with its metrics.jsonl, or a smaller --ensemble")
-    chosen = [(step, step_checkpoint_path(folder, step)) for step in steps]
-    for step, path in chosen:
-        if not path.is_file():
-            raise UserError(f"--ensemble {count}: {path.name}, of step {step}, one of the {count} best validations, "
-                            f"is not in {folder}: train with --keep_best_checkpoints {count} to keep them")
-    return chosen
+def load_members(cfg, saved):
+    """[(step, path, params)] of the `cfg.ensemble` best validated checkpoints in the folder of cfg.ckpt, each
+    trained and validated with the settings `saved` (those stored in cfg.ckpt)."""
+    members = []
+    defaults = dict.fromkeys(checkpoint.STEP_PARAM_KEYS, False)  # checkpoints older than the MAML++ options
+    expected = defaults | saved
+    for step, path in ensemble_checkpoints(Path(cfg.ckpt).parent, cfg.ensemble):
+        params, meta = checkpoint.load(path)
+        own = defaults | meta["config"]
+        for key in MEMBER_KEYS:
+            if own.get(key) != expected.get(key):
+                raise UserError(f"--ensemble {cfg.ensemble}: {path} was trained with {key}={own.get(key)}, {cfg.ckpt} "
+                                f"with {key}={expected.get(key)}: an ensemble takes checkpoints of one setting; pass a "
+                                "smaller --ensemble")
+        members.append((step, path, params))
+    return members
 
 
 class EnsembleScore:
@@ -35,7 +40,6 @@ class EnsembleScore:
 
     def __init__(self, members):
         self.members = members
-        self.steps = members[0].steps
 
     def __call__(self, x_spt, y_spt, x_qry, y_qry):
         logits = np.mean([member.predict(x_spt, y_spt, x_qry).asnumpy() for member in self.members], axis=0)
@@ -43,15 +47,12 @@ class EnsembleScore:
         return None, correct.mean(axis=-1, dtype=np.float32)[None]
 
 
-def ensemble_scorer(cfg):
-    """(scorer, steps) of the `cfg.ensemble` best validated checkpoints in the folder of cfg.ckpt, each
-    fine-tuned with cfg's inner loop (every member must fit cfg's network)."""
-    chosen = best_checkpoints(Path(cfg.ckpt).parent, cfg.ensemble)
-    members = []
-    for _, path in chosen:
-        params, meta = checkpoint.load(path)
-        checkpoint.check_compatible(meta, cfg, path)
+def ensemble_scorer(cfg, saved):
+    """(scorer, steps) of the members (load_members), each fine-tuned with cfg's inner loop."""
+    scorers, steps = [], []
+    for step, path, params in load_members(cfg, saved):
         maml = build_maml(cfg)
         checkpoint.load_into(maml.learner, params, path)
-        members.append(AdaptAndScore(maml, cfg.update_step_test))
-    return EnsembleScore(members), [step for step, _ in chosen]
+        scorers.append(AdaptAndScore(maml, cfg.update_step_test))
+        steps.append(step)
+    return EnsembleScore(scorers), steps

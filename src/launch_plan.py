@@ -4,7 +4,7 @@
 
 The settings and paths are checked as omniglot_train.py / eval.py check them (plus task_num
 against RANK_SIZE for training, and with --resume the checkpoint it would continue; for eval the
-checkpoint is read), and omniglot.npy is built if it is
+checkpoint is read, and an ensemble's members), and omniglot.npy is built if it is
 missing or stale, so that a bad value is one error line and exit code 2, not every rank failing
 after the cluster is up, and the ranks do not build the data at once. Prints three lines: the log
 (as `python -m src.outputs` names it), the folder for the ranks' own logs, and the scheduler's port
@@ -17,6 +17,7 @@ import sys
 from src.checkpoint import load_for_inference, resumable
 from src.config import load_config
 from src.dataset import prepare_omniglot
+from src.ensemble import load_members
 from src.distributed import check_meta_batch
 from src.errors import UserError, run_cli
 from src.metrics import log
@@ -58,7 +59,9 @@ def main(argv=None):
         if cfg.resume:
             resumable(cfg.output_dir, cfg, lambda message: log(message, sys.stderr))
     else:
-        cfg = load_for_inference(settings)[0]
+        cfg, _, meta = load_for_inference(settings)
+        if cfg.ensemble:
+            load_members(cfg, meta["config"])
     port = check_port(port) if port else free_port()
     prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: log(message, sys.stderr))
     run_log = log_path(kind, cfg)  # creates a training's output folder: last, so no failure leaves it empty

@@ -8,7 +8,8 @@ metrics of an earlier run. Every location is checked for writing before any work
     python -m src.outputs train|eval [--key value ...]
 
 prints where the launch scripts append the log (`<output_dir>/train.log`; beside the eval report,
-`CKPT.eval.log` or `REPORT.log`), after checking the settings; it creates output_dir for training.
+its name with `.log`: `CKPT.eval.log`, `CKPT.eval_ensembleN.log`), after checking the settings; it
+creates output_dir for training.
 """
 import json
 import os
@@ -18,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from src.errors import UserError, run_cli
+from src.metrics import best_validated_steps
 
 METRICS_NAME = "metrics.jsonl"
 CHECKPOINT_SUFFIX = ".ckpt"
@@ -100,6 +102,25 @@ def check_eval_report(cfg):
     return check_output_file(eval_report_path(cfg), "--eval_report", "an eval report", is_report)
 
 
+def ensemble_checkpoints(folder, count):
+    """(step, path) of the step checkpoints of the `count` best validations that folder/metrics.jsonl records,
+    best first: the members of eval.py --ensemble."""
+    metrics = Path(folder) / METRICS_NAME
+    steps, validations = best_validated_steps(metrics, count)
+    if validations < count:
+        raise UserError(f"--ensemble {count} needs {count} validations but {metrics} "
+                        f"{'records ' + str(validations) if validations else 'is missing or records none'}: "
+                        "pass --ckpt a checkpoint in the folder of the run, with its metrics.jsonl, or a smaller --ensemble")
+    chosen = [(step, step_checkpoint_path(folder, step)) for step in steps]
+    missing = [(step, path) for step, path in chosen if not path.is_file()]
+    if missing:
+        step, path = missing[0]
+        raise UserError(f"--ensemble {count}: {path.name}, of step {step}, one of the {count} best validations, is not "
+                        f"in {folder} ({count - len(missing)} of the {count} are): pass a smaller --ensemble, let the "
+                        f"run save it (--resume), or train with --keep_best_checkpoints {count} to keep them")
+    return chosen
+
+
 def step_checkpoint_path(output_dir, step):
     return Path(output_dir) / f"{PREFIX}{step:07d}{CHECKPOINT_SUFFIX}"
 
@@ -162,6 +183,8 @@ def log_path(kind, cfg):
     if kind == "train":
         return prepare_run_folder(cfg).resolve() / "train.log"
     existing_checkpoint(cfg.ckpt)
+    if cfg.ensemble:
+        ensemble_checkpoints(Path(cfg.ckpt).parent, cfg.ensemble)
     report = check_eval_report(cfg).resolve()
     return report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
 

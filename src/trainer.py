@@ -124,7 +124,8 @@ class Trainer:
         if self.ranks.main:
             checkpoint.save(path, self.train_step, self.step, self.cfg, self.sampler.get_state(), self.best_val_acc,
                             self.cost())
-            best_steps, _ = best_validated_steps(self.out / METRICS_NAME, self.cfg.keep_best_checkpoints)
+            best = self.cfg.keep_best_checkpoints
+            best_steps = best_validated_steps(self.out / METRICS_NAME, best)[0] if best else ()
             checkpoint.prune(self.out, self.cfg.keep_checkpoint_max, self.step, best_steps)
         self.last_saved = path
         log(f"saved {path}")

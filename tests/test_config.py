@@ -86,8 +86,8 @@ def test_wrong_type(argv, expected):
     (["--ensemble", "101"], "ensemble must be at most 100"),
     # The best validations' checkpoints can only be kept if every validated step is saved.
     (["--keep_best_checkpoints", "5", "--eval_every", "500", "--save_every", "1000"],
-     "keep_best_checkpoints needs a checkpoint of every validated step: make eval_every a multiple of save_every (1000), got eval_every 500"),
-    (["--keep_best_checkpoints", "5", "--eval_every", "0"], "make eval_every a multiple of save_every"),
+     "keep_best_checkpoints needs a checkpoint of every validated step: make eval_every a positive multiple of save_every (1000), got eval_every 500"),
+    (["--keep_best_checkpoints", "5", "--eval_every", "0"], "make eval_every a positive multiple of save_every"),
     (["--ensemble", "5", "--eval_per_step"], "eval_per_step scores a single checkpoint, not an ensemble"),
 ])
 def test_invalid_values_name_what_is_valid(argv, expected):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from src import checkpoint
-from src.ensemble import EnsembleScore, best_checkpoints
+from src.ensemble import EnsembleScore
 from src.errors import UserError
 from src.metrics import best_validated_steps
-from src.outputs import step_checkpoint_path
+from src.outputs import ensemble_checkpoints, step_checkpoint_path
 
 
 def write_metrics(folder, accs):
@@ -39,25 +39,24 @@ def test_prune_keeps_the_newest_and_the_best_validated(tmp_path):
         "maml_step0001000.ckpt", "maml_step0002000.ckpt", "maml_step0002500.ckpt"]
 
 
-def test_best_checkpoints_need_the_validations_and_their_files(tmp_path):
+def test_ensemble_checkpoints_need_the_validations_and_their_files(tmp_path):
     write_metrics(tmp_path, [(500, 0.90), (1000, 0.95), (1500, 0.93)])
     for step in (1000, 1500):
         step_checkpoint_path(tmp_path, step).write_bytes(b"x")
-    assert best_checkpoints(tmp_path, 2) == [(1000, step_checkpoint_path(tmp_path, 1000)),
-                                             (1500, step_checkpoint_path(tmp_path, 1500))]
+    assert ensemble_checkpoints(tmp_path, 2) == [(1000, step_checkpoint_path(tmp_path, 1000)),
+                                                 (1500, step_checkpoint_path(tmp_path, 1500))]
     with pytest.raises(UserError, match=r"maml_step0000500.ckpt, of step 500, one of the 3 best validations, is not in "
-                                        r".*: train with --keep_best_checkpoints 3 to keep them"):
-        best_checkpoints(tmp_path, 3)
+                                        r".* \(2 of the 3 are\): pass a smaller --ensemble, let the run save it "
+                                        r"\(--resume\), or train with --keep_best_checkpoints 3 to keep them"):
+        ensemble_checkpoints(tmp_path, 3)
     with pytest.raises(UserError, match=r"--ensemble 4 needs 4 validations but .*metrics.jsonl records 3"):
-        best_checkpoints(tmp_path, 4)
+        ensemble_checkpoints(tmp_path, 4)
     with pytest.raises(UserError, match=r"metrics.jsonl is missing or records none"):
-        best_checkpoints(tmp_path / "elsewhere", 1)
+        ensemble_checkpoints(tmp_path / "elsewhere", 1)
 
 
 class _Member:
     """A fine-tuned model that answers fixed query logits."""
-
-    steps = 5
 
     def __init__(self, logits):
         self.logits = np.asarray(logits, np.float32)
@@ -76,4 +75,3 @@ def test_ensemble_averages_logits():
     y_qry = ms.Tensor(np.array([[0, 0]], np.int32))
     loss, acc = score(None, None, None, y_qry)
     assert loss is None and acc.shape == (1, 1) and acc[0, 0] == 0.5
-    assert score.steps == 5 and not score.every_step

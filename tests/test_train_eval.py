@@ -16,7 +16,8 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from src import checkpoint, outputs
+from src import checkpoint, launch_plan, outputs
+from src.errors import UserError
 from src.metrics import counted
 
 REPO = Path(__file__).resolve().parents[1]
@@ -352,7 +353,7 @@ def test_checkpoint_with_convolution_biases_still_loads(trained, cli, tmp_path):
     assert abs(accs[0] - accs[1]) < 1e-6
 
 
-def test_keep_best_checkpoints_then_ensemble(cli, tmp_path):
+def test_keep_best_checkpoints_then_ensemble(cli, data_args, tmp_path):
     """Training keeps the step checkpoints of the best validations besides the newest; eval.py --ensemble N
     scores the mean logits of the N best, reports their steps apart from CKPT.eval.json, and with N = 1
     gives exactly best.ckpt's accuracy (the same weights)."""
@@ -378,10 +379,25 @@ def test_keep_best_checkpoints_then_ensemble(cli, tmp_path):
         assert f"evaluating the ensemble of the {n} best validated checkpoints in {out} (steps {steps})" in proc.stdout
         reports[n] = json.loads((out / f"best.ckpt.eval_ensemble{n}.json").read_text())
         assert reports[n]["ensemble_steps"] == best_two[:n] and reports[n]["tasks"] == 6
-    assert reports[1]["acc"] == json.loads((out / "best.ckpt.eval.json").read_text())["acc"]
-    assert "ensemble_steps" not in json.loads((out / "best.ckpt.eval.json").read_text())
+        assert "ckpt_step" not in reports[n]  # --ckpt only names the run: it need not be a member
+    single_report = json.loads((out / "best.ckpt.eval.json").read_text())
+    assert reports[1]["acc"] == single_report["acc"] and "ensemble_steps" not in single_report
 
+    # Refused in one line, the folder untouched: more members than validations; a member trained with
+    # another inner learning rate (here rewritten so); and the data-parallel launcher's check before msrun.
     before = snapshot(out)
     refused(cli("eval.py", "--ckpt", str(out / "best.ckpt"), *evaluate, "--ensemble", "4"),
             "--ensemble 4 needs 4 validations", "records 3")
     assert snapshot(out) == before
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    member = outputs.step_checkpoint_path(other, best_two[1])
+    params, meta = checkpoint.load(member)
+    checkpoint.save(member, [{"name": name, "data": p} for name, p in params.items()], meta["step"],
+                    {**meta["config"], "update_lr": 0.25}, meta["sampler_state"], meta["best_val_acc"])
+    before = snapshot(other)
+    refused(cli("eval.py", "--ckpt", str(other / "best.ckpt"), *evaluate, "--ensemble", "2"),
+            f"{member} was trained with update_lr=0.25", "with update_lr=0.4", "pass a smaller --ensemble")
+    assert snapshot(other) == before
+    with pytest.raises(UserError, match="was trained with update_lr=0.25"):
+        launch_plan.main(["eval", "2", "", *data_args, "--ckpt", str(other / "best.ckpt"), "--ensemble", "2"])
