@@ -4,7 +4,8 @@ Each checkpoints/<setting>/ holds best.ckpt and the 600-task meta-test results q
 best.ckpt.eval.json (15 queries per class) and best.ckpt.eval_Kquery.json (Finn et al.'s protocol,
 as many queries per class as shots, K). Re-evaluating on the first 100 of those tasks must stay
 within a small margin of it: a change to the model, loss, inner loop or data code that hurts
-accuracy fails here. The demo (predict.py) must classify a task of each checkpoint's setting.
+accuracy fails here. The same holds for the MAML++ ensembles shipped (best.ckpt.eval_ensembleN*.json,
+their members beside them). The demo (predict.py) must classify a task of each checkpoint's setting.
 """
 import functools
 import json
@@ -18,9 +19,12 @@ import yaml
 
 from src import checkpoint, outputs
 from src.demo_task import make_demo_task
+from src.metrics import best_validated_steps
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(path.parent for path in (REPO / "checkpoints").glob("*/best.ckpt"))
+# MAML++'s test score, where a folder ships it: the mean logits of the checkpoints of its best validations.
+ENSEMBLES = sorted((REPO / "checkpoints").glob("*/best.ckpt.eval_ensemble*.json"))
 # 100 tasks estimate the 600-task mean to about +/-1 point (95%); a regression costs far more.
 TASKS = 100
 MARGIN = 0.015
@@ -85,6 +89,34 @@ def test_shipped_checkpoint_keeps_its_accuracy(folder, omniglot_root, omniglot_n
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "best.ckpt.eval.json").read_text())
     assert (report["n_way"], report["k_spt"], report["split"]) == (documented["n_way"], documented["k_spt"], documented["split"])
+    assert report["acc"] >= documented["acc"] - MARGIN, (report["acc"], documented["acc"])
+
+
+@pytest.mark.parametrize("report_path", ENSEMBLES, ids=[f"{p.parent.name}/{p.name}" for p in ENSEMBLES])
+def test_shipped_ensemble_is_quoted_and_complete(report_path):
+    """An ensemble report names the checkpoints of the folder's best validations, all shipped beside it."""
+    folder, report = report_path.parent, json.loads(report_path.read_text())
+    steps = report["ensemble_steps"]
+    assert report["tasks"] >= 600 and report["update_step_test"] == stored_config(folder)["update_step_test"]
+    assert steps == best_validated_steps(folder / "metrics.jsonl", len(steps))[0]
+    assert all(outputs.step_checkpoint_path(folder, step).is_file() for step in steps)
+    quoted = f"{100 * report['acc']:.2f} ± {100 * report['ci95']:.2f}"
+    assert quoted in (REPO / "README.md").read_text(), f"README lacks {report_path.name}'s result {quoted}"
+    assert quoted in (folder / "README.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("report_path", ENSEMBLES, ids=[f"{p.parent.name}/{p.name}" for p in ENSEMBLES])
+def test_shipped_ensemble_keeps_its_accuracy(report_path, omniglot_root, omniglot_npy_dir, tmp_path):
+    folder, documented = report_path.parent, json.loads(report_path.read_text())
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, str(REPO / "eval.py"), "--ckpt", str(folder / "best.ckpt"),
+                           "--ensemble", str(len(documented["ensemble_steps"])), "--k_qry_test", str(documented["k_qry_test"]),
+                           "--data_path", str(omniglot_root), "--npy_dir", str(omniglot_npy_dir), "--eval_tasks", str(TASKS),
+                           "--eval_report", str(out)], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["ensemble_steps"] == documented["ensemble_steps"]
     assert report["acc"] >= documented["acc"] - MARGIN, (report["acc"], documented["acc"])
 
 
