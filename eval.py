@@ -31,7 +31,7 @@ def main(argv=None):
     ckpt = Path(cfg.ckpt)
     out = check_eval_report(cfg)  # before any work: never a checkpoint or another file of the user's
     if cfg.ensemble:
-        scorer, steps = ensemble_scorer(cfg, meta["config"])
+        scorer, steps = ensemble_scorer(cfg, meta)
         what = f"the ensemble of the {cfg.ensemble} best validated checkpoints in {ckpt.parent} (steps {', '.join(map(str, steps))})"
     else:
         scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)

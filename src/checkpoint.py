@@ -81,9 +81,14 @@ def load(path):
     return params, meta
 
 
+def trained_settings(meta):
+    """The settings a checkpoint was trained with; the MAML++ options off in those that predate them."""
+    return dict.fromkeys(STEP_PARAM_KEYS, False) | meta["config"]
+
+
 def check_compatible(meta, cfg, path):
     """A checkpoint from another network shape is a clear error, not a shape crash inside MindSpore."""
-    saved = {key: False for key in STEP_PARAM_KEYS} | meta["config"]
+    saved = trained_settings(meta)
     per_step = any(saved[key] or cfg[key] for key in STEP_PARAM_KEYS)
     for key in SHAPE_KEYS + STEP_PARAM_KEYS + (("update_step",) if per_step else ()):
         if saved.get(key) != cfg[key]:

@@ -14,15 +14,14 @@ from src.outputs import ensemble_checkpoints
 MEMBER_KEYS = tuple(key for key in checkpoint.INHERITED_KEYS if key != "k_qry") + ("val_tasks", "eval_seed")
 
 
-def load_members(cfg, saved):
+def load_members(cfg, ckpt_meta):
     """[(step, path, params)] of the `cfg.ensemble` best validated checkpoints in the folder of cfg.ckpt, each
-    trained and validated with the settings `saved` (those stored in cfg.ckpt)."""
+    trained and validated with the settings of cfg.ckpt (`ckpt_meta`)."""
     members = []
-    defaults = dict.fromkeys(checkpoint.STEP_PARAM_KEYS, False)  # checkpoints older than the MAML++ options
-    expected = defaults | saved
+    expected = checkpoint.trained_settings(ckpt_meta)
     for step, path in ensemble_checkpoints(Path(cfg.ckpt).parent, cfg.ensemble):
         params, meta = checkpoint.load(path)
-        own = defaults | meta["config"]
+        own = checkpoint.trained_settings(meta)
         for key in MEMBER_KEYS:
             if own.get(key) != expected.get(key):
                 raise UserError(f"--ensemble {cfg.ensemble}: {path} was trained with {key}={own.get(key)}, {cfg.ckpt} "
@@ -47,10 +46,10 @@ class EnsembleScore:
         return None, correct.mean(axis=-1, dtype=np.float32)[None]
 
 
-def ensemble_scorer(cfg, saved):
+def ensemble_scorer(cfg, ckpt_meta):
     """(scorer, steps) of the members (load_members), each fine-tuned with cfg's inner loop."""
     scorers, steps = [], []
-    for step, path, params in load_members(cfg, saved):
+    for step, path, params in load_members(cfg, ckpt_meta):
         maml = build_maml(cfg)
         checkpoint.load_into(maml.learner, params, path)
         scorers.append(AdaptAndScore(maml, cfg.update_step_test))

@@ -17,8 +17,8 @@ import sys
 from src.checkpoint import load_for_inference, resumable
 from src.config import load_config
 from src.dataset import prepare_omniglot
-from src.ensemble import load_members
 from src.distributed import check_meta_batch
+from src.ensemble import load_members
 from src.errors import UserError, run_cli
 from src.metrics import log
 from src.outputs import log_path
@@ -61,7 +61,7 @@ def main(argv=None):
     else:
         cfg, _, meta = load_for_inference(settings)
         if cfg.ensemble:
-            load_members(cfg, meta["config"])
+            load_members(cfg, meta)
     port = check_port(port) if port else free_port()
     prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: log(message, sys.stderr))
     run_log = log_path(kind, cfg)  # creates a training's output folder: last, so no failure leaves it empty
