@@ -19,14 +19,14 @@ from src.dataset import prepare_omniglot, split_class_ids, split_rotates
 from src.ensemble import ensemble_scorer
 from src.errors import run_cli
 from src.evaluation import evaluate
-from src.inference import load_trained_maml
+from src.inference import load_checkpoint, trained_maml
 from src.maml import AdaptAndScore
 from src.metrics import counted, log
 from src.outputs import check_eval_report
 
 
 def main(argv=None):
-    cfg, maml, meta = load_trained_maml(argv)
+    cfg, params, meta = load_checkpoint(argv)
     ranks = distributed.current()
     ckpt = Path(cfg.ckpt)
     out = check_eval_report(cfg)  # before any work: never a checkpoint or another file of the user's
@@ -34,7 +34,7 @@ def main(argv=None):
         scorer, steps = ensemble_scorer(cfg, meta)
         what = f"the ensemble of the {cfg.ensemble} best validated checkpoints in {ckpt.parent} (steps {', '.join(map(str, steps))})"
     else:
-        scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
+        scorer = AdaptAndScore(trained_maml(cfg, params, ckpt), cfg.update_step_test, cfg.eval_per_step)
         what = f"{ckpt} (step {meta['step']})"
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]

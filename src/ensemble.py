@@ -6,7 +6,8 @@ import numpy as np
 
 from src import checkpoint
 from src.errors import UserError
-from src.maml import AdaptAndScore, build_maml
+from src.inference import trained_maml
+from src.maml import AdaptAndScore
 from src.outputs import ensemble_checkpoints
 
 # Settings the members must share with --ckpt's run: the network, the task and inner loop they are
@@ -50,8 +51,6 @@ def ensemble_scorer(cfg, ckpt_meta):
     """(scorer, steps) of the members (load_members), each fine-tuned with cfg's inner loop."""
     scorers, steps = [], []
     for step, path, params in load_members(cfg, ckpt_meta):
-        maml = build_maml(cfg)
-        checkpoint.load_into(maml.learner, params, path)
-        scorers.append(AdaptAndScore(maml, cfg.update_step_test))
+        scorers.append(AdaptAndScore(trained_maml(cfg, params, path), cfg.update_step_test))
         steps.append(step)
     return EnsembleScore(scorers), steps
