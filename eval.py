@@ -22,14 +22,15 @@ from src.evaluation import evaluate
 from src.inference import load_checkpoint, trained_maml
 from src.maml import AdaptAndScore
 from src.metrics import counted, log
-from src.outputs import check_eval_report
+from src.outputs import PROTOCOL_KEYS, check_eval_report, eval_protocol
 
 
 def main(argv=None):
     cfg, params, meta = load_checkpoint(argv)
     ranks = distributed.current()
     ckpt = Path(cfg.ckpt)
-    out = check_eval_report(cfg)  # before any work: never a checkpoint or another file of the user's
+    # Before any work: never a checkpoint, another file of the user's or a report of another evaluation.
+    out = check_eval_report(cfg, eval_protocol(cfg))
     if cfg.ensemble:
         scorer, steps = ensemble_scorer(cfg, meta)
         what = f"the ensemble of the {cfg.ensemble} best validated checkpoints in {ckpt.parent} (steps {', '.join(map(str, steps))})"
@@ -53,10 +54,8 @@ def main(argv=None):
     # The report lies beside its checkpoint: the file name identifies it without naming this machine's folders.
     # An ensemble's --ckpt only names the run and its settings: the report lists the members' steps instead.
     source = {"ensemble_steps": steps} if cfg.ensemble else {"ckpt_step": meta["step"]}
-    report = {"ckpt": ckpt.name, **source, "split": cfg.split, "n_way": cfg.n_way,
-              "k_spt": cfg.k_spt, "k_qry_test": cfg.k_qry_test, "update_step_test": cfg.update_step_test,
-              "update_lr": cfg.update_lr, "eval_seed": cfg.eval_seed, "ranks": ranks.size, "seconds": seconds,
-              **result}
+    report = {"ckpt": ckpt.name, **source, **{key: cfg[key] for key in PROTOCOL_KEYS}, "ranks": ranks.size,
+              "seconds": seconds, **result}
     write_atomic(out, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"),
                  "make its folder writable, evaluate a copy of the checkpoint or pass another --eval_report")
     log(f"wrote {out}")

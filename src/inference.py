@@ -1,6 +1,7 @@
 """A trained MAML ready to fine-tune, as eval.py, predict.py and export.py all need it."""
 from src import checkpoint
 from src.device import setup_device
+from src.errors import UserError
 from src.maml import build_maml
 
 
@@ -20,6 +21,10 @@ def trained_maml(cfg, params, path):
 
 
 def load_trained_maml(argv):
-    """(cfg, maml, meta) for `--ckpt` (load_checkpoint, then trained_maml)."""
+    """(cfg, maml, meta) for `--ckpt` (load_checkpoint, then trained_maml): predict.py's and export.py's
+    network, which is --ckpt's alone."""
     cfg, params, meta = load_checkpoint(argv)
+    if cfg.ensemble:
+        raise UserError(f"--ensemble {cfg.ensemble}: only eval.py scores an ensemble; this program uses the one "
+                        "checkpoint --ckpt names: drop --ensemble")
     return cfg, trained_maml(cfg, params, cfg.ckpt), meta

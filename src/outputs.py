@@ -26,6 +26,8 @@ CHECKPOINT_SUFFIX = ".ckpt"
 PREFIX = "maml_step"  # step checkpoints: maml_step0001000.ckpt
 BEST = "best.ckpt"
 _REPORT_KEYS = {"ckpt", "acc", "ci95", "tasks"}
+# The settings an eval report records, which with its task count and ensemble size define what it measured.
+PROTOCOL_KEYS = ("split", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "eval_seed")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -98,8 +100,30 @@ def eval_report_path(cfg):
     return ckpt.with_name(f"{ckpt.name}.eval{f'_ensemble{cfg.ensemble}' if cfg.ensemble else ''}.json")
 
 
-def check_eval_report(cfg):
-    return check_output_file(eval_report_path(cfg), "--eval_report", "an eval report", is_report)
+def eval_protocol(cfg):
+    """What eval.py with settings cfg measures: the fields of its report that name the tasks and the
+    fine-tuning, plus `ensemble`, the number of checkpoints scored together (0: --ckpt alone)."""
+    return {**{key: cfg[key] for key in PROTOCOL_KEYS}, "tasks": cfg.eval_tasks, "ensemble": cfg.ensemble}
+
+
+def report_protocol(report):
+    """eval_protocol of the settings that wrote `report` (a report's dict)."""
+    return {**{key: report.get(key) for key in PROTOCOL_KEYS}, "tasks": report.get("tasks"),
+            "ensemble": len(report.get("ensemble_steps", ()))}
+
+
+def check_eval_report(cfg, protocol=None):
+    """eval.py's report path, checked for writing. With `protocol` (eval_protocol of the run), an earlier
+    report there is replaced only by one of the same protocol: a run with other settings never
+    overwrites a result quoted elsewhere (re-evaluating a checkpoint that training has updated does)."""
+    path = check_output_file(eval_report_path(cfg), "--eval_report", "an eval report", is_report)
+    if protocol is not None and path.exists():
+        earlier = report_protocol(json.loads(path.resolve().read_text(encoding="utf-8")))
+        changed = [f"{key} {earlier[key]}, not {protocol[key]}" for key in protocol if earlier[key] != protocol[key]]
+        if changed:
+            raise UserError(f"--eval_report {path} holds the report of another evaluation ({'; '.join(changed)}): "
+                            "it is left untouched; pass another --eval_report or move the file away")
+    return path
 
 
 def ensemble_checkpoints(folder, count):
@@ -112,12 +136,13 @@ def ensemble_checkpoints(folder, count):
                         f"{'records ' + str(validations) if validations else 'is missing or records none'}: "
                         "pass --ckpt a checkpoint in the folder of the run, with its metrics.jsonl, or a smaller --ensemble")
     chosen = [(step, step_checkpoint_path(folder, step)) for step in steps]
-    missing = [(step, path) for step, path in chosen if not path.is_file()]
-    if missing:
-        step, path = missing[0]
-        raise UserError(f"--ensemble {count}: {path.name}, of step {step}, one of the {count} best validations, is not "
-                        f"in {folder} ({count - len(missing)} of the {count} are): pass a smaller --ensemble, let the "
-                        f"run save it (--resume), or train with --keep_best_checkpoints {count} to keep them")
+    for present, (step, path) in enumerate(chosen):
+        if not path.is_file():
+            smaller = (f"pass --ensemble {present} (the {present} best are there)" if present
+                       else "evaluate best.ckpt alone (no --ensemble)")
+            raise UserError(f"--ensemble {count}: {path.name}, the checkpoint of step {step}, number {present + 1} of "
+                            f"the {count} best validations, is not in {folder}: {smaller}, or train with "
+                            f"--keep_best_checkpoints {count} to keep them")
     return chosen
 
 

@@ -45,10 +45,15 @@ def test_ensemble_checkpoints_need_the_validations_and_their_files(tmp_path):
         step_checkpoint_path(tmp_path, step).write_bytes(b"x")
     assert ensemble_checkpoints(tmp_path, 2) == [(1000, step_checkpoint_path(tmp_path, 1000)),
                                                  (1500, step_checkpoint_path(tmp_path, 1500))]
-    with pytest.raises(UserError, match=r"maml_step0000500.ckpt, of step 500, one of the 3 best validations, is not in "
-                                        r".* \(2 of the 3 are\): pass a smaller --ensemble, let the run save it "
-                                        r"\(--resume\), or train with --keep_best_checkpoints 3 to keep them"):
+    with pytest.raises(UserError, match=r"--ensemble 3: maml_step0000500.ckpt, the checkpoint of step 500, number 3 of "
+                                        r"the 3 best validations, is not in .*: pass --ensemble 2 \(the 2 best are "
+                                        r"there\), or train with --keep_best_checkpoints 3 to keep them$"):
         ensemble_checkpoints(tmp_path, 3)
+    step_checkpoint_path(tmp_path, 1000).unlink()
+    with pytest.raises(UserError, match=r"--ensemble 1: maml_step0001000.ckpt, the checkpoint of step 1000, number 1 of "
+                                        r"the 1 best validations, is not in .*: evaluate best.ckpt alone \(no "
+                                        r"--ensemble\), or train with --keep_best_checkpoints 1 to keep them$"):
+        ensemble_checkpoints(tmp_path, 1)
     with pytest.raises(UserError, match=r"--ensemble 4 needs 4 validations but .*metrics.jsonl records 3"):
         ensemble_checkpoints(tmp_path, 4)
     with pytest.raises(UserError, match=r"metrics.jsonl is missing or records none"):

@@ -110,6 +110,30 @@ def test_an_earlier_report_may_be_replaced(tiny_ckpt, tmp_path):
     assert check_eval_report(load_config(["--ckpt", str(tiny_ckpt), "--eval_report", str(report)])) == report
 
 
+def test_a_report_of_another_evaluation_is_kept(tiny_ckpt, tmp_path):
+    """python eval.py --ckpt CKPT --k_qry_test 1 (CKPT.eval.json holds a 2-query report) -> exit 2, one line
+    naming the difference; the report is untouched. The same protocol may replace it."""
+    from src.outputs import PROTOCOL_KEYS, check_eval_report, eval_protocol
+
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(tiny_ckpt.read_bytes())
+    report = tmp_path / "model.ckpt.eval.json"
+    cfg, _, _ = checkpoint.load_for_inference(["--ckpt", str(ckpt)])
+    report.write_text(json.dumps({"ckpt": ckpt.name, "ckpt_step": 5, **{key: cfg[key] for key in PROTOCOL_KEYS},
+                                  "tasks": cfg.eval_tasks, "acc": 0.9, "ci95": 0.01}))
+    before = sha(report)
+    code, line = run("eval.py", "--ckpt", ckpt, "--k_qry_test", 1, "--data_path", tmp_path / "absent", cwd=tmp_path)
+    assert code == 2
+    assert line == (f"error: --eval_report {report} holds the report of another evaluation (k_qry_test 2, not 1): "
+                    "it is left untouched; pass another --eval_report or move the file away")
+    assert sha(report) == before
+    assert check_eval_report(cfg, eval_protocol(cfg)) == report
+    ensemble = load_config(["--ckpt", str(ckpt), "--eval_report", str(report), "--ensemble", "2",
+                            "--eval_tasks", "100"], inherit=cfg)
+    with pytest.raises(UserError, match=r"\(tasks 600, not 100; ensemble 0, not 2\)"):
+        check_eval_report(ensemble, eval_protocol(ensemble))
+
+
 def test_eval_report_in_an_unwritable_folder_fails_before_evaluating(tiny_ckpt, tmp_path, unwritable):
     code, line = run("eval.py", "--ckpt", tiny_ckpt, "--eval_report", unwritable / "r.json",
                      "--data_path", tmp_path / "absent", cwd=tmp_path)
@@ -121,6 +145,15 @@ def test_no_checkpoint_given_is_one_line(script, tmp_path):
     """python SCRIPT (no --ckpt) -> exit 2, 'error: no checkpoint given: pass --ckpt PATH ...'; nothing written."""
     code, line = run(script, cwd=tmp_path)
     assert code == 2 and line == "error: no checkpoint given: pass --ckpt PATH (e.g. output/best.ckpt)"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("script", ["predict.py", "export.py"])
+def test_an_ensemble_is_only_evaluated(script, tiny_ckpt, tmp_path):
+    """python SCRIPT --ckpt CKPT --ensemble 5 -> exit 2, one line: only eval.py scores an ensemble; nothing written."""
+    code, line = run(script, "--ckpt", tiny_ckpt, "--ensemble", 5, cwd=tmp_path)
+    assert code == 2 and line == ("error: --ensemble 5: only eval.py scores an ensemble; this program uses the one "
+                                  "checkpoint --ckpt names: drop --ensemble")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,6 +9,7 @@ their members beside them). The demo (predict.py) must classify a task of each c
 """
 import functools
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -94,9 +95,12 @@ def test_shipped_checkpoint_keeps_its_accuracy(folder, omniglot_root, omniglot_n
 
 @pytest.mark.parametrize("report_path", ENSEMBLES, ids=[f"{p.parent.name}/{p.name}" for p in ENSEMBLES])
 def test_shipped_ensemble_is_quoted_and_complete(report_path):
-    """An ensemble report names the checkpoints of the folder's best validations, all shipped beside it."""
+    """An ensemble report names the checkpoints of the folder's best validations, all shipped beside it, and
+    holds the protocol its name gives (best.ckpt.eval_ensembleN.json: 15 queries per class; ..._Kquery.json: K)."""
     folder, report = report_path.parent, json.loads(report_path.read_text())
     steps = report["ensemble_steps"]
+    size, queries = re.fullmatch(r"best\.ckpt\.eval_ensemble(\d+)(?:_(\d+)query)?\.json", report_path.name).groups()
+    assert len(steps) == int(size) and report["k_qry_test"] == int(queries or 15)
     assert report["tasks"] >= 600 and report["update_step_test"] == stored_config(folder)["update_step_test"]
     assert steps == best_validated_steps(folder / "metrics.jsonl", len(steps))[0]
     assert all(outputs.step_checkpoint_path(folder, step).is_file() for step in steps)
