@@ -78,6 +78,21 @@ def test_readme_quotes_the_shipped_results(folder):
         assert quoted in (folder / "README.md").read_text()
 
 
+REPORTS = sorted((REPO / "checkpoints").glob("*/best.ckpt.eval*.json"))
+
+
+@pytest.mark.parametrize("report_path", REPORTS, ids=[f"{p.parent.name}/{p.name}" for p in REPORTS])
+def test_shipped_report_may_be_rewritten_by_its_command(report_path):
+    """Re-running the evaluation a shipped report names (--k_qry_test K for ..._Kquery.json, --ensemble N for
+    ..._ensembleN...) measures the same protocol, so eval.py rewrites the report instead of refusing it."""
+    args = ["--ckpt", str(report_path.parent / "best.ckpt")]
+    for option, pattern in (("--k_qry_test", r"_(\d+)query\."), ("--ensemble", r"_ensemble(\d+)")):
+        if found := re.search(pattern, report_path.name):
+            args += [option, found.group(1)]
+    cfg, _, _ = checkpoint.load_for_inference(args)
+    assert outputs.report_protocol(json.loads(report_path.read_text())) == outputs.eval_protocol(cfg)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_checkpoint_keeps_its_accuracy(folder, omniglot_root, omniglot_npy_dir, tmp_path):
