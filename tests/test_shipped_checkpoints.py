@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(path.parent for path in (REPO / "checkpoints").glob("*/best.ckpt"))
 # MAML++'s test score, where a folder ships it: the mean logits of the checkpoints of its best validations.
 ENSEMBLES = sorted((REPO / "checkpoints").glob("*/best.ckpt.eval_ensemble*.json"))
+# Every shipped eval report.
+REPORTS = sorted((REPO / "checkpoints").glob("*/best.ckpt.eval*.json"))
 # 100 tasks estimate the 600-task mean to about +/-1 point (95%); a regression costs far more.
 TASKS = 100
 MARGIN = 0.015
@@ -45,6 +47,16 @@ def finn_report(folder):
 def reports(folder):
     """{report file: queries per class} of a shipped folder: 15, and Finn et al.'s one per shot."""
     return {"best.ckpt.eval.json": 15, finn_report(folder): stored_config(folder)["k_spt"]}
+
+
+def named_options(report_path):
+    """{option: value} a shipped report's name gives eval.py: --ensemble N for ..._ensembleN..., --k_qry_test K
+    for ..._Kquery.json (best.ckpt.eval[_ensembleN].json: the default, 15)."""
+    name = report_path.name
+    found = re.fullmatch(r"best\.ckpt\.eval(?:_ensemble(\d+))?(?:_(\d+)query)?\.json", name)
+    assert found, f"{name} is not a report name eval.py's protocols give"
+    ensemble, queries = found.groups()
+    return {option: int(value) for option, value in (("--ensemble", ensemble), ("--k_qry_test", queries)) if value}
 
 
 def test_checkpoints_are_shipped_with_their_records():
@@ -78,17 +90,13 @@ def test_readme_quotes_the_shipped_results(folder):
         assert quoted in (folder / "README.md").read_text()
 
 
-REPORTS = sorted((REPO / "checkpoints").glob("*/best.ckpt.eval*.json"))
-
-
 @pytest.mark.parametrize("report_path", REPORTS, ids=[f"{p.parent.name}/{p.name}" for p in REPORTS])
 def test_shipped_report_may_be_rewritten_by_its_command(report_path):
     """Re-running the evaluation a shipped report names (--k_qry_test K for ..._Kquery.json, --ensemble N for
     ..._ensembleN...) measures the same protocol, so eval.py rewrites the report instead of refusing it."""
     args = ["--ckpt", str(report_path.parent / "best.ckpt")]
-    for option, pattern in (("--k_qry_test", r"_(\d+)query\."), ("--ensemble", r"_ensemble(\d+)")):
-        if found := re.search(pattern, report_path.name):
-            args += [option, found.group(1)]
+    for option, value in named_options(report_path).items():
+        args += [option, str(value)]
     cfg, _, _ = checkpoint.load_for_inference(args)
     assert outputs.report_protocol(json.loads(report_path.read_text())) == outputs.eval_protocol(cfg)
 
@@ -114,8 +122,8 @@ def test_shipped_ensemble_is_quoted_and_complete(report_path):
     holds the protocol its name gives (best.ckpt.eval_ensembleN.json: 15 queries per class; ..._Kquery.json: K)."""
     folder, report = report_path.parent, json.loads(report_path.read_text())
     steps = report["ensemble_steps"]
-    size, queries = re.fullmatch(r"best\.ckpt\.eval_ensemble(\d+)(?:_(\d+)query)?\.json", report_path.name).groups()
-    assert len(steps) == int(size) and report["k_qry_test"] == int(queries or 15)
+    options = named_options(report_path)
+    assert len(steps) == options["--ensemble"] and report["k_qry_test"] == options.get("--k_qry_test", 15)
     assert report["tasks"] >= 600 and report["update_step_test"] == stored_config(folder)["update_step_test"]
     assert steps == best_validated_steps(folder / "metrics.jsonl", len(steps))[0]
     assert all(outputs.step_checkpoint_path(folder, step).is_file() for step in steps)
