@@ -40,15 +40,15 @@ def check_writable(folder, fix):
         raise UserError(f"cannot write to folder {folder} ({err.strerror or err}): {fix}") from None
 
 
-def is_report(path):
-    """An eval.py report: a small JSON object with the accuracy fields."""
+def read_report(path):
+    """The eval.py report in `path` (a small JSON object with the accuracy fields), None if it is not one."""
     try:
         if path.stat().st_size > 2**20:
-            return False
+            return None
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(report, dict) and _REPORT_KEYS <= set(report)
+        return None
+    return report if isinstance(report, dict) and _REPORT_KEYS <= set(report) else None
 
 
 def is_png(path):
@@ -116,14 +116,19 @@ def check_eval_report(cfg, protocol=None):
     """eval.py's report path, checked for writing. With `protocol` (eval_protocol of the run), an earlier
     report there is replaced only by one of the same protocol: a run with other settings never
     overwrites a result quoted elsewhere (re-evaluating a checkpoint that training has updated does)."""
-    path = check_output_file(eval_report_path(cfg), "--eval_report", "an eval report", is_report)
-    if protocol is not None and path.exists():
-        earlier = report_protocol(json.loads(path.resolve().read_text(encoding="utf-8")))
-        changed = [f"{key} {earlier[key]}, not {protocol[key]}" for key in protocol if earlier[key] != protocol[key]]
-        if changed:
-            raise UserError(f"--eval_report {path} holds the report of another evaluation ({'; '.join(changed)}): "
-                            "it is left untouched; pass another --eval_report or move the file away")
-    return path
+    path = eval_report_path(cfg)
+
+    def replaceable(target):
+        report = read_report(target)
+        if report is not None and protocol is not None:
+            earlier = report_protocol(report)
+            changed = [f"{key} {earlier[key]}, not {protocol[key]}" for key in protocol if earlier[key] != protocol[key]]
+            if changed:
+                raise UserError(f"--eval_report {path} holds the report of another evaluation ({'; '.join(changed)}): "
+                                "it is left untouched; pass another --eval_report or move the file away")
+        return report is not None
+
+    return check_output_file(path, "--eval_report", "an eval report", replaceable)
 
 
 def ensemble_checkpoints(folder, count):
