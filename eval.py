@@ -19,7 +19,7 @@ from src.dataset import prepare_omniglot, split_class_ids, split_rotates
 from src.ensemble import ensemble_scorer
 from src.errors import run_cli
 from src.evaluation import evaluate
-from src.inference import load_checkpoint, trained_maml
+from src.inference import fine_tuning, load_checkpoint, trained_maml
 from src.maml import AdaptAndScore
 from src.metrics import counted, log
 from src.outputs import PROTOCOL_KEYS, check_eval_report, eval_protocol
@@ -41,7 +41,7 @@ def main(argv=None):
     test_classes = split_class_ids(data.classes, cfg.split)["test"]
     log(f"evaluating {what} on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
         f"of split {cfg.split} with {counted(cfg.k_qry_test, 'query', 'queries')} per class, "
-        f"{counted(cfg.update_step_test, 'inner step')}")
+        f"{fine_tuning(cfg)}")
     start = time.time()
     result = evaluate(scorer, data.images, test_classes, cfg, cfg.eval_tasks, split_rotates(cfg.split), ranks)
     seconds = time.time() - start

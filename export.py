@@ -7,7 +7,7 @@ The graph fine-tunes the checkpoint's meta-parameters on a support set and class
 as predict.py does, so a deployment adapts to its own classes. Inputs: support images
 (1, N, imgc, imgsz, imgsz) float32, their labels (1, N) int32 in 0..n_way-1, query images
 (1, M, imgc, imgsz, imgsz) float32; output: query logits (1, M, n_way) after update_step_test
-inner steps of size update_lr. N and M may vary from call to call unless fixed with
+inner steps of size update_lr (a MAML++ checkpoint's learned per-step learning rates). N and M may vary from call to call unless fixed with
 --support_images / --query_images, for runtimes that need static shapes. The images must be
 prepared as predict.py prepares them (src/image_folder.py: grey-scale, imgsz x imgsz, ink 1 on 0).
 """
@@ -20,8 +20,8 @@ import mindspore as ms
 
 from src.atomic_file import write_atomic
 from src.errors import ArgumentParser, UserError, run_cli
-from src.inference import load_trained_maml
-from src.metrics import counted, log
+from src.inference import fine_tuning, load_trained_maml
+from src.metrics import log
 from src.outputs import check_output_file
 
 FORMATS = ("MINDIR",)
@@ -66,7 +66,7 @@ def main(argv=None):
     cfg, maml, meta = load_trained_maml(rest)
     inputs = graph_inputs(cfg, args.support_images, args.query_images)
     log(f"exporting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way): "
-        f"{counted(cfg.update_step_test, 'inner step')} of size {cfg.update_lr}, then the query logits")
+        f"{fine_tuning(cfg)}, then the query logits")
     with tempfile.TemporaryDirectory() as tmp:
         # MAML's own construct: the inner loop, its gradients included, becomes part of the graph.
         ms.export(maml, *inputs, cfg.update_step_test, file_name=str(Path(tmp) / "graph"), file_format="MINDIR")

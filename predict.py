@@ -5,7 +5,8 @@
 SUPPORT holds one subfolder per class, named after the class, with one or more example images
 (at most the checkpoint's n_way classes); QUERY holds the images to classify. The checkpoint's
 meta-parameters are fine-tuned on the support images (update_step_test inner steps of size
-update_lr, both from the checkpoint unless overridden) and each query gets the most probable class.
+update_lr, both from the checkpoint unless overridden; a MAML++ checkpoint's learned per-step
+learning rates instead of update_lr) and each query gets the most probable class.
 Standard output has one tab-separated line per query: file name, class, probability (names with
 control characters or backslashes are written with Python escapes such as \\n, so one query is
 always one line); progress and notes go to standard error.
@@ -21,9 +22,9 @@ import mindspore as ms
 
 from src.errors import one_line, run_cli
 from src.image_folder import read_queries, read_support
-from src.inference import load_trained_maml
+from src.inference import fine_tuning, load_trained_maml
 from src.maml import AdaptAndScore
-from src.metrics import counted, log
+from src.metrics import log
 
 
 def softmax(logits):
@@ -40,7 +41,7 @@ def main(argv=None):
         log(f"left out {len(skipped)} entries that are not image files in a class folder (or are hidden): "
             f"{one_line(skipped[0])}, ...", sys.stderr)
     log(f"adapting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way) to {len(names)} classes, {len(y_spt)} support "
-        f"images, in {counted(cfg.update_step_test, 'inner step')} of size {cfg.update_lr}", sys.stderr)
+        f"images, in {fine_tuning(cfg)}", sys.stderr)
     logits = AdaptAndScore(maml, cfg.update_step_test).predict(
         ms.Tensor(x_spt[None]), ms.Tensor(y_spt[None]), ms.Tensor(x_qry[None]))
     # Output units beyond the support's classes stand for no class here: they take no part.

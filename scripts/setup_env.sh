@@ -1,7 +1,7 @@
 #!/bin/bash
 # Create the project's virtual environment (.venv) and install requirements.txt into it.
 # Sourced by quickstart.sh and run_tests.sh; safe to run again (pip skips what is installed).
-# Set PYTHON_BIN to choose the interpreter that creates the venv (default python3, 3.9-3.11);
+# Set PYTHON_BIN to choose the interpreter that creates the venv (default python3, 3.10 or 3.11);
 # SETUP_REQUIREMENTS names another requirements file of the repository to install instead
 # (run_tests.sh: requirements-dev.txt, which includes requirements.txt).
 set -euo pipefail

@@ -117,6 +117,9 @@ def load_for_inference(argv):
                             "the command line, or use another checkpoint") from None
         raise
     check_compatible(meta, cfg, cfg.ckpt)
+    if cfg.learn_inner_lr and cfg.update_lr != saved.get("update_lr"):
+        raise UserError(f"--update_lr {cfg.update_lr}: checkpoint {path} learned its inner learning rates "
+                        f"(learn_inner_lr), which fine-tuning uses instead of update_lr: drop --update_lr")
     return cfg, params, meta
 
 

@@ -280,14 +280,13 @@ def _decode_all(sources, imgsz, workers, log):
 # ----------------------------------------------------------------------------- outputs
 
 
-def _ensure_writable(out_dir):
+def _ensure_writable(out_dir, fix):
     """Fail before the expensive decoding, not after it."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UserError(f"cannot write to output folder {out_dir} ({err.strerror or err}):"
-                        " pass --output_path somewhere writable") from None
-    check_writable(out_dir, "pass --output_path somewhere writable")
+        raise UserError(f"cannot write to output folder {out_dir} ({err.strerror or err}): {fix}") from None
+    check_writable(out_dir, fix)
 
 
 def _fsync_dir(path):
@@ -321,17 +320,18 @@ def _is_up_to_date(out_dir, imgsz, fingerprint):
             and shape == (index.get("num_classes"), NUM_DRAWERS, imgsz, imgsz) and dtype == np.float16)
 
 
-def _save(out_dir, array, index):
+def _save(out_dir, array, index, fix):
     """npy first, index last: the index marks a complete cache, so drop the old one before touching the npy."""
     (out_dir / INDEX_NAME).unlink(missing_ok=True)
-    fix = "free some space or pass --output_path somewhere writable"
     write_atomic(out_dir / NPY_NAME, lambda f: np.save(f, array, allow_pickle=False), fix)
     write_atomic(out_dir / INDEX_NAME, lambda f: f.write(json.dumps(index, indent=1).encode() + b"\n"), fix)
     _fsync_dir(out_dir)
 
 
-def build_omniglot(data_path, output_path=None, imgsz=28, force=False, workers=None, log=print):
-    """Build (or confirm up to date) OUT/omniglot.npy + omniglot_index.json; return the npy path."""
+def build_omniglot(data_path, output_path=None, imgsz=28, force=False, workers=None, log=print,
+                   output_option="--output_path"):
+    """Build (or confirm up to date) OUT/omniglot.npy + omniglot_index.json; return the npy path.
+    `output_option` is the caller's name for output_path, which the errors tell the user to change."""
     if not isinstance(imgsz, numbers.Integral) or not 1 <= imgsz <= SOURCE_SIZE:
         raise UserError(f"--imgsz must be an integer between 1 and {SOURCE_SIZE} (the size of the Omniglot originals), "
                         f"got {imgsz}")
@@ -351,12 +351,13 @@ def build_omniglot(data_path, output_path=None, imgsz=28, force=False, workers=N
     if not force and _is_up_to_date(out_dir, imgsz, fingerprint):
         log(f"{npy_path} is up to date (imgsz {imgsz}, {layout} layout); pass --force to rebuild")
         return npy_path
-    _ensure_writable(out_dir)
+    _ensure_writable(out_dir, f"pass {output_option} somewhere writable")
     started = time.monotonic()
     sources = _list_sources(root, layout)
     log(f"building {npy_path} from {root} ({layout} layout, imgsz {imgsz}, {workers} workers)")
     array = _decode_all(sources, imgsz, workers, log)
-    _save(out_dir, array, _make_index(sources, imgsz, fingerprint))
+    _save(out_dir, array, _make_index(sources, imgsz, fingerprint),
+          f"free some space or pass {output_option} somewhere writable")
     log(f"done: {array.shape[0]} classes, {array.shape[0] * NUM_DRAWERS} images, imgsz {imgsz},"
         f" {time.monotonic() - started:.1f} s -> {npy_path} ({npy_path.stat().st_size / 2**20:.1f} MiB)")
     return npy_path

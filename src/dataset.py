@@ -168,12 +168,10 @@ def prepare_omniglot(data_path, npy_dir="", imgsz=28, log=print):
                 f"images_evaluation.zip, and {out_dir} has no {NPY_NAME}: set data_path to the "
                 "Omniglot root")
     else:
-        build_omniglot(data_path, out_dir, imgsz=imgsz, log=log)
+        build_omniglot(data_path, out_dir, imgsz=imgsz, log=log, output_option="--npy_dir")
     data = load_omniglot(out_dir)
     if data.imgsz != imgsz:
         raise UserError(
             f"{out_dir / NPY_NAME} holds {data.imgsz}x{data.imgsz} images but imgsz {imgsz} was "
-            f"requested: set imgsz to {data.imgsz}, or rebuild it with "
-            f"python src/data_preprocess.py --data_path OMNIGLOT_ROOT --output_path {out_dir} "
-            f"--imgsz {imgsz}")
+            f"requested: set imgsz to {data.imgsz}, or rebuild it: {_rebuild_hint(out_dir)} --imgsz {imgsz}")
     return data

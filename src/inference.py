@@ -3,6 +3,13 @@ from src import checkpoint
 from src.device import setup_device
 from src.errors import UserError
 from src.maml import build_maml
+from src.metrics import counted
+
+
+def fine_tuning(cfg):
+    """The fine-tuning of settings cfg, as the logs name it: its inner steps and their size."""
+    steps = counted(cfg.update_step_test, "inner step")
+    return f"{steps} with the learned per-step learning rates" if cfg.learn_inner_lr else f"{steps} of size {cfg.update_lr}"
 
 
 def load_checkpoint(argv):

@@ -72,7 +72,9 @@ def _step(line):
 
 def best_validated_steps(path, count):
     """(steps, validations): the steps of the `count` best validation records of a metrics file, best first
-    (of equal accuracies the earlier step, as best.ckpt), and how many it holds; ([], 0) without the file."""
+    (of equal accuracies the earlier step, as best.ckpt), and how many it holds; ([], 0) without the file.
+    A step validated twice (files of earlier versions kept the records of an interrupted run) counts
+    once, with its later record, as plot_curves.py reads it."""
     path = Path(path)
     if not path.is_file():
         return [], 0
@@ -80,13 +82,13 @@ def best_validated_steps(path, count):
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"cannot read {path} ({err.__class__.__name__}): make it readable") from None
-    ranked = []
+    latest = {}
     for line in lines:
         try:
             record = json.loads(line)
             if record["event"] == "val":
-                ranked.append((-float(record["acc"]), int(record["step"])))
+                latest[int(record["step"])] = -float(record["acc"])
         except (ValueError, KeyError, TypeError):
             continue  # not a record (a torn last line)
-    ranked.sort()
+    ranked = sorted((acc, step) for step, acc in latest.items())
     return [step for _, step in ranked[:count]], len(ranked)

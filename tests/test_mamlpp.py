@@ -142,7 +142,7 @@ def test_mamlpp_training_then_eval_predict_and_export(omniglot_root, omniglot_np
     report = tmp_path / "report.json"
     eval_log = run("eval.py", *data, "--ckpt", str(out / "best.ckpt"), "--eval_tasks", "8", "--eval_batch", "4",
                    "--eval_report", str(report))
-    assert "3-way 1-shot" in eval_log and "10 inner steps" in eval_log
+    assert "3-way 1-shot" in eval_log and "10 inner steps with the learned per-step learning rates" in eval_log
     assert json.loads(report.read_text())["update_step_test"] == 10
 
     task = tmp_path / "task"

@@ -140,6 +140,36 @@ def test_eval_report_in_an_unwritable_folder_fails_before_evaluating(tiny_ckpt, 
     assert code == 2 and f"cannot write to folder {unwritable}" in line and "--eval_report" in line
 
 
+def test_npy_dir_that_is_a_file_names_the_programs_own_option(tiny_ckpt, omniglot_root, tmp_path):
+    """eval.py --ckpt C --data_path ROOT --npy_dir F (F a file) -> exit 2, 'error: cannot write to output folder F
+    (File exists): pass --npy_dir somewhere writable' (eval.py has no --output_path); F untouched."""
+    npy_dir = tmp_path / "a_file"
+    npy_dir.write_text("mine\n")
+    before = sha(npy_dir)
+    code, line = run("eval.py", "--ckpt", tiny_ckpt, "--data_path", omniglot_root, "--npy_dir", npy_dir, cwd=tmp_path)
+    assert code == 2 and line.startswith(f"error: cannot write to output folder {npy_dir}")
+    assert line.endswith(": pass --npy_dir somewhere writable")
+    assert sha(npy_dir) == before
+
+
+@pytest.mark.parametrize("script", ["eval.py", "predict.py", "export.py"])
+def test_learned_inner_learning_rates_refuse_update_lr(script, tmp_path):
+    """SCRIPT --ckpt C --update_lr 5.0, C trained with learn_inner_lr -> exit 2, one line: the learned rates replace
+    update_lr, which would change nothing; nothing written. The checkpoint's own update_lr is accepted."""
+    from src.maml import build_maml
+
+    cfg = load_config(["--n_way", "3", "--num_filters", "8", "--num_blocks", "2", "--learn_inner_lr", "true",
+                       "--update_step", "2", "--update_lr", "0.1"])
+    ckpt = checkpoint.save(tmp_path / "mamlpp.ckpt", build_maml(cfg), step=5, cfg=cfg)
+    work = tmp_path / "work"
+    work.mkdir()
+    code, line = run(script, "--ckpt", ckpt, "--update_lr", "5.0", cwd=work)
+    assert code == 2 and line == (f"error: --update_lr 5.0: checkpoint {ckpt} learned its inner learning rates "
+                                  "(learn_inner_lr), which fine-tuning uses instead of update_lr: drop --update_lr")
+    assert list(work.iterdir()) == []
+    assert checkpoint.load_for_inference(["--ckpt", str(ckpt), "--update_lr", "0.1"])[0].update_lr == 0.1
+
+
 @pytest.mark.parametrize("script", ["eval.py", "predict.py", "export.py"])
 def test_no_checkpoint_given_is_one_line(script, tmp_path):
     """python SCRIPT (no --ckpt) -> exit 2, 'error: no checkpoint given: pass --ckpt PATH ...'; nothing written."""
