@@ -13,7 +13,8 @@
 #      --config_path and --eval_report absolute (relative to the caller's directory), then cds to the
 #      repo root, so it works from any directory;
 #   3. asks Python where the log goes (`python -m src.outputs train|eval ...`, which also checks the
-#      settings and stops here with one `error:` line if one is wrong):
+#      settings (eval: as eval.py merges them with the checkpoint's), that the data is there and the
+#      outputs, and stops here with one `error:` line if one is wrong):
 #        train: <output_dir>/train.log
 #        eval:  R.log beside the report R.json: <CKPT_PATH>.eval.json (.eval_ensembleN.json with --ensemble N)
 #               or --eval_report R.json
@@ -113,7 +114,7 @@ _maml_parse_extra() {
                 MAML_EXTRA+=("--$key" "$(_maml_abs "${arg#*=}")") ;;
             --npy_dir | --output_dir | --config_path | --eval_report)
                 MAML_EXTRA+=("$arg")
-                if (($#)); then # no value: the python side reports it
+                if (($#)) && [[ $1 != -* ]]; then # no value (none, or the next option): python reports it
                     value=$1
                     [[ -n $value ]] && value=$(_maml_abs "$value")
                     MAML_EXTRA+=("$value")

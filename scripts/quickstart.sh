@@ -7,7 +7,8 @@
 #                  python src/data_preprocess.py --data_path DIR --download)
 #   OUTPUT_DIR     where checkpoints, metrics and logs go (default output/quickstart; must not
 #                  hold an earlier run's checkpoints)
-#   --key value    further overrides for both training and evaluation (e.g. --epoch 100)
+#   --key value    further overrides for both training and evaluation (e.g. --epoch 100); paths
+#                  relative to the caller's folder; not data_path, output_dir or npy_dir (set above)
 # Environment: NPY_DIR (where omniglot.npy is built, default data/omniglot), VENV (default .venv).
 # -h/--help anywhere prints this text and installs nothing. data_preprocess.py checks OMNIGLOT_ROOT:
 # a missing folder ends in one error line, exit code 2.
@@ -29,10 +30,15 @@ done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA_PATH="$(realpath -m -- "${1:-$ROOT/../shared/omniglot}")"
 OUTPUT_DIR="$(realpath -m -- "${2:-$ROOT/output/quickstart}")"
+NPY_DIR="$(realpath -m -- "${NPY_DIR:-$ROOT/data/omniglot}")"
+# The overrides as the launchers take them: path values made absolute (relative to the caller's
+# directory), and no setting that the arguments and NPY_DIR give.
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+_maml_parse_extra "data_path output_dir npy_dir ckpt" "${@:3}"
+EXTRA=("${MAML_EXTRA[@]}")
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-NPY_DIR="$(realpath -m -- "${NPY_DIR:-$ROOT/data/omniglot}")"
-EXTRA=("${@:3}")
 "$PYTHON" src/data_preprocess.py --data_path "$DATA_PATH" --output_path "$NPY_DIR"
 "$PYTHON" omniglot_train.py --config_path configs/quickstart_cpu.yaml --data_path "$DATA_PATH" \
     --npy_dir "$NPY_DIR" --output_dir "$OUTPUT_DIR" "${EXTRA[@]}"

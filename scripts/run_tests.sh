@@ -1,6 +1,6 @@
 #!/bin/bash
 # The README's test command: install requirements-dev.txt (the running requirements, pytest,
-# pytest-xdist and matplotlib), then run the whole test suite, slow end-to-end tests too (-m "" lifts
+# pytest-xdist, matplotlib and shellcheck), then run the whole test suite, slow end-to-end tests too (-m "" lifts
 # pytest.ini's default, the fast tests only), one pytest worker per core (at most 4: each may hold
 # 3 GB; pass -n 0 for one process).
 # Usage: bash scripts/run_tests.sh [pytest args...]

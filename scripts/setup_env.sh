@@ -6,7 +6,7 @@
 # (run_tests.sh: requirements-dev.txt, which includes requirements.txt).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${VENV:-$ROOT/.venv}"
+VENV="$(realpath -ms -- "${VENV:-$ROOT/.venv}")" # absolute: the callers cd to the repository root
 if [ ! -x "$VENV/bin/python" ]; then
     echo "creating virtual environment $VENV"
     "${PYTHON_BIN:-python3}" -m venv "$VENV"

@@ -215,17 +215,23 @@ def log_path(kind, cfg):
     existing_checkpoint(cfg.ckpt)
     if cfg.ensemble:
         ensemble_checkpoints(Path(cfg.ckpt).parent, cfg.ensemble)
-    report = check_eval_report(cfg).resolve()
+    report = check_eval_report(cfg, eval_protocol(cfg)).resolve()
     return report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
 
 
 def main(argv=None):
+    """The launch scripts' check before a run: the settings as the program will take them (eval.py: the
+    checkpoint's, unless given), the data and the outputs; prints the log's path."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in ("train", "eval"):
         raise UserError("usage: python -m src.outputs train|eval [--key value ...]")
+    from src.checkpoint import load_for_inference
     from src.config import load_config
+    from src.dataset import check_omniglot_data
 
-    print(log_path(argv[0], load_config(argv[1:])))
+    cfg = load_config(argv[1:]) if argv[0] == "train" else load_for_inference(argv[1:])[0]
+    check_omniglot_data(cfg.data_path, cfg.npy_dir)
+    print(log_path(argv[0], cfg))
 
 
 if __name__ == "__main__":

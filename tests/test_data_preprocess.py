@@ -265,6 +265,14 @@ def test_user_error_from_api(tmp_path):
 
 
 @pytest.fixture(scope="module")
+def sums(omniglot_root, tmp_path_factory):
+    """A SHA256SUMS file of the zips in omniglot_root/raw/, whichever copy of Omniglot they are."""
+    path = tmp_path_factory.mktemp("sums") / "SHA256SUMS"
+    path.write_text("".join(f"{sha256(omniglot_root / 'raw' / name)}  {name}\n" for name in ZIPS))
+    return path
+
+
+@pytest.fixture(scope="module")
 def zip_server(omniglot_root, tmp_path_factory):
     served = tmp_path_factory.mktemp("served")
     for name in ZIPS:
@@ -286,8 +294,7 @@ def closed_port_url(scheme):
 
 
 @pytest.mark.slow
-def test_download_verifies_and_builds(zip_server, omniglot_root, array, tmp_path):
-    sums = omniglot_root / "raw" / "SHA256SUMS"
+def test_download_verifies_and_builds(zip_server, sums, omniglot_root, array, tmp_path):
     args = ("--data_path", tmp_path / "data", "--output_path", tmp_path / "out",
             "--download", "--download_url", zip_server, "--checksums", sums)
     result = run_cli(*args)
@@ -302,8 +309,13 @@ def test_download_verifies_and_builds(zip_server, omniglot_root, array, tmp_path
     assert again.stdout.count("already present and verified") == 2 and "up to date" in again.stdout
 
 
-def test_download_checksum_mismatch(zip_server, tmp_path):
-    result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", zip_server)
+def test_download_checksum_mismatch(tmp_path):
+    """A served images_background.zip that is not the official file fails the official MD5 (no --checksums)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / ZIPS[0]).write_bytes(b"not the official Omniglot zip")
+    with serve_directory(served) as url:
+        result = run_cli("--data_path", tmp_path / "data", "--download", "--download_url", url)
     assert_one_line_error(result, "checksum mismatch for images_background.zip",
                           "expected md5 68d2efa1b9178cc56df9314c21c6e718")
     assert not (tmp_path / "data").exists(), "the downloaded file or the folders created for it were left behind"
@@ -336,7 +348,7 @@ def test_checksum_file_without_entries(tmp_path, zip_server):
     assert_one_line_error(result, "has no entry for images_background.zip, images_evaluation.zip")
 
 
-def test_failed_download_keeps_the_users_folders_and_files(tmp_path, omniglot_root):
+def test_failed_download_keeps_the_users_folders_and_files(tmp_path, omniglot_root, sums):
     """`--download --download_url ftp://...` (unreachable): exit 2, one line; the raw/ folder it
     created is removed, the user's data folder and the verified zip already in raw/ are kept."""
     data = tmp_path / "data"
@@ -349,20 +361,20 @@ def test_failed_download_keeps_the_users_folders_and_files(tmp_path, omniglot_ro
     root = root_with(tmp_path, omniglot_root)
     (root / "raw" / ZIPS[1]).unlink()
     result = run_cli("--data_path", root, "--download", "--download_url", url,
-                     "--checksums", omniglot_root / "raw" / "SHA256SUMS")
+                     "--checksums", sums)
     assert_one_line_error(result, "download failed", url + "images_evaluation.zip")
     assert [p.name for p in (root / "raw").iterdir()] == [ZIPS[0]]
 
 
 @pytest.mark.parametrize("name", ZIPS)
-def test_download_never_replaces_a_different_zip(zip_server, omniglot_root, tmp_path, name):
+def test_download_never_replaces_a_different_zip(zip_server, sums, tmp_path, name):
     """An existing raw/NAME that fails the checksum is the user's: `--download` refuses it (exit 2, one
     line naming it and the fix) before downloading anything, and leaves it byte for byte as it was."""
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True)
     (raw / name).write_bytes(b"the user's own " + name.encode())
     result = run_cli("--data_path", tmp_path / "data", "--output_path", tmp_path / "out", "--download",
-                     "--download_url", zip_server, "--checksums", omniglot_root / "raw" / "SHA256SUMS")
+                     "--download_url", zip_server, "--checksums", sums)
     assert_one_line_error(result, f"{raw / name} already exists and does not match the expected sha256",
                           "never replaces", "move it away", "drop --download to use it as is")
     assert (raw / name).read_bytes() == b"the user's own " + name.encode()
@@ -371,20 +383,20 @@ def test_download_never_replaces_a_different_zip(zip_server, omniglot_root, tmp_
     assert_nothing_written(tmp_path / "out")
 
 
-def test_download_never_replaces_a_link(zip_server, omniglot_root, tmp_path):
+def test_download_never_replaces_a_link(zip_server, sums, tmp_path):
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True)
     (raw / ZIPS[1]).symlink_to(tmp_path / "elsewhere.zip")  # the user's link, its target not there (yet)
     result = run_cli("--data_path", tmp_path / "data", "--output_path", tmp_path / "out", "--download",
-                     "--download_url", zip_server, "--checksums", omniglot_root / "raw" / "SHA256SUMS")
+                     "--download_url", zip_server, "--checksums", sums)
     assert_one_line_error(result, f"{raw / ZIPS[1]} already exists and is not a file", "move it away")
     assert os.readlink(raw / ZIPS[1]) == str(tmp_path / "elsewhere.zip")
     assert [p.name for p in raw.iterdir()] == [ZIPS[1]] and not (tmp_path / "elsewhere.zip").exists()
 
 
-def test_download_keeps_verified_zips_and_fetches_nothing(tmp_path, omniglot_root):
+def test_download_keeps_verified_zips_and_fetches_nothing(tmp_path, omniglot_root, sums):
     root = root_with(tmp_path, omniglot_root)
     messages = []
-    download_omniglot(root, closed_port_url("http"), omniglot_root / "raw" / "SHA256SUMS", log=messages.append)
+    download_omniglot(root, closed_port_url("http"), sums, log=messages.append)
     assert messages == [f"{root / 'raw' / name} already present and verified (sha256)" for name in ZIPS]
     assert sorted(p.name for p in (root / "raw").iterdir()) == list(ZIPS)

@@ -30,7 +30,7 @@ EVAL = {d: SCRIPTS / f"run_distribute_eval_{d}.sh" for d in TARGETS}
 
 def run(script, *args, cwd=None, env=None, timeout=120):
     full_env = {k: v for k, v in os.environ.items()
-                if k not in ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "PYTHON", "MASTER_PORT")}
+                if k not in ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "PYTHON", "MASTER_PORT", "GLOG_v")}
     full_env.update(env or {})
     proc = subprocess.run(["bash", str(script), *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)

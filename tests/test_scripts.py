@@ -7,11 +7,13 @@ checks the settings and names the log, to the real interpreter; the CPU scripts 
 on tiny settings (marked slow). A probe runs a standalone and a data-parallel launcher with too few
 arguments as a user would type them.
 """
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,20 +29,34 @@ QUICKSTART = SCRIPTS / "quickstart.sh"
 
 
 def run(script, *args, cwd=None, env=None, timeout=60):
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "PYTHON")}
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "PYTHON", "CUDA_VISIBLE_DEVICES", "GLOG_v")}
     full_env.update(env or {})
     proc = subprocess.run(["bash", str(script), *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr
 
 
+@functools.cache
+def tiny_checkpoint():
+    """The bytes of a checkpoint of a small 5-way network, written once per test process."""
+    from src import checkpoint
+    from src.config import load_config
+    from src.maml import build_maml
+
+    cfg = load_config(["--num_filters", "8", "--num_blocks", "2"])
+    with tempfile.TemporaryDirectory() as tmp:
+        return checkpoint.save(Path(tmp) / "model.ckpt", build_maml(cfg), step=5, cfg=cfg).read_bytes()
+
+
 def valid_args(script, tmp_path):
-    """Positional arguments that pass every check (a data folder, and a checkpoint file for eval)."""
+    """Positional arguments that pass every check (a data folder as the Omniglot root holds it, and a
+    checkpoint for eval)."""
     data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
+    (data / "raw").mkdir(parents=True, exist_ok=True)
     if script in EVAL.values():
         ckpt = tmp_path / "model.ckpt"
-        ckpt.write_bytes(b"")
+        ckpt.write_bytes(tiny_checkpoint())
         return ["0", data, ckpt]
     return ["0", "5", data]
 
@@ -120,6 +136,46 @@ def test_settings_are_checked_by_python_before_the_run(script, tmp_path, fake_py
     assert code == 2
     assert out.splitlines() == ["error: n_way must be between 2 and 100 (the smallest class set of split finn), got 0"]
     assert fake_python.calls() == []
+
+
+@pytest.mark.parametrize("script", ALL, ids=IDS)
+def test_path_option_followed_by_another_option_is_one_line(script, tmp_path, fake_python):
+    """bash SCRIPT ... --output_dir --resume -> exit 2, one line naming --output_dir: the next option is not taken
+    for its value (as a folder named --resume), nothing is run or created."""
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    code, out = run(script, *valid_args(script, tmp_path), "--output_dir", "--resume", cwd=caller,
+                    env={"PYTHON": fake_python.path})
+    assert (code, out.splitlines()) == (2, ["error: argument --output_dir: expected one argument"])
+    assert fake_python.calls() == [] and list(caller.iterdir()) == []
+
+
+@pytest.mark.parametrize("script", [TRAIN["cpu"], EVAL["cpu"]], ids=["train", "eval"])
+def test_missing_data_is_refused_before_the_log_is_started(script, tmp_path, fake_python):
+    """bash SCRIPT ... DATA ... --output_dir OUT, DATA without Omniglot -> exit 2, 'error: no Omniglot data: ...';
+    nothing runs, and neither OUT nor a log is created."""
+    args = valid_args(script, tmp_path)
+    (tmp_path / "data" / "raw").rmdir()
+    code, out = run(script, *args, "--output_dir", tmp_path / "out", env={"PYTHON": fake_python.path})
+    assert code == 2 and out.splitlines()[0].startswith(f"error: no Omniglot data: {tmp_path / 'data'} has no raw/")
+    assert fake_python.calls() == [] and sorted(p.name for p in tmp_path.iterdir()) == ["bin", "data"] + (
+        ["model.ckpt"] if script == EVAL["cpu"] else [])
+
+
+def test_eval_launcher_takes_the_checkpoints_settings_as_eval_py_does(tmp_path, fake_python):
+    """A checkpoint trained with 5 queries per class, evaluated 10-shot with 10 queries: k_spt + k_qry = 15 of
+    the 20 drawings (the defaults' k_qry 15 would exceed them), so eval.py accepts it and so must the launcher."""
+    from src import checkpoint
+    from src.config import load_config
+    from src.maml import build_maml
+
+    args = valid_args(EVAL["cpu"], tmp_path)
+    cfg = load_config(["--num_filters", "8", "--num_blocks", "2", "--k_spt", "5", "--k_qry", "5"])
+    checkpoint.save(args[2], build_maml(cfg), step=5, cfg=cfg)
+    code, out = run(EVAL["cpu"], *args, "--k_spt", "10", "--k_qry_test", "10", env={"PYTHON": fake_python.path})
+    assert code == 0, out
+    (call,) = fake_python.calls()
+    assert call["argv"][0] == "eval.py" and option(call["argv"], "--k_spt") == "10"
 
 
 @pytest.mark.parametrize("script", ALL, ids=IDS)
@@ -205,10 +261,10 @@ def test_quickstart_refuses_an_option_in_place_of_a_folder(tmp_path, args, name)
 def test_train_plumbing(device, tmp_path, fake_python):
     """Relative paths resolved from the caller's directory; training builds omniglot.npy itself."""
     caller = tmp_path / "elsewhere"
-    (caller / "data").mkdir(parents=True)
+    (caller / "data" / "raw").mkdir(parents=True)
     relative_python = os.path.relpath(fake_python.path, caller)  # contains a slash: resolved before the cd
     code, out = run(TRAIN[device], "3", "7", "data", "--npy_dir", "npy", "--output_dir=out", "--task_num", "2",
-                    "--resume", "--imgsz", "28", cwd=caller, env={"PYTHON": relative_python})
+                    "--resume", "--imgsz", "28", cwd=caller, env={"PYTHON": relative_python, "CUDA_VISIBLE_DEVICES": "5"})
     assert code == 0, out
     (train,) = fake_python.calls()
     data, npy, output = caller / "data", caller / "npy", caller / "out"
@@ -225,7 +281,7 @@ def test_train_plumbing(device, tmp_path, fake_python):
     for call in (train,):
         assert call["cwd"] == str(REPO)
         assert call["env"]["DEVICE_ID"] == "3"
-        assert "CUDA_VISIBLE_DEVICES" not in call["env"]  # MindSpore picks the card from device_id
+        assert call["env"]["CUDA_VISIBLE_DEVICES"] == "5"  # left alone: MindSpore picks the card from device_id
         if device == "ascend":
             assert call["env"]["RANK_SIZE"] == "1" and call["env"]["RANK_ID"] == "0"
         else:
@@ -243,7 +299,7 @@ def test_eval_plumbing(device, tmp_path, fake_python):
     (data / "omniglot_index.json").write_text("{}")
     ckpt = tmp_path / "run" / "best.ckpt"
     ckpt.parent.mkdir()
-    ckpt.write_bytes(b"")
+    ckpt.write_bytes(tiny_checkpoint())
     code, out = run(EVAL[device], "2", "data", "run/best.ckpt", "--eval_tasks", "4", cwd=tmp_path,
                     env={"PYTHON": fake_python.path})
     assert code == 0, out
@@ -266,7 +322,7 @@ def test_eval_report_is_made_absolute_and_gets_the_log(tmp_path, fake_python):
     (data / "omniglot.npy").write_bytes(b"")
     (data / "omniglot_index.json").write_text("{}")
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "best.ckpt").write_bytes(b"")
+    (tmp_path / "run" / "best.ckpt").write_bytes(tiny_checkpoint())
     code, out = run(EVAL["cpu"], "0", "data", "run/best.ckpt", "--eval_report", "run/one_query.json", cwd=tmp_path,
                     env={"PYTHON": fake_python.path})
     assert code == 0, out
@@ -340,11 +396,16 @@ def test_cpu_train_then_eval(tmp_path, omniglot_root, omniglot_npy_dir):
 
 
 def test_shell_syntax_and_shellcheck():
-    for script in [*ALL, SCRIPTS / "common.sh", QUICKSTART]:
+    """Every shell script of the repository parses and passes shellcheck (requirements-dev.txt installs it
+    into the venv, beside the interpreter running the tests)."""
+    scripts = sorted(SCRIPTS.glob("*.sh")) + [REPO / ".ci" / "run"]
+    assert {*ALL, QUICKSTART, SCRIPTS / "common.sh"} <= set(scripts)
+    for script in scripts:
         proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck not installed")
-    proc = subprocess.run(["shellcheck", "-x", *(str(p.relative_to(REPO)) for p in ALL), "scripts/common.sh"],
+    beside = Path(sys.executable).parent / "shellcheck"
+    shellcheck = str(beside) if beside.is_file() else shutil.which("shellcheck")
+    assert shellcheck, "shellcheck not found: pip install -r requirements-dev.txt"
+    proc = subprocess.run([shellcheck, "-x", *(str(p.relative_to(REPO)) for p in scripts)],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
