@@ -22,7 +22,7 @@ from src.evaluation import evaluate
 from src.inference import fine_tuning, load_checkpoint, trained_maml
 from src.maml import AdaptAndScore
 from src.metrics import counted, log
-from src.outputs import PROTOCOL_KEYS, check_eval_report, eval_protocol
+from src.outputs import PROTOCOL_KEYS, check_eval_report
 
 
 def main(argv=None):
@@ -30,7 +30,7 @@ def main(argv=None):
     ranks = distributed.current()
     ckpt = Path(cfg.ckpt)
     # Before any work: never a checkpoint, another file of the user's or a report of another evaluation.
-    out = check_eval_report(cfg, eval_protocol(cfg))
+    out = check_eval_report(cfg)
     if cfg.ensemble:
         scorer, steps = ensemble_scorer(cfg, meta)
         what = f"the ensemble of the {cfg.ensemble} best validated checkpoints in {ckpt.parent} (steps {', '.join(map(str, steps))})"

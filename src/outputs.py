@@ -112,15 +112,15 @@ def report_protocol(report):
             "ensemble": len(report.get("ensemble_steps", ()))}
 
 
-def check_eval_report(cfg, protocol=None):
-    """eval.py's report path, checked for writing. With `protocol` (eval_protocol of the run), an earlier
-    report there is replaced only by one of the same protocol: a run with other settings never
-    overwrites a result quoted elsewhere (re-evaluating a checkpoint that training has updated does)."""
-    path = eval_report_path(cfg)
+def check_eval_report(cfg):
+    """eval.py's report path for settings cfg, checked for writing. An earlier report there is replaced only
+    by one of the same protocol (eval_protocol): a run with other settings never overwrites a result quoted
+    elsewhere (re-evaluating a checkpoint that training has updated does)."""
+    path, protocol = eval_report_path(cfg), eval_protocol(cfg)
 
     def replaceable(target):
         report = read_report(target)
-        if report is not None and protocol is not None:
+        if report is not None:
             earlier = report_protocol(report)
             changed = [f"{key} {earlier[key]}, not {protocol[key]}" for key in protocol if earlier[key] != protocol[key]]
             if changed:
@@ -215,7 +215,7 @@ def log_path(kind, cfg):
     existing_checkpoint(cfg.ckpt)
     if cfg.ensemble:
         ensemble_checkpoints(Path(cfg.ckpt).parent, cfg.ensemble)
-    report = check_eval_report(cfg, eval_protocol(cfg)).resolve()
+    report = check_eval_report(cfg).resolve()
     return report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
 
 

@@ -103,17 +103,20 @@ def test_eval_report_never_replaces_a_users_file(tiny_ckpt, tmp_path, monkeypatc
 
 
 def test_an_earlier_report_may_be_replaced(tiny_ckpt, tmp_path):
-    from src.outputs import check_eval_report
+    """A report of the same evaluation (the same protocol) is replaced by its re-run."""
+    from src.outputs import PROTOCOL_KEYS, check_eval_report
 
     report = tmp_path / "r.json"
-    report.write_text(json.dumps({"ckpt": "model.ckpt", "acc": 0.9, "ci95": 0.01, "tasks": 600}))
-    assert check_eval_report(load_config(["--ckpt", str(tiny_ckpt), "--eval_report", str(report)])) == report
+    cfg = load_config(["--ckpt", str(tiny_ckpt), "--eval_report", str(report)])
+    report.write_text(json.dumps({"ckpt": "model.ckpt", **{key: cfg[key] for key in PROTOCOL_KEYS}, "acc": 0.9,
+                                  "ci95": 0.01, "tasks": cfg.eval_tasks}))
+    assert check_eval_report(cfg) == report
 
 
 def test_a_report_of_another_evaluation_is_kept(tiny_ckpt, tmp_path):
     """python eval.py --ckpt CKPT --k_qry_test 1 (CKPT.eval.json holds a 2-query report) -> exit 2, one line
     naming the difference; the report is untouched. The same protocol may replace it."""
-    from src.outputs import PROTOCOL_KEYS, check_eval_report, eval_protocol
+    from src.outputs import PROTOCOL_KEYS, check_eval_report
 
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(tiny_ckpt.read_bytes())
@@ -127,11 +130,11 @@ def test_a_report_of_another_evaluation_is_kept(tiny_ckpt, tmp_path):
     assert line == (f"error: --eval_report {report} holds the report of another evaluation (k_qry_test 2, not 1): "
                     "it is left untouched; pass another --eval_report or move the file away")
     assert sha(report) == before
-    assert check_eval_report(cfg, eval_protocol(cfg)) == report
+    assert check_eval_report(cfg) == report
     ensemble = load_config(["--ckpt", str(ckpt), "--eval_report", str(report), "--ensemble", "2",
                             "--eval_tasks", "100"], inherit=cfg)
     with pytest.raises(UserError, match=r"\(tasks 600, not 100; ensemble 0, not 2\)"):
-        check_eval_report(ensemble, eval_protocol(ensemble))
+        check_eval_report(ensemble)
 
 
 def test_eval_report_in_an_unwritable_folder_fails_before_evaluating(tiny_ckpt, tmp_path, unwritable):
