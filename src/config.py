@@ -1,4 +1,5 @@
 """Settings: default_config.yaml merged with `--key value` overrides, type-checked and validated."""
+import difflib
 import math
 import re
 from pathlib import Path
@@ -92,7 +93,11 @@ def _parse_overrides(argv, defaults):
         parser.add_argument(f"--{key}", default=None, help=f"default: {value!r}", **flag)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        raise UserError(f"unknown option {unknown[0]!r}; valid keys: {', '.join(sorted(defaults))}")
+        # A program's own options (export.py's --file_name, ...) are not keys: --help lists both.
+        typed = unknown[0].split("=", 1)[0].lstrip("-").replace("-", "_")
+        close = difflib.get_close_matches(typed, defaults, n=1)
+        hint = f"did you mean --{close[0]}? " if close else ""
+        raise UserError(f"unknown option {unknown[0]!r}: {hint}--help lists the options")
     return args
 
 

@@ -135,6 +135,7 @@ def test_export_keeps_an_existing_file(tmp_path):
     (["--file_name"], "argument --file_name: expected one argument"),
     (["--file_name", "absent/maml"], "folder absent does not exist; create it or pass another --file_name"),
     (["--no_such_key", "1"], "unknown option '--no_such_key'"),
+    (["--file-name", "x"], "unknown option '--file-name': --help lists the options"),  # export's own too
 ])
 def test_bad_export_options(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
