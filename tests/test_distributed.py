@@ -110,12 +110,10 @@ def test_launch_plan_names_the_logs_and_a_free_port(capsys, tmp_path, omniglot_r
 
 def test_launch_plan_checks_the_checkpoint_a_resume_continues(tmp_path):
     """A --resume that the ranks would refuse after joining the cluster is one error line before they start."""
-    from src.config import load_config
-    from src.maml import build_maml
+    from tests.tiny_checkpoints import TINY, save_tiny_checkpoint
 
-    tiny = ["--n_way", "3", "--num_filters", "8", "--num_blocks", "2"]
-    cfg = load_config(tiny)
-    checkpoint.save(outputs.step_checkpoint_path(tmp_path, 5), build_maml(cfg), step=5, cfg=cfg)
+    tiny = ["--n_way", "3", *TINY]
+    save_tiny_checkpoint(outputs.step_checkpoint_path(tmp_path, 5), "--n_way", "3")
     with pytest.raises(UserError, match="was trained with num_filters=8 but the config has num_filters=16"):
         launch_plan.main(["train", "2", "", *tiny, "--num_filters", "16", "--task_num", "4", "--resume",
                           "--output_dir", str(tmp_path)])

@@ -22,6 +22,7 @@ from src.errors import UserError, one_line
 from src.image_folder import read_queries, read_support
 from src.metrics import MetricsWriter
 from src.outputs import log_path
+from tests.tiny_checkpoints import save_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 DEAD_PID = 99999999  # above any pid_max: the process that wrote such a temporary is gone
@@ -44,10 +45,7 @@ def run(script, *args, cwd):
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
     """A 3-way checkpoint of a tiny network, as eval.py and predict.py load it."""
-    from src.maml import build_maml
-
-    cfg = load_config(["--n_way", "3", "--num_filters", "8", "--num_blocks", "2", "--k_qry_test", "2"])
-    return checkpoint.save(tmp_path_factory.mktemp("ckpt") / "model.ckpt", build_maml(cfg), step=5, cfg=cfg)
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.ckpt", "--n_way", "3", "--k_qry_test", "2")
 
 
 @pytest.fixture
@@ -159,11 +157,8 @@ def test_npy_dir_that_is_a_file_names_the_programs_own_option(tiny_ckpt, omniglo
 def test_learned_inner_learning_rates_refuse_update_lr(script, tmp_path):
     """SCRIPT --ckpt C --update_lr 5.0, C trained with learn_inner_lr -> exit 2, one line: the learned rates replace
     update_lr, which would change nothing; nothing written. The checkpoint's own update_lr is accepted."""
-    from src.maml import build_maml
-
-    cfg = load_config(["--n_way", "3", "--num_filters", "8", "--num_blocks", "2", "--learn_inner_lr", "true",
-                       "--update_step", "2", "--update_lr", "0.1"])
-    ckpt = checkpoint.save(tmp_path / "mamlpp.ckpt", build_maml(cfg), step=5, cfg=cfg)
+    ckpt = save_tiny_checkpoint(tmp_path / "mamlpp.ckpt", "--n_way", "3", "--learn_inner_lr", "true", "--update_step", "2",
+                                "--update_lr", "0.1")
     work = tmp_path / "work"
     work.mkdir()
     code, line = run(script, "--ckpt", ckpt, "--update_lr", "5.0", cwd=work)

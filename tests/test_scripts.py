@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_checkpoints import save_tiny_checkpoint
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
@@ -40,13 +42,8 @@ def run(script, *args, cwd=None, env=None, timeout=60):
 @functools.cache
 def tiny_checkpoint():
     """The bytes of a checkpoint of a small 5-way network, written once per test process."""
-    from src import checkpoint
-    from src.config import load_config
-    from src.maml import build_maml
-
-    cfg = load_config(["--num_filters", "8", "--num_blocks", "2"])
     with tempfile.TemporaryDirectory() as tmp:
-        return checkpoint.save(Path(tmp) / "model.ckpt", build_maml(cfg), step=5, cfg=cfg).read_bytes()
+        return save_tiny_checkpoint(Path(tmp) / "model.ckpt").read_bytes()
 
 
 def valid_args(script, tmp_path):
@@ -165,13 +162,8 @@ def test_missing_data_is_refused_before_the_log_is_started(script, tmp_path, fak
 def test_eval_launcher_takes_the_checkpoints_settings_as_eval_py_does(tmp_path, fake_python):
     """A checkpoint trained with 5 queries per class, evaluated 10-shot with 10 queries: k_spt + k_qry = 15 of
     the 20 drawings (the defaults' k_qry 15 would exceed them), so eval.py accepts it and so must the launcher."""
-    from src import checkpoint
-    from src.config import load_config
-    from src.maml import build_maml
-
     args = valid_args(EVAL["cpu"], tmp_path)
-    cfg = load_config(["--num_filters", "8", "--num_blocks", "2", "--k_spt", "5", "--k_qry", "5"])
-    checkpoint.save(args[2], build_maml(cfg), step=5, cfg=cfg)
+    save_tiny_checkpoint(args[2], "--k_spt", "5", "--k_qry", "5")
     code, out = run(EVAL["cpu"], *args, "--k_spt", "10", "--k_qry_test", "10", env={"PYTHON": fake_python.path})
     assert code == 0, out
     (call,) = fake_python.calls()
