@@ -136,3 +136,23 @@ def test_cli_bad_value_is_one_error_line(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: n_way must be between 2 and 100 (the smallest class set of split finn), got 0"]
     assert not (tmp_path / "out").exists()
+
+
+CONFIG_FILES = sorted((REPO / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=[p.name for p in CONFIG_FILES])
+def test_shipped_config_files_load(path):
+    """Every configuration in configs/ passes validation (a refused value would surface only when a user
+    starts a run); the training ones write to output/<their name>, where the READMEs look."""
+    cfg = load_config(["--config_path", str(path)])
+    if path.stem != "quickstart_cpu":
+        assert cfg.output_dir == f"output/{path.stem}"
+
+
+def test_mamlpp_5shot_stage_differs_from_the_1shot_run_only_where_it_says():
+    """The 20-way 5-shot MAML++ configuration resumes a 1-shot MAML++ run: it changes the shots, the end of the
+    cosine schedule and the folder, nothing else (a changed network or option would not resume)."""
+    one, five = (yaml.safe_load((REPO / "configs" / f"omniglot_20way_{k}shot_mamlpp.yaml").read_text()) for k in (1, 5))
+    assert set(one) == set(five)
+    assert {key for key in one if one[key] != five[key]} == {"k_spt", "epoch", "output_dir"}
