@@ -3,20 +3,25 @@
     python plot_curves.py --metrics output/metrics.jsonl [--metrics other/metrics.jsonl ...]
                           [--label NAME ...] --output curves.png
 
+--output may replace a plot this program wrote, never another file or image.
+
 A resumed run drops the records past the step it resumes from, so metrics.jsonl holds each step
 once. Files written by earlier versions may hold a step twice (from before and after a resume):
 the later record wins, as it belongs to the history the checkpoint continues. Their training time
 is named train_s/cpu_s instead of train_seconds/cpu_seconds; both are read.
 """
 import json
+import struct
 from pathlib import Path
 
 from src.atomic_file import write_atomic
 from src.errors import ArgumentParser, UserError, run_cli
-from src.outputs import check_output_file, is_png
+from src.outputs import check_output_file
 
 HOURS = {"wall": ("train_seconds", "wall-clock"), "cpu": ("cpu_seconds", "CPU")}
 OLD_NAMES = {"train_s": "train_seconds", "cpu_s": "cpu_seconds"}  # metrics.jsonl of earlier versions
+# The PNG text entry that marks this program's plots: --output replaces no other image.
+MARK = ("Software", "plot_curves.py (MAML for MindSpore)")
 
 
 def read_metrics(path):
@@ -88,9 +93,30 @@ def plot(runs, output, hours="wall"):
     by_time.set_title(f"validation accuracy against {kind} time")
     fig.tight_layout()
     try:
-        write_atomic(output, lambda f: fig.savefig(f, format="png", dpi=110), "pass another --output")
+        write_atomic(output, lambda f: fig.savefig(f, format="png", dpi=110, metadata=dict([MARK])),
+                     "pass another --output")
     finally:
         plt.close(fig)
+
+
+def is_earlier_plot(path):
+    """Whether `path` is a PNG with MARK among the text entries before its image data."""
+    mark = b"%s\0%s" % tuple(part.encode() for part in MARK)
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return False
+            while len(head := f.read(8)) == 8:
+                size, kind = struct.unpack(">I4s", head)
+                if kind == b"IDAT":
+                    return False
+                start = f.tell()
+                if kind == b"tEXt" and size == len(mark) and f.read(size) == mark:
+                    return True
+                f.seek(start + size + 4)  # past the data and its CRC
+    except OSError:
+        pass
+    return False
 
 
 def main(argv=None):
@@ -104,7 +130,7 @@ def main(argv=None):
     if args.label and len(args.label) != len(args.metrics):
         raise UserError(f"{len(args.label)} --label for {len(args.metrics)} --metrics: give one label per metrics file or none")
     labels = args.label or [Path(m).parent.name or "run" for m in args.metrics]
-    check_output_file(args.output, "--output", "a PNG image", is_png)
+    check_output_file(args.output, "--output", "a plot of plot_curves.py", is_earlier_plot)
     plot([(label, read_metrics(m)) for label, m in zip(labels, args.metrics)], args.output, args.hours)
     print(f"wrote {args.output}")
 

@@ -1,7 +1,7 @@
 """Files and folders that are either absent, the old version or the complete new one: never half-written.
 
 Every output of the package (checkpoints, reports, omniglot.npy, downloads, the demo task, plots)
-is written under a temporary name beside its destination, `.NAME.tmp-PID.SUFFIX`, and renamed
+is written under a temporary name beside its destination, `.NAME.maml-tmp-PID.SUFFIX`, and renamed
 over it only once complete. A process killed mid-write leaves such a temporary behind; the next
 run in that folder removes it (`remove_stale_temporaries`) once its process is gone.
 """
@@ -13,16 +13,15 @@ from pathlib import Path
 
 from src.errors import UserError
 
-# `.maml_step0000010.tmp-123.ckpt`, `.omniglot.tmp-123.npy`, `.task.tmp-123`; MindSpore writes a
-# checkpoint first as `.NAME.tmp-123.tmp`. Also matches the `.NAME.SUFFIX.tmp-PID` and `.NAME.tmpPID.SUFFIX`
-# names of earlier versions.
-_TEMPORARY = re.compile(r"^\..+\.tmp-?(\d+)(\.\w+)?$")
+# `.maml_step0000010.maml-tmp-123.ckpt`, `.omniglot.maml-tmp-123.npy`, `.task.maml-tmp-123`; MindSpore writes
+# a checkpoint first as `.NAME.maml-tmp-123.tmp`. The package's own marker keeps a user's files out of it.
+_TEMPORARY = re.compile(r"^\..+\.maml-tmp-(\d+)(\.\w+)?$")
 
 
 def temporary_path(path):
     """The temporary name beside `path` that this process writes `path` under."""
     path = Path(path)
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    return path.with_name(f".{path.stem}.maml-tmp-{os.getpid()}{path.suffix}")
 
 
 def _remove(path):

@@ -1,6 +1,7 @@
 """Settings: default_config.yaml merged with `--key value` overrides, type-checked and validated."""
 import difflib
 import math
+import os
 import re
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def load_config(argv=None, inherit=None, check=True):
     args = _parse_overrides(argv, defaults)
     values = dict(defaults)
     values.update(inherit or {})
-    if Path(args.config_path).resolve() != DEFAULT_CONFIG:
+    if os.path.realpath(args.config_path) != str(DEFAULT_CONFIG):  # realpath: a link loop is then "not found"
         custom = _read_yaml(args.config_path)
         unknown = sorted(set(custom) - set(defaults))
         if unknown:

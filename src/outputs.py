@@ -28,7 +28,6 @@ BEST = "best.ckpt"
 _REPORT_KEYS = {"ckpt", "acc", "ci95", "tasks"}
 # The settings an eval report records, which with its task count and ensemble size define what it measured.
 PROTOCOL_KEYS = ("split", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "eval_seed")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def check_writable(folder, fix):
@@ -51,21 +50,16 @@ def read_report(path):
     return report if isinstance(report, dict) and _REPORT_KEYS <= set(report) else None
 
 
-def is_png(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
-    except OSError:
-        return False
-
-
 def check_output_file(path, option, kind, replaceable):
     """Refuse `path` as the output `option` unless it is new or an earlier output (`replaceable(path)`;
     None: no existing file is ever replaced); its folder must exist and be writable. `kind` names what
     the option writes."""
     path = Path(path)
-    target = path.resolve()
     fix = f"pass another {option}"
+    try:
+        target = path.resolve()
+    except RuntimeError:  # how pathlib reports a symbolic-link loop
+        raise UserError(f"{option} {path} is a symbolic-link loop: {fix}") from None
     if replaceable is None and (target.exists() or path.is_symlink()):
         raise UserError(f"{path} already exists: {fix} or move the file away")
     if target.is_dir():

@@ -113,6 +113,12 @@ def test_missing_config_file(tmp_path):
     assert "not found" in _error(["--config_path", str(tmp_path / "absent.yaml")])
 
 
+def test_config_file_that_is_a_link_loop(tmp_path):
+    """--config_path loop.yaml (a link to itself): one error, not pathlib's RuntimeError."""
+    (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")
+    assert "loop.yaml not found: pass --config_path" in _error(["--config_path", str(tmp_path / "loop.yaml")])
+
+
 def test_binary_config_file_is_refused_untouched(tmp_path):
     path = tmp_path / "curves.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")

@@ -1,11 +1,15 @@
 """plot_curves.py: learning-curve PNGs from metrics.jsonl, resumed runs included."""
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import plot_curves
 from src.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_metrics(path, records):
@@ -42,6 +46,25 @@ def test_writes_a_png(tmp_path):
     plot_curves.main(["--metrics", str(a), "--output", str(out), "--hours", "cpu"])  # replaces it
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_output_replaces_only_its_own_plots(tmp_path):
+    """plot_curves.py --output photo.png, a PNG it did not write (even one with other text entries): exit 2,
+    one error line, the image untouched."""
+    from PIL import Image, PngImagePlugin
+
+    metrics = write_metrics(tmp_path / "a.jsonl", [val(1, 0.5)])
+    photo = tmp_path / "photo.png"
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Software", "an image editor")
+    Image.new("L", (4, 4)).save(photo, pnginfo=text)
+    before = photo.read_bytes()
+    proc = subprocess.run([sys.executable, "plot_curves.py", "--metrics", str(metrics), "--output", str(photo)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"error: --output {photo} is a file that is not a plot of plot_curves.py: it is left untouched; pass another --output"]
+    assert photo.read_bytes() == before
+    assert not plot_curves.is_earlier_plot(tmp_path / "absent.png")
 
 
 @pytest.mark.parametrize("content, message", [

@@ -84,6 +84,7 @@ def test_eval_report_onto_the_checkpoint_is_refused(tiny_ckpt, tmp_path):
     ("notes.txt", ["is a file that is not an eval report", "left untouched"]),
     ("folder", ["is a folder"]),
     ("absent/r.json", ["folder absent does not exist"]),
+    ("loop.json", ["loop.json is a symbolic-link loop: pass another --eval_report"]),  # a link to itself
 ])
 def test_eval_report_never_replaces_a_users_file(tiny_ckpt, tmp_path, monkeypatch, report, words):
     """The check eval.py runs before any work (the command-line probe above shows where)."""
@@ -93,6 +94,7 @@ def test_eval_report_never_replaces_a_users_file(tiny_ckpt, tmp_path, monkeypatc
     (tmp_path / "link.json").symlink_to(tiny_ckpt)
     (tmp_path / "notes.txt").write_text("my notes\n")
     (tmp_path / "folder").mkdir()
+    (tmp_path / "loop.json").symlink_to(tmp_path / "loop.json")
     before = {name: sha(tmp_path / name) for name in ("link.json", "notes.txt")}
     with pytest.raises(UserError) as err:
         check_eval_report(load_config(["--ckpt", str(tiny_ckpt), "--eval_report", report]))
@@ -262,7 +264,7 @@ def test_plot_output_never_replaces_the_metrics(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text(json.dumps({"event": "val", "step": 1, "acc": 0.5}) + "\n")
     before = sha(metrics)
-    with pytest.raises(UserError, match="is a file that is not a PNG image: it is left untouched"):
+    with pytest.raises(UserError, match="is a file that is not a plot of plot_curves.py: it is left untouched"):
         plot_curves.main(["--metrics", str(metrics), "--output", str(metrics)])
     assert sha(metrics) == before
 
@@ -439,10 +441,10 @@ def test_demo_folders_note_every_entry_left_out(tmp_path):
 
 
 def test_stale_preprocessing_temporaries_are_removed(omniglot_root, omniglot_npy_dir):
-    """What a data_preprocess.py killed while writing leaves (this and earlier versions' names) is removed by
-    the next run, even when omniglot.npy is up to date; a temporary of a running process is kept."""
-    stale = [omniglot_npy_dir / f".omniglot.tmp-{DEAD_PID}.npy", omniglot_npy_dir / f".omniglot.npy.tmp-{DEAD_PID}"]
-    live = omniglot_npy_dir / f".omniglot_index.tmp-{os.getppid()}.json"
+    """What a data_preprocess.py killed while writing leaves is removed by the next run, even when
+    omniglot.npy is up to date; a temporary of a running process is kept."""
+    stale = [omniglot_npy_dir / f".omniglot.maml-tmp-{DEAD_PID}.npy", omniglot_npy_dir / f".raw.maml-tmp-{DEAD_PID}"]
+    live = omniglot_npy_dir / f".omniglot_index.maml-tmp-{os.getppid()}.json"
     for path in (*stale, live):
         path.write_bytes(b"\x00" * 1000)
     before = sha(omniglot_npy_dir / "omniglot.npy")
@@ -455,10 +457,13 @@ def test_stale_preprocessing_temporaries_are_removed(omniglot_root, omniglot_npy
 
 
 def test_temporary_names_are_recognised(tmp_path):
-    keep = ["best.ckpt", ".hidden", ".notes.tmp", "a.tmp-12"]
-    for name in keep + [f".best.tmp-{DEAD_PID}.ckpt", f".best.tmp-{DEAD_PID}.tmp", f".task.tmp-{DEAD_PID}"]:
-        (tmp_path / name).mkdir() if name.startswith(".task") else (tmp_path / name).write_bytes(b"")
-    assert temporary_path(tmp_path / "best.ckpt").name == f".best.tmp-{os.getpid()}.ckpt"
+    """Only the package's own temporaries of processes that are gone are removed: a user's hidden files
+    and folders with `tmp` and a number in their names stay."""
+    keep = ["best.ckpt", ".hidden", ".notes.tmp", "a.maml-tmp-12", f".draft.tmp{DEAD_PID}.txt", f".draft.tmp-{DEAD_PID}.txt",
+            f".backup.tmp-{DEAD_PID}", f".old.ckpt.tmp-{DEAD_PID}"]
+    for name in keep + [f".best.maml-tmp-{DEAD_PID}.ckpt", f".best.maml-tmp-{DEAD_PID}.tmp", f".task.maml-tmp-{DEAD_PID}"]:
+        (tmp_path / name).mkdir() if name.startswith((".task", ".backup")) else (tmp_path / name).write_bytes(b"")
+    assert temporary_path(tmp_path / "best.ckpt").name == f".best.maml-tmp-{os.getpid()}.ckpt"
     remove_stale_temporaries(tmp_path)
     assert sorted(os.listdir(tmp_path)) == sorted(keep)
 

@@ -171,8 +171,8 @@ def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
     # What a kill inside a save leaves: MindSpore's own half-written file and our not yet renamed one.
-    (out / ".maml_step9999999.tmp-99999999.tmp").write_bytes(b"\x00" * 100)
-    (out / ".maml_step9999999.tmp-99999999.ckpt").write_bytes(b"\x00" * 100)
+    (out / ".maml_step9999999.maml-tmp-99999999.tmp").write_bytes(b"\x00" * 100)
+    (out / ".maml_step9999999.maml-tmp-99999999.ckpt").write_bytes(b"\x00" * 100)
     found = outputs.step_checkpoints(out)
     for path in found:
         assert checkpoint.load(path)[1]["step"] == int(path.stem[len(outputs.PREFIX):])
