@@ -51,6 +51,7 @@ NUM_DRAWERS = 20
 SOURCE_SIZE = 105
 NPY_NAME = "omniglot.npy"
 INDEX_NAME = "omniglot_index.json"
+CLASS_KEYS = ("set", "alphabet", "character")  # the fields of each class in the index
 DEFAULT_DOWNLOAD_URL = "https://github.com/brendenlake/omniglot/raw/master/python/"
 OFFICIAL_MD5 = {
     "images_background.zip": "68d2efa1b9178cc56df9314c21c6e718",
@@ -88,7 +89,11 @@ def _folder_stats(folder):
     count, latest = 0, folder.stat().st_mtime_ns
     for dirpath, dirnames, filenames in os.walk(folder):
         for name in dirnames + filenames:
-            latest = max(latest, os.stat(os.path.join(dirpath, name)).st_mtime_ns)
+            path = os.path.join(dirpath, name)
+            try:
+                latest = max(latest, os.stat(path).st_mtime_ns)
+            except OSError as err:  # e.g. a broken link
+                raise UserError(f"cannot read {path} ({err.strerror or err}): repair or remove it") from None
         count += len(filenames)
     return count, latest
 

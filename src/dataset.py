@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data_preprocess import EXPECTED_CLASSES, FORMAT_VERSION, INDEX_NAME, NPY_NAME, build_omniglot
+from src.data_preprocess import CLASS_KEYS, EXPECTED_CLASSES, FORMAT_VERSION, INDEX_NAME, NPY_NAME, build_omniglot
 from src.errors import UserError
 
 SPLITS = ("finn", "background")
@@ -130,6 +130,9 @@ def load_omniglot(npy_dir):
         num_drawers = int(index["num_drawers"])
         if int(index["num_classes"]) != len(classes):
             raise ValueError("num_classes differs from the number of classes listed")
+        for number, entry in enumerate(classes):
+            if not (isinstance(entry, dict) and all(isinstance(entry.get(key), str) for key in CLASS_KEYS)):
+                raise ValueError(f"class {number} is not an object with string fields {', '.join(CLASS_KEYS)}")
     except (KeyError, TypeError, ValueError) as err:
         raise UserError(f"{index_path} is malformed ({err}): delete it and {hint}") from None
     try:

@@ -193,6 +193,18 @@ def test_no_layout(tmp_path):
     assert_nothing_written(tmp_path / "out")
 
 
+def test_broken_link_in_processed_folders(tmp_path):
+    """data_preprocess.py --data_path ROOT where processed/ holds a link to a missing image: exit 2, one error
+    naming the link, nothing written."""
+    character = tmp_path / "root" / "processed" / "images_background" / "Alphabet" / "character01"
+    character.mkdir(parents=True)
+    (character / "broken.png").symlink_to(tmp_path / "missing.png")
+    (tmp_path / "root" / "processed" / "images_evaluation").mkdir()
+    result = run_cli("--data_path", tmp_path / "root", "--output_path", tmp_path / "out")
+    assert_one_line_error(result, f"cannot read {character / 'broken.png'} (No such file or directory): repair or remove it")
+    assert_nothing_written(tmp_path / "out")
+
+
 def test_truncated_zip(tmp_path, omniglot_root):
     data = (omniglot_root / "raw" / ZIPS[0]).read_bytes()
     (tmp_path / "bad.zip").write_bytes(data[: len(data) // 2])

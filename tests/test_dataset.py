@@ -135,6 +135,9 @@ def test_pickled_npy_is_refused(tmp_path):
     (None, {"num_classes": 7}, "num_classes differs"),
     (None, {"format_version": 2}, "format_version 2"),
     (None, {"classes": None}, "malformed"),
+    (None, {"classes": [{"set": "background", "alphabet": "A", "character": "c"}] * 2 + [["background"]]},
+     r"malformed \(class 2 is not an object with string fields set, alphabet, character\)"),
+    (None, {"classes": [{"set": "background", "alphabet": "A"}] * 3}, "malformed .*class 0 is not an object"),
 ])
 def test_index_and_npy_must_agree(tmp_path, images, changes, match):
     write_fake(tmp_path, images, changes)
