@@ -10,7 +10,6 @@ the ranks, joining the cluster), `speedup` (wall_s / wall_s_ranks) and `same_res
 accuracy and confidence interval). Other --key value pairs go to both runs (e.g. --eval_tasks 600
 --npy_dir DIR --cpu_threads 1).
 """
-import argparse
 import json
 import os
 import subprocess
@@ -19,7 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: make `import src...` resolve from the repo root
+
+from src.errors import ArgumentParser, UserError, child_error, run_cli  # noqa: E402
+
+SCRIPTS = REPO / "scripts"
 
 
 def timed_eval(script, first, data_path, ckpt, report, settings):
@@ -28,16 +32,18 @@ def timed_eval(script, first, data_path, ckpt, report, settings):
                           capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable})
     wall = time.perf_counter() - start
     if proc.returncode:
-        sys.exit(f"error: {script} failed (exit code {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+        raise child_error(script, proc.returncode, proc.stdout + proc.stderr)
     return json.loads(Path(report).read_text()), wall
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--data_path", required=True)
-    parser.add_argument("--ranks", type=int, default=2)
-    args, settings = parser.parse_known_args()
+    parser.add_argument("--ranks", type=int, default=2, help="ranks of the data-parallel run (default 2)")
+    args, settings = parser.parse_known_args(argv)
+    if args.ranks < 1:
+        raise UserError(f"--ranks must be >= 1, got {args.ranks}")
     ckpt, data_path = str(Path(args.ckpt).resolve()), str(Path(args.data_path).resolve())
     with tempfile.TemporaryDirectory() as tmp:
         one, wall = timed_eval("run_eval_cpu.sh", "0", data_path, ckpt, f"{tmp}/one.json", settings)
@@ -48,7 +54,8 @@ def main():
                       "wall_s_ranks": round(wall_ranks, 2), "speedup": round(wall / wall_ranks, 3),
                       "same_result": (one["acc"], one["ci95"]) == (spread["acc"], spread["ci95"]),
                       "acc": one["acc"], "ci95": one["ci95"]}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -3,11 +3,13 @@
     python benchmarks/bench_meta_step.py --order second --task_num 32 --update_step 5
     python benchmarks/bench_meta_step.py --order second --task_num 8 --learn_inner_lr --per_step_bn --msl_epochs 1
 
-Any other key of default_config.yaml passes through as `--key value` (e.g. the MAML++ options; with
-msl_epochs the step runs the multi-step loss, with its weights of the first meta-step).
+Any other key of default_config.yaml passes through as `--key value` (e.g. --cpu_threads 1, the
+MAML++ options).
 
-Runs the exact step omniglot_train.py runs (build_maml + MetaTrainStep + Adam) and prints each
-step's time, then as its last line one JSON object: order, task_num, cpu_threads, the MAML++ options,
+Runs the exact step omniglot_train.py runs at its first meta-step (src/meta_training.py: build_maml
++ MetaTrainStep + Adam with the meta learning rate schedule; with msl_epochs the multi-step loss with
+its first weights, with first_order_steps the first-order step) and prints each step's time, then as
+its last line one JSON object: order (of the timed step), task_num, cpu_threads, the MAML++ options,
 s_per_step (median), compile_s (first call), peak_rss_mb, gflop_per_step, gflops (achieved) and
 sgemm_gflops (a 2048x2048 float32 matmul timed in the same process: the machine's practical peak),
 first_loss (the meta-loss of the first step, which bench_pytorch_step.py's --check compares with
@@ -16,9 +18,10 @@ to) and `conv_kernels` (oneDNN's convolution implementations in the same step, f
 benchmarks/onednn_kernels.py).
 
 With `--ranks N` it times the step twice, each in fresh processes: in one process, then data-parallel
-over N ranks started by msrun (each rank adapts task_num / N tasks and is pinned to its own cores,
-as in training), and prints the one-process JSON with `ranks`, `s_per_step_ranks`,
-`compile_s_ranks` and `speedup` (one process's s/step over the N ranks') added.
+over N ranks started by msrun as the launch scripts start them (src/msrun.py; each rank adapts
+task_num / N tasks and is pinned to its own cores, as in training), and prints the one-process JSON
+with `ranks`, `s_per_step_ranks`, `compile_s_ranks` and `speedup` (one process's s/step over the N
+ranks') added.
 
 With `--profile DIR` it then runs `--steps` more steps under MindSpore's profiler (the trace stays
 in DIR for MindStudio Insight), prints the time per step of each operator type, heaviest first,
@@ -29,10 +32,8 @@ convolutions and dense layer (x2); its backward costs twice its forward (input a
 gradients); a second-order inner step adds the backward of that backward, again twice its
 forward-plus-backward. Batch norm and element-wise work are not counted.
 """
-import argparse
 import csv
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -43,20 +44,20 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: `import src...` from the repo root
 
 import mindspore as ms  # noqa: E402
-from mindspore import nn, ops  # noqa: E402
+from mindspore import ops  # noqa: E402
 
 from onednn_kernels import probe  # noqa: E402
-from step_options import add_step_options, synthetic_batch  # noqa: E402
-from src import distributed  # noqa: E402
+from step_options import (PASS_THROUGH, STEP_LEAST, TASK_KEYS, add_step_options, below_least,  # noqa: E402
+                          synthetic_batch, task_overrides)
+from src import distributed, msrun  # noqa: E402
 from src.config import load_config  # noqa: E402
 from src.device import setup_device  # noqa: E402
+from src.errors import ArgumentParser, UserError, child_error, run_cli  # noqa: E402
 from src.launch_plan import free_port  # noqa: E402
-from src.lr_schedule import MetaLearningRate  # noqa: E402
-from src.maml import MetaTrainStep, build_maml  # noqa: E402
-from src.multi_step_loss import step_loss_weights  # noqa: E402
+from src.meta_training import MetaTraining  # noqa: E402
 
 
 def forward_flop(cfg, images):
@@ -70,10 +71,10 @@ def forward_flop(cfg, images):
     return flop * images
 
 
-def step_flop(cfg):
+def step_flop(cfg, first_order):
     support = forward_flop(cfg, cfg.n_way * cfg.k_spt)
     query = forward_flop(cfg, cfg.n_way * cfg.k_qry)
-    inner = 3 * support * (1 if cfg.first_order else 3)
+    inner = 3 * support * (1 if first_order else 3)
     return cfg.task_num * (cfg.update_step * inner + 3 * query)
 
 
@@ -101,8 +102,8 @@ def profile_steps(train_step, batch, steps, out_dir):
     prof.stop()
     tables = sorted(set(out_dir.glob("*/FRAMEWORK/cpu_op_type_info_*.csv")) - before)
     if not tables:
-        sys.exit(f"error: the profiler wrote no CPU operator table under {out_dir}; "
-                 "--profile reads the CPU backend's tables only")
+        raise UserError(f"the profiler wrote no CPU operator table under {out_dir}: --profile reads the CPU "
+                        "backend's tables only (--device_target CPU)")
     totals = {}
     with open(tables[-1], newline="") as table:
         for row in csv.DictReader(table):
@@ -117,59 +118,45 @@ def last_json(text):
 def compare_ranks(argv, ranks):
     """One process, then `ranks` ranks under msrun, each a fresh run of this script; the combined JSON."""
     script = str(Path(__file__).resolve())
-    single = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True)
+    single = subprocess.run([sys.executable, script, *argv, "--ranks", "1"], capture_output=True, text=True)
     if single.returncode:
-        sys.exit(f"error: the one-process run failed:\n{single.stderr}")
+        raise child_error("the one-process run", single.returncode, single.stderr)
     with tempfile.TemporaryDirectory() as logs:
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               "GLOG_v": os.environ.get("GLOG_v", "3")}
-        name = Path(sys.executable).name if Path(sys.executable).name in ("python", "python3") else "python3"
-        proc = subprocess.run([sys.executable, "-m", "mindspore.parallel.cluster.run", "--worker_num", str(ranks),
-                               "--local_worker_num", str(ranks), "--master_port", str(free_port()), "--log_dir", logs,
-                               "--join", "True", "--tail_worker_log", "0", name, script, *argv, "--ranks", str(ranks)],
-                              capture_output=True, text=True, env=env)
+        command, env = msrun.command(ranks, free_port(), logs, [script, *argv, "--ranks", str(ranks)])
+        proc = subprocess.run(command, capture_output=True, text=True, env=env)
         rank0 = Path(logs, "worker_0.log").read_text() if Path(logs, "worker_0.log").exists() else ""
         if proc.returncode:
-            sys.exit(f"error: the {ranks}-rank run failed:\n{rank0}{proc.stderr[-2000:]}")
+            raise child_error(f"the {ranks}-rank run", proc.returncode, rank0 or proc.stdout + proc.stderr)
     result, spread = last_json(single.stdout), last_json(rank0)
     result.update(ranks=ranks, s_per_step_ranks=spread["s_per_step"], compile_s_ranks=spread["compile_s"],
                   speedup=round(result["s_per_step"] / spread["s_per_step"], 3))
     print(json.dumps(result))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=PASS_THROUGH, allow_abbrev=False)
     add_step_options(parser)
-    parser.add_argument("--device_target", default="CPU")
-    parser.add_argument("--cpu_threads", type=int, default=0,
-                        help="CPU operator threads (0 = MindSpore's choice), as in the training config")
     parser.add_argument("--profile", metavar="DIR", help="also profile --steps steps by operator type; trace into DIR")
     parser.add_argument("--ranks", type=int, default=1,
                         help="also time the step data-parallel over this many ranks (msrun), against one process")
-    args, config_keys = parser.parse_known_args()
-    if args.ranks > 1 and not distributed.launched_by_msrun():
-        if args.task_num % args.ranks:
-            parser.exit(2, f"error: --task_num {args.task_num} cannot be split evenly over --ranks {args.ranks}\n")
-        argv = [arg for arg in sys.argv[1:] if not arg.startswith("--ranks=")]
-        while "--ranks" in argv:
-            del argv[argv.index("--ranks"):argv.index("--ranks") + 2]
+    args, config_keys = parser.parse_known_args(argv)
+    problem = below_least(args, {**STEP_LEAST, "ranks": 1})
+    if problem:
+        raise UserError(problem)
+    cfg = load_config(task_overrides(args) + config_keys)
+    msrun_rank = distributed.launched_by_msrun()
+    distributed.check_meta_batch(cfg.task_num, distributed.launched_size() if msrun_rank else args.ranks)
+    if args.ranks > 1 and not msrun_rank:
         compare_ranks(argv, args.ranks)
-        return
-    cfg = load_config([f"--{k}={v}" for k, v in (("n_way", args.n_way), ("k_spt", args.k_spt), ("k_qry", args.k_qry),
-                                                  ("task_num", args.task_num), ("update_step", args.update_step),
-                                                  ("first_order", args.order == "first"),
-                                                  ("device_target", args.device_target),
-                                                  ("cpu_threads", args.cpu_threads))] + config_keys)
-    distributed.check_meta_batch(cfg.task_num, distributed.launched_size())
+        return 0
     setup_device(cfg)
     ranks = distributed.current()
-    maml = build_maml(cfg)
-    optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=MetaLearningRate(cfg))
-    train_step = MetaTrainStep(maml, optimizer, cfg.update_step, cfg.first_order, ranks.mean_cell())
+    training = MetaTraining(cfg, ranks.mean_cell())
+    train_step, loss_weights = training.step_at(0)
+    first_order = training.first_order_at(0)
     batch = tuple(map(ms.Tensor, synthetic_batch(cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num // ranks.size,
-                                                 np.random.default_rng(0), cfg.imgsz)))
-    loss_weights = step_loss_weights(cfg.update_step, cfg.msl_epochs, 0)
-    batch += () if loss_weights is None else (ms.Tensor(loss_weights),)
+                                                 np.random.default_rng(0), cfg.imgsz))) + loss_weights
 
     start = time.perf_counter()
     first_loss = float(train_step(*batch)[0].asnumpy())
@@ -184,18 +171,19 @@ def main():
         times.append(time.perf_counter() - start)
         print(f"step {step + 1}: {times[-1]:.3f} s", flush=True)
     s_per_step = statistics.median(times)
-    gflop = step_flop(cfg) / 1e9
-    result = {"order": args.order, "n_way": cfg.n_way, "k_spt": cfg.k_spt, "k_qry": cfg.k_qry,
-              "task_num": cfg.task_num, "update_step": cfg.update_step, "cpu_threads": cfg.cpu_threads,
-              **{key: cfg[key] for key in ("msl_epochs", "learn_inner_lr", "per_step_bn")},
+    gflop = step_flop(cfg, first_order) / 1e9
+    result = {"order": "first" if first_order else "second", "n_way": cfg.n_way, "k_spt": cfg.k_spt,
+              "k_qry": cfg.k_qry, "task_num": cfg.task_num, "update_step": cfg.update_step,
+              "cpu_threads": cfg.cpu_threads,
+              **{key: cfg[key] for key in ("msl_epochs", "learn_inner_lr", "per_step_bn", "first_order_steps")},
               "s_per_step": round(s_per_step, 4),
               "compile_s": round(compile_s, 2),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "gflop_per_step": round(gflop, 2), "gflops": round(gflop / s_per_step, 2),
               "sgemm_gflops": round(sgemm_gflops(), 1), "first_loss": round(first_loss, 6)}
-    if not distributed.launched_by_msrun():  # with --ranks, the one-process run says what it ran on
-        kernels = probe([f"--order={args.order}", f"--n_way={cfg.n_way}", f"--k_spt={cfg.k_spt}",
-                         f"--k_qry={cfg.k_qry}", f"--task_num={cfg.task_num}", f"--update_step={cfg.update_step}"])
+    if not msrun_rank:  # with --ranks, the one-process run says what it ran on
+        kernels = probe([f"--order={args.order}", *(f"--{key}={getattr(args, key)}" for key in TASK_KEYS),
+                         *config_keys])
         result.update(cpu=kernels["cpu"], isa=kernels["isa"], conv_kernels=kernels["kernels"].get("convolution", []))
     if args.profile:
         ops_ms = profile_steps(train_step, batch, args.steps, args.profile)
@@ -205,7 +193,8 @@ def main():
             print(f"  {op_type:<28} {op_ms:10.1f} ms  {100 * op_ms / op_total:5.1f}%")
         result["top_ops"] = {op_type: round(op_ms / 1e3, 4) for op_type, op_ms in ops_ms[:8]}
     print(json.dumps(result))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -28,11 +28,11 @@ import time
 
 import numpy as np
 
-from step_options import add_step_options, synthetic_batch
+from step_options import DEFAULTS, STEP_LEAST, add_step_options, below_least, synthetic_batch
 
-# default_config.yaml's values (tests/test_bench_pytorch_step.py keeps them equal).
-IMGC, NUM_FILTERS, NUM_BLOCKS = 1, 64, 4
-UPDATE_LR, META_LR, SEED, BN_EPS = 0.4, 0.001, 1, 1e-5
+IMGC, NUM_FILTERS, NUM_BLOCKS = DEFAULTS["imgc"], DEFAULTS["num_filters"], DEFAULTS["num_blocks"]
+UPDATE_LR, META_LR, SEED = DEFAULTS["update_lr"], DEFAULTS["meta_lr"], DEFAULTS["seed"]
+BN_EPS = 1e-5  # src/learner.py's, not a setting (tests/test_bench_pytorch_step.py keeps them equal)
 CHECK_RTOL = 1e-5
 
 
@@ -103,10 +103,10 @@ def main():
                         help="bench_meta_step.py's first_loss with the same arguments: run one step, "
                              f"exit 1 unless PyTorch's agrees within {CHECK_RTOL} (relative)")
     args = parser.parse_args()
-    for key, least in (("n_way", 1), ("k_spt", 1), ("k_qry", 1), ("task_num", 1), ("update_step", 0),
-                       ("steps", 1), ("warmup", 0), ("cpu_threads", 0)):
-        if getattr(args, key) < least:
-            parser.exit(2, f"error: --{key} must be >= {least}, got {getattr(args, key)}\n")
+    problem = below_least(args, {"n_way": 1, "k_spt": 1, "k_qry": 1, "task_num": 1, "update_step": 0, **STEP_LEAST,
+                                 "cpu_threads": 0})
+    if problem:
+        parser.exit(2, f"error: {problem}\n")
     try:
         import torch
     except ImportError:

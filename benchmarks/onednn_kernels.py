@@ -1,12 +1,13 @@
 """Which oneDNN kernels the package's CPU steps run, read from oneDNN's own verbose log.
 
-    python benchmarks/onednn_kernels.py [--order second] [--task_num 4] [--update_step 1]
+    python benchmarks/onednn_kernels.py [--order second] [--task_num 4] [--update_step 1] [--key value ...]
 
-Runs one meta-training step (build_maml + MetaTrainStep, as training does) and one evaluation
-batch (AdaptAndScore, as eval.py does) in a child process with ONEDNN_VERBOSE=1, then prints one
-JSON object: the CPU model, the instruction set oneDNN dispatches to (its `isa:` line) and the
-implementations of every primitive kind it executed. An implementation whose name contains `ref`
-is oneDNN's slow reference fallback; tests/test_onednn_kernels.py fails on any.
+Runs one meta-training step (built by src/meta_training.py, as training builds it; the first
+meta-step's) and one evaluation batch (AdaptAndScore, as eval.py does) in a child process with
+ONEDNN_VERBOSE=1, then prints one JSON object: the CPU model, the instruction set oneDNN dispatches
+to (its `isa:` line) and the implementations of every primitive kind it executed. Any other key of
+default_config.yaml passes through as `--key value`. An implementation whose name contains `ref` is
+oneDNN's slow reference fallback; tests/test_onednn_kernels.py fails on any.
 """
 import argparse
 import json
@@ -16,9 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from step_options import add_task_options, synthetic_batch
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: make `import src...` resolve from the repo root
+
+from step_options import PASS_THROUGH, add_task_options, synthetic_batch, task_overrides  # noqa: E402
+from src.errors import ArgumentParser, child_error, run_cli  # noqa: E402
 
 
 def cpu_model():
@@ -52,53 +55,50 @@ def probe(args=(), env=None, timeout=900):
     """Kernels of one step and one evaluation batch run with `args`, in a child process.
 
     `env` is the child's whole environment (default: this one); ONEDNN_VERBOSE is added to it.
-    Returns {"cpu": ..., "isa": ..., "kernels": {kind: [implementations]}}."""
+    Returns {"cpu": ..., "isa": ..., "kernels": {kind: [implementations]}}; a child that fails is a
+    UserError with its last error line."""
     env = dict(os.environ if env is None else env, ONEDNN_VERBOSE="1")
     proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=REPO)
-    if proc.returncode != 0:
-        raise RuntimeError(f"kernel probe failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    if proc.returncode:
+        raise child_error("the kernel probe", proc.returncode, proc.stderr)
     isa, kernels = parse_verbose(proc.stdout)
     return {"cpu": cpu_model(), "isa": isa, "kernels": kernels}
 
 
-def run_once(args):
-    """One meta-step of `args.order` and one evaluation batch of `args.task_num` tasks, synthetic data."""
-    sys.path.insert(0, str(REPO))
+def run_once(args, config_keys):
+    """The first meta-step of the configured training and one evaluation batch of `args.task_num` tasks,
+    on synthetic data."""
     import numpy as np
     import mindspore as ms
-    from mindspore import nn
 
     from src.config import load_config
     from src.device import setup_device
-    from src.maml import AdaptAndScore, MetaTrainStep, build_maml
+    from src.maml import AdaptAndScore
+    from src.meta_training import MetaTraining
 
-    cfg = load_config([f"--n_way={args.n_way}", f"--k_spt={args.k_spt}", f"--k_qry={args.k_qry}",
-                       f"--task_num={args.task_num}", f"--update_step={args.update_step}",
-                       f"--first_order={args.order == 'first'}", "--update_step_test=1"])
+    cfg = load_config([*task_overrides(args), "--update_step_test=1", *config_keys])
     setup_device(cfg)
-    maml = build_maml(cfg)
-    step = MetaTrainStep(maml, nn.Adam(maml.learner.trainable_params()), cfg.update_step, cfg.first_order)
+    training = MetaTraining(cfg)
+    step, loss_weights = training.step_at(0)
     batch = tuple(map(ms.Tensor, synthetic_batch(cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num,
                                                  np.random.default_rng(0), cfg.imgsz)))
-    step(*batch)[0].asnumpy()
-    AdaptAndScore(maml, cfg.update_step_test)(*batch)
+    step(*batch, *loss_weights)[0].asnumpy()
+    AdaptAndScore(training.maml, cfg.update_step_test)(*batch)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_task_options(parser)
-    parser.set_defaults(task_num=4, update_step=1)  # the kernels, not the time: a small step suffices
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=PASS_THROUGH, allow_abbrev=False)
+    add_task_options(parser, task_num=4, update_step=1)  # the kernels, not the time: a small step suffices
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args, rest = parser.parse_known_args()
+    args, config_keys = parser.parse_known_args(argv)
     if args.child:
-        run_once(args)
-        return
-    forwarded = [arg for arg in sys.argv[1:] if arg != "--child"]
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    print(json.dumps(probe(forwarded)))
+        run_once(args, config_keys)
+    else:
+        print(json.dumps(probe(argv)))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -1,26 +1,48 @@
 """The meta-step options and synthetic episodes shared by the benchmarks, so that runs of
 bench_meta_step.py, bench_pytorch_step.py and onednn_kernels.py with the same arguments time the
-same step on the same data."""
+same step on the same data. Their defaults are default_config.yaml's, read here without importing
+src: importing src caps oneDNN's instruction set, which would change PyTorch's kernels too."""
+from pathlib import Path
+
 import numpy as np
+import yaml
 
-IMGSZ = 28  # the package's default image size; Omniglot is grey-scale (one channel)
+DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "default_config.yaml").read_text(encoding="utf-8"))
+TASK_KEYS = ("n_way", "k_spt", "k_qry", "task_num", "update_step")
+PASS_THROUGH = "Any other key of default_config.yaml passes through as --key value (python omniglot_train.py --help)."
+# The least value of each count add_step_options adds.
+STEP_LEAST = {"steps": 1, "warmup": 0}
 
 
-def add_task_options(parser):
-    """The step: its derivative order and the task shapes."""
-    parser.add_argument("--order", choices=("first", "second"), default="second")
-    for key, default in (("n_way", 5), ("k_spt", 1), ("k_qry", 15), ("task_num", 32), ("update_step", 5)):
-        parser.add_argument(f"--{key}", type=int, default=default)
+def add_task_options(parser, **defaults):
+    """The step: its derivative order and the task shapes; their defaults default_config.yaml's, or `defaults`."""
+    parser.add_argument("--order", choices=("first", "second"), default="first" if DEFAULTS["first_order"] else "second")
+    for key in TASK_KEYS:
+        default = defaults.get(key, DEFAULTS[key])
+        parser.add_argument(f"--{key}", type=int, default=default, help=f"default: {default}")
 
 
 def add_step_options(parser):
     """The step, and how many to time."""
     add_task_options(parser)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first (compiling) one")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first (compiling) one (default 1)")
 
 
-def synthetic_batch(n_way, k_spt, k_qry, tasks, rng, imgsz=IMGSZ):
+def task_overrides(args):
+    """The task options as default_config.yaml settings (`--key=value`), for src.config.load_config."""
+    return [f"--first_order={args.order == 'first'}", *(f"--{key}={getattr(args, key)}" for key in TASK_KEYS)]
+
+
+def below_least(args, least):
+    """The message for the first option of `least` ({name: least value}) below its least value, else None."""
+    for key, low in least.items():
+        if getattr(args, key) < low:
+            return f"--{key} must be >= {low}, got {getattr(args, key)}"
+    return None
+
+
+def synthetic_batch(n_way, k_spt, k_qry, tasks, rng, imgsz=DEFAULTS["imgsz"]):
     """Random images with labels 0..n_way-1, as numpy (x_spt, y_spt, x_qry, y_qry), tasks first:
     images float32 (tasks, n_way * shots, 1, imgsz, imgsz), labels int32 (tasks, n_way * shots)."""
     def part(shots):

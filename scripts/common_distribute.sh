@@ -9,14 +9,12 @@
 #      paths once, build omniglot.npy if it is missing or stale, and name the log, the ranks' log
 #      folder and the scheduler's port (src/launch_plan.py: one error line and exit 2 before any
 #      rank starts);
-#   2. starts RANK_SIZE ranks on this host with msrun (MindSpore's launcher, run as
-#      `$PYTHON -m mindspore.parallel.cluster.run`): --worker_num and --local_worker_num RANK_SIZE,
-#      --master_addr 127.0.0.1, --master_port, --log_dir (one worker_N.log per rank, and
-#      scheduler.log) and --join True. msrun starts each rank as `python3 SCRIPT ...` (or python)
-#      from PATH, so the interpreter's folder goes first on PATH;
+#   2. starts RANK_SIZE ranks on this host with msrun (MindSpore's launcher), through
+#      `$PYTHON -m src.msrun RANK_SIZE PORT LOG_DIR SCRIPT ...` (src/msrun.py: msrun's command line
+#      and environment, which benchmarks/bench_meta_step.py uses too; one worker_N.log per rank in
+#      LOG_DIR);
 #   3. streams the ranks' output to the console and to a log file (train: <output_dir>/train.log,
 #      appended; eval: <report>.log) and exits with msrun's exit code.
-# GLOG_v defaults to 3 (MindSpore's errors only: setting up the cluster logs pages of warnings).
 
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -63,21 +61,9 @@ _maml_run_msrun() {
     plan=$("$MAML_PYTHON" -m src.launch_plan "$kind" "$rank_size" "${MASTER_PORT:-}" "${@:4}") || exit $?
     { read -r log; read -r log_dir; read -r port; } <<<"$plan"
     shift 2
-    local python bin name
-    python=$(command -v -- "$MAML_PYTHON")
-    bin=$(dirname -- "$python")
-    name=$(basename -- "$python")
-    if [[ $name != python && $name != python3 ]]; then
-        [[ -x $bin/python3 ]] ||
-            _maml_die "msrun starts each rank as python or python3: set PYTHON to an interpreter of that name (got $python)"
-        name=python3
-    fi
-    export PATH="$bin:$PATH" PYTHONUNBUFFERED=1 GLOG_v=${GLOG_v:-3}
     MAML_RUN_ON="RANK_SIZE=$rank_size, scheduler port $port"
     echo "ranks: $rank_size; the log of rank N: $log_dir/worker_N.log"
-    _maml_run_logged "$log" \
-        "$MAML_PYTHON" -m mindspore.parallel.cluster.run --worker_num "$rank_size" --local_worker_num "$rank_size" \
-        --master_addr 127.0.0.1 --master_port "$port" --log_dir "$log_dir" --join True "$name" "$@"
+    _maml_run_logged "$log" "$MAML_PYTHON" -m src.msrun "$rank_size" "$port" "$log_dir" "$@"
 }
 
 # maml_distribute_train_main TARGET RANK_SIZE EPOCH DATA_PATH [--key value ...]

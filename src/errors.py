@@ -24,6 +24,18 @@ def one_line(text):
                    for ch in str(text))
 
 
+def child_error(what, returncode, output):
+    """The UserError for a child process that failed. Exit code 2 is a child of this package refusing its
+    input: its own `error:` message is the message. Otherwise `what` failed, with the exit code and the
+    child's last error line (its last `error:` line, else its last line: a traceback's exception)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line[len("error:"):].strip() for line in lines if line.startswith("error:")]
+    if returncode == 2 and errors:
+        return UserError(errors[-1])
+    last = errors[-1] if errors else (lines[-1] if lines else "it printed nothing")
+    return UserError(f"{what} failed (exit code {returncode}): {last}")
+
+
 def run_cli(main, argv=None):
     """Run `main(argv)`: a UserError becomes one line on stderr and exit code 2, Ctrl-C exit code 130."""
     try:

@@ -4,11 +4,12 @@
 
 The settings and paths are checked as omniglot_train.py / eval.py check them (plus task_num
 against RANK_SIZE for training, and with --resume the checkpoint it would continue; for eval the
-checkpoint is read, and an ensemble's members), and omniglot.npy is built if it is
-missing or stale, so that a bad value is one error line and exit code 2, not every rank failing
-after the cluster is up, and the ranks do not build the data at once. Prints three lines: the log
-(as `python -m src.outputs` names it), the folder for the ranks' own logs, and the scheduler's port
-(MASTER_PORT, or a free port of 127.0.0.1 when it is empty).
+checkpoint is read, and an ensemble's members), as is the interpreter's name that msrun needs
+(src/msrun.py), and omniglot.npy is built if it is missing or stale, so that a bad value is one
+error line and exit code 2, not every rank failing after the cluster is up, and the ranks do not
+build the data at once. Prints three lines: the log (as `python -m src.outputs` names it), the
+folder for the ranks' own logs, and the scheduler's port (MASTER_PORT, or a free port of 127.0.0.1
+when it is empty).
 """
 import re
 import socket
@@ -21,6 +22,7 @@ from src.distributed import check_meta_batch
 from src.ensemble import load_members
 from src.errors import UserError, run_cli
 from src.metrics import log
+from src.msrun import rank_interpreter
 from src.outputs import log_path
 
 KINDS = ("train", "eval")
@@ -53,6 +55,7 @@ def main(argv=None):
     if not re.fullmatch(r"[0-9]{1,4}", rank_size) or int(rank_size) < 1:
         raise UserError(f"RANK_SIZE {rank_size!r} is not an integer from 1 to 9999: pass the number of devices "
                         "(e.g. 8)")
+    rank_interpreter()
     if kind == "train":
         cfg = load_config(settings)
         check_meta_batch(cfg.task_num, int(rank_size))

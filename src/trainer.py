@@ -6,7 +6,6 @@ from pathlib import Path
 
 import mindspore as ms
 import numpy as np
-from mindspore import nn
 
 from src import checkpoint, distributed
 from src.atomic_file import remove_stale_temporaries
@@ -15,10 +14,9 @@ from src.device import setup_device
 from src.episode_sampler import EpisodeSampler
 from src.errors import UserError
 from src.evaluation import evaluate
-from src.lr_schedule import MetaLearningRate
-from src.maml import AdaptAndScore, MetaTrainStep, build_maml
+from src.maml import AdaptAndScore
+from src.meta_training import MetaTraining
 from src.metrics import MetricsWriter, best_validated_steps, counted, log
-from src.multi_step_loss import step_loss_weights
 from src.outputs import BEST, METRICS_NAME, prepare_run_folder, step_checkpoint_path
 
 
@@ -56,15 +54,8 @@ class Trainer:
         self.rotate = split_rotates(cfg.split)
         self.sampler = EpisodeSampler(data.images, self.splits["train"], cfg.n_way, cfg.k_spt, cfg.k_qry,
                                       cfg.task_num, self.rotate, cfg.seed)
-        maml = build_maml(cfg)
-        self.meta_lr = MetaLearningRate(cfg)
-        self.optimizer = nn.Adam(maml.learner.trainable_params(), learning_rate=self.meta_lr)
-        rank_mean = self.ranks.mean_cell()
-        self.train_step = MetaTrainStep(maml, self.optimizer, cfg.update_step, cfg.first_order, rank_mean)
-        # Derivative-order annealing: a first-order step (same parameters) for the first first_order_steps.
-        self.first_order_step = (MetaTrainStep(maml, self.optimizer, cfg.update_step, True, rank_mean)
-                                 if cfg.first_order_steps and not cfg.first_order else self.train_step)
-        self.scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
+        self.training = MetaTraining(cfg, self.ranks.mean_cell())
+        self.scorer = AdaptAndScore(self.training.maml, cfg.update_step_test, cfg.eval_per_step)
         self.metrics = MetricsWriter(self.out / METRICS_NAME if self.ranks.main else None)
         self.step = 0
         self.best_val_acc = -1.0
@@ -88,7 +79,7 @@ class Trainer:
                    if key != "resume" and key in saved and saved[key] != value]
         if changed:
             log(f"settings changed since {path.name}: {', '.join(changed)}")
-        checkpoint.load_into(self.train_step, params, path)
+        checkpoint.load_into(self.training.train_step, params, path)
         self.sampler.set_state(meta["sampler_state"])
         self.step, self.best_val_acc, self.last_saved = meta["step"], self._best_so_far(meta), path
         self.cost_before = {key: meta[key] or 0.0 for key in checkpoint.COST_KEYS}
@@ -117,13 +108,13 @@ class Trainer:
 
     def meta_lr_at(self, step):
         """The meta learning rate meta-step `step` (counted from 1) ran with."""
-        return float(self.meta_lr.at(ms.Tensor(step - 1, ms.int32)).asnumpy())
+        return float(self.training.meta_lr.at(ms.Tensor(step - 1, ms.int32)).asnumpy())
 
     def _save(self):
         path = step_checkpoint_path(self.out, self.step)
         if self.ranks.main:
-            checkpoint.save(path, self.train_step, self.step, self.cfg, self.sampler.get_state(), self.best_val_acc,
-                            self.cost())
+            checkpoint.save(path, self.training.train_step, self.step, self.cfg, self.sampler.get_state(),
+                            self.best_val_acc, self.cost())
             best = self.cfg.keep_best_checkpoints
             best_steps = best_validated_steps(self.out / METRICS_NAME, best)[0] if best else ()
             checkpoint.prune(self.out, self.cfg.keep_checkpoint_max, self.step, best_steps)
@@ -141,7 +132,7 @@ class Trainer:
         if result["acc"] > self.best_val_acc:
             self.best_val_acc = result["acc"]
             if self.ranks.main:
-                checkpoint.save(self.out / BEST, self.train_step, self.step, cfg, self.sampler.get_state(),
+                checkpoint.save(self.out / BEST, self.training.train_step, self.step, cfg, self.sampler.get_state(),
                                 self.best_val_acc, self.cost())
             log(f"new best validation accuracy: saved {self.out / BEST}")
         return result
@@ -152,7 +143,7 @@ class Trainer:
         problem = None
         if not math.isfinite(loss):
             problem = f"the meta-loss became {loss}"
-        elif saving and not all(np.isfinite(p.asnumpy()).all() for p in self.train_step.get_parameters()):
+        elif saving and not all(np.isfinite(p.asnumpy()).all() for p in self.training.train_step.get_parameters()):
             problem = "the weights became nan or inf"
         if problem:
             kept = f"the last good checkpoint {self.last_saved} is kept" if self.last_saved else "no checkpoint was saved yet"
@@ -170,15 +161,12 @@ class Trainer:
         compiling, graph = True, None
         while self.step < cfg.epoch:
             batch = [ms.Tensor(part[self.share]) for part in self.sampler.next_batch()]
-            loss_weights = step_loss_weights(cfg.update_step, cfg.msl_epochs, self.step)
-            if loss_weights is not None:
-                batch.append(ms.Tensor(loss_weights))
-            train_step = self.first_order_step if self.step < cfg.first_order_steps else self.train_step
+            train_step, loss_weights = self.training.step_at(self.step)
             # A change of order or the end of the multi-step loss runs another graph, compiled on first use.
-            compiling = compiling or graph != (id(train_step), loss_weights is None)
-            graph = (id(train_step), loss_weights is None)
+            compiling = compiling or graph != (id(train_step), len(loss_weights))
+            graph = (id(train_step), len(loss_weights))
             step_start = time.time()
-            loss, acc = train_step(*batch)
+            loss, acc = train_step(*batch, *loss_weights)
             loss, acc = float(loss.asnumpy()), float(acc.asnumpy())
             self.step += 1
             last = self.step == cfg.epoch

@@ -1,6 +1,7 @@
 """benchmarks/bench_pytorch_step.py, the PyTorch baseline, checked without PyTorch: it must start
 from the package's settings, weights and episodes (so that --check can compare first meta-losses),
 and say in one line how to install PyTorch when it is missing."""
+import argparse
 import importlib.util
 import subprocess
 import sys
@@ -26,9 +27,25 @@ def _load(path):
 
 def test_settings_are_the_packages_defaults():
     bench, cfg = _load(SCRIPT), load_config([])
-    assert (step_options.IMGSZ, bench.IMGC, bench.NUM_FILTERS, bench.NUM_BLOCKS) == (cfg.imgsz, cfg.imgc,
-                                                                                     cfg.num_filters, cfg.num_blocks)
+    assert (bench.IMGC, bench.NUM_FILTERS, bench.NUM_BLOCKS) == (cfg.imgc, cfg.num_filters, cfg.num_blocks)
     assert (bench.UPDATE_LR, bench.META_LR, bench.SEED, bench.BN_EPS) == (cfg.update_lr, cfg.meta_lr, cfg.seed, BN_EPS)
+    assert dict(step_options.DEFAULTS) == {key: cfg[key] for key in step_options.DEFAULTS}
+
+
+def test_step_options_default_to_the_config_and_the_kernel_probe_to_a_small_step():
+    """The benchmarks' task options read default_config.yaml; onednn_kernels.py deliberately probes a smaller
+    step (the kernels, not the time)."""
+    cfg = load_config([])
+    timed = argparse.ArgumentParser()
+    step_options.add_step_options(timed)
+    args = timed.parse_args([])
+    assert args.order == "second" and not cfg.first_order
+    assert {key: getattr(args, key) for key in step_options.TASK_KEYS} == {key: cfg[key] for key in step_options.TASK_KEYS}
+    probed = argparse.ArgumentParser()
+    step_options.add_task_options(probed, task_num=4, update_step=1)
+    assert (probed.parse_args([]).task_num, probed.parse_args([]).update_step) == (4, 1)
+    assert load_config(step_options.task_overrides(timed.parse_args(["--order", "first", "--n_way", "7"]))) == \
+        load_config(["--first_order", "--n_way", "7"])
 
 
 def test_weights_and_episodes_are_the_packages():
@@ -63,3 +80,9 @@ def test_without_pytorch_one_error_line_says_how_to_install_it():
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [
         "error: PyTorch is not installed: `pip install torch` (in a separate venv) to run this baseline"]
+
+
+def test_bad_count_is_one_error_line():
+    """`python benchmarks/bench_pytorch_step.py --steps 0`: exit code 2, one line, before PyTorch is looked for."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--steps", "0"], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr.splitlines()) == (2, "", ["error: --steps must be >= 1, got 0"])

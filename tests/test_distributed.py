@@ -1,9 +1,10 @@
 """Data-parallel training and evaluation (src/distributed.py, scripts/run_distribute_*.sh).
 
-The fast tests check the task split, the gathering of evaluation results, the launch plan and the
-launchers' arguments and msrun command line (a fake python for GPU/Ascend). The slow ones run msrun
-with 2 CPU ranks over loopback: 3 meta-steps equal one process's, distributed evaluation equals
-one process's, and a 2-rank checkpoint resumes in one process on the same trajectory.
+The fast tests check the task split, the gathering of evaluation results, the launch plan, the
+launchers' arguments (a fake python for GPU/Ascend) and msrun's command line (src/msrun.py). The
+slow ones run msrun with 2 CPU ranks over loopback: 3 meta-steps equal one process's, distributed
+evaluation equals one process's, and a 2-rank checkpoint resumes in one process on the same
+trajectory.
 """
 import json
 import os
@@ -16,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from src import checkpoint, launch_plan, outputs
+from src import checkpoint, launch_plan, msrun, outputs
 from src.distributed import Ranks
 from src.errors import UserError
 from src.evaluation import evaluate
@@ -183,20 +184,17 @@ def test_train_launcher_starts_msrun_with_one_worker_per_device(device, tmp_path
                     env={"PYTHON": fake_python.path, "FAKE_LOG": str(out_dir / "train.log"),
                          "FAKE_LOG_DIR": str(out_dir / "msrun_log"), "MASTER_PORT": "34567"})
     assert code == 0, out
-    planned, msrun = fake_python.calls()
+    planned, started = fake_python.calls()
     assert planned["argv"][:5] == ["-m", "src.launch_plan", "train", "8", "34567"]
-    argv = msrun["argv"]
-    assert argv[:2] == ["-m", "mindspore.parallel.cluster.run"]
-    assert [option(argv, key) for key in ("--worker_num", "--local_worker_num", "--master_addr", "--master_port",
-                                          "--log_dir", "--join")] == \
-        ["8", "8", "127.0.0.1", "34567", str(out_dir / "msrun_log"), "True"]
-    script = argv[argv.index("True") + 1:]
-    assert script[:2] == ["python3", "omniglot_train.py"]
+    # src.msrun starts the ranks (its command line: test_msrun_command_starts_the_ranks_on_this_host).
+    argv = started["argv"]
+    assert argv[:5] == ["-m", "src.msrun", "8", "34567", str(out_dir / "msrun_log")]
+    script = argv[5:]
+    assert script[0] == "omniglot_train.py"
     assert option(script, "--device_target") == TARGETS[device] and option(script, "--epoch") == "100"
     assert option(script, "--output_dir") == str(out_dir) and option(script, "--task_num") == "32"
     assert "--device_id" not in script  # msrun gives each rank its card (DEVICE_ID = local rank)
-    assert msrun["cwd"] == str(REPO) and msrun["path0"] == str(Path(fake_python.path).parent)
-    assert "DEVICE_ID" not in msrun["env"] and msrun["env"]["GLOG_v"] == "3"
+    assert started["cwd"] == str(REPO) and "DEVICE_ID" not in started["env"]
     assert f"{out_dir}/msrun_log/worker_N.log" in out
     assert "RANK_SIZE=8" in (out_dir / "train.log").read_text()
 
@@ -208,14 +206,44 @@ def test_eval_launcher_starts_msrun_and_logs_beside_the_report(device, tmp_path,
                     env={"PYTHON": fake_python.path, "FAKE_LOG": str(tmp_path / "r.log"),
                          "FAKE_LOG_DIR": str(tmp_path / "r.msrun_log")})
     assert code == 0, out
-    planned, msrun = fake_python.calls()
+    planned, started = fake_python.calls()
     assert planned["argv"][:5] == ["-m", "src.launch_plan", "eval", "2", ""]
-    argv = msrun["argv"]
-    assert option(argv, "--master_port") == "23456" and option(argv, "--log_dir") == str(tmp_path / "r.msrun_log")
-    script = argv[argv.index("True") + 1:]
-    assert script[:2] == ["python3", "eval.py"] and option(script, "--ckpt") == str(tmp_path / "best.ckpt")
+    argv = started["argv"]
+    assert argv[:5] == ["-m", "src.msrun", "2", "23456", str(tmp_path / "r.msrun_log")]
+    script = argv[5:]
+    assert script[0] == "eval.py" and option(script, "--ckpt") == str(tmp_path / "best.ckpt")
     assert option(script, "--eval_report") == str(report)
     assert (tmp_path / "r.log").is_file()
+
+
+def test_msrun_command_starts_the_ranks_on_this_host(tmp_path):
+    """The command line the launch scripts and bench_meta_step.py share: msrun run by this interpreter, each
+    rank started as python3 from this interpreter's folder, MindSpore's warnings off unless GLOG_v is set."""
+    python = tmp_path / "venv" / "bin" / "python3"
+    argv, env = msrun.command(4, 34567, tmp_path / "logs", ["omniglot_train.py", "--epoch", 3], python=str(python),
+                              environ={"PATH": "/usr/bin", "HOME": "/home/me"})
+    assert argv[:3] == [str(python), "-m", "mindspore.parallel.cluster.run"]
+    assert [option(argv, key) for key in ("--worker_num", "--local_worker_num", "--master_addr", "--master_port",
+                                          "--log_dir", "--join")] == \
+        ["4", "4", "127.0.0.1", "34567", str(tmp_path / "logs"), "True"]
+    assert argv[argv.index("True") + 1:] == ["python3", "omniglot_train.py", "--epoch", "3"]
+    assert env == {"PATH": f"{python.parent}:/usr/bin", "HOME": "/home/me", "PYTHONUNBUFFERED": "1", "GLOG_v": "3"}
+    assert msrun.command(2, 1, "l", ["s.py"], python=str(python), environ={"GLOG_v": "1"})[1]["GLOG_v"] == "1"
+
+
+def test_msrun_needs_an_interpreter_named_python_or_python3(tmp_path, monkeypatch):
+    """msrun starts each rank as python or python3 from PATH: another name is refused in the launch plan, before
+    any output is written, unless a python3 lies beside it."""
+    odd = tmp_path / "bin" / "python3.11"
+    odd.parent.mkdir()
+    assert msrun.rank_interpreter(str(tmp_path / "bin" / "python")) == "python"
+    monkeypatch.setattr(sys, "executable", str(odd))
+    with pytest.raises(UserError, match=f"msrun starts each rank as python or python3, and {odd} has neither"):
+        launch_plan.main(["train", "2", "", "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "bin" / "python3").write_text("")
+    (tmp_path / "bin" / "python3").chmod(0o755)
+    assert msrun.rank_interpreter() == "python3"
 
 
 # ----------------------------------------------------------------------------- 2 CPU ranks (msrun)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from src.errors import child_error
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -41,3 +43,16 @@ def test_argument_errors_are_one_line_not_the_usage(argv, message):
                f"    parser.parse_args({argv!r})")
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == f"error: argument --size: {message}\n", proc.stderr
+
+
+@pytest.mark.parametrize("code, output, message", [
+    (2, "loading\nerror: task_num must be >= 1, got 0\n", "task_num must be >= 1, got 0"),
+    (1, "error: a first problem\nerror: the last problem\nlog: x.log (exit code 1)\n",
+     "the run failed (exit code 1): the last problem"),
+    (1, "Traceback (most recent call last):\n  File \"x.py\", line 1\nRuntimeError: boom\n\n",
+     "the run failed (exit code 1): RuntimeError: boom"),
+    (2, "usage: x\n", "the run failed (exit code 2): usage: x"),
+    (-9, "", "the run failed (exit code -9): it printed nothing"),
+], ids=["refused", "last_error", "traceback", "no_error_line", "silent"])
+def test_child_error_keeps_the_childs_last_error_line(code, output, message):
+    assert str(child_error("the run", code, output)) == message

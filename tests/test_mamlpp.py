@@ -19,6 +19,8 @@ from src.demo_task import make_demo_task
 from src.errors import UserError
 from src.image_folder import read_queries, read_support
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
+from src.meta_training import MetaTraining
+from src.multi_step_loss import step_loss_weights
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--n_way", "3", "--num_filters", "8", "--num_blocks", "2"]
@@ -51,6 +53,22 @@ def test_options_are_off_by_default():
         (0, False, False, "step", 0)
     learner = build_maml(cfg).learner
     assert not learner.inner_lrs and all(learner.adapted) and learner.steps == 0
+
+
+def test_meta_training_runs_first_order_then_the_configured_order():
+    """src/meta_training.py builds the step that the trainer and the benchmarks run: with first_order_steps, a
+    first-order step sharing the parameters and Adam runs the first meta-steps; the multi-step loss weights are
+    an input while they anneal."""
+    training = MetaTraining(load_config(TINY + ["--update_step", "2", "--first_order_steps", "2", "--msl_epochs", "3"]))
+    (first, w0), (again, _), (second, w2), (_, w3) = (training.step_at(step) for step in range(4))
+    assert first is again is training.first_order_step and second is training.train_step and first is not second
+    assert first.meta_gradient.first_order and not second.meta_gradient.first_order
+    assert first.optimizer is second.optimizer is training.optimizer
+    assert [training.first_order_at(step) for step in range(3)] == [True, True, False]
+    assert len(w0) == len(w2) == 1 and w3 == ()
+    np.testing.assert_array_equal(w0[0].asnumpy(), step_loss_weights(2, 3, 0))
+    plain = MetaTraining(load_config(TINY + ["--first_order"]))
+    assert plain.step_at(0)[0] is plain.step_at(10 ** 6)[0] is plain.train_step and plain.first_order_at(10 ** 6)
 
 
 def _trained_checkpoint(path, cfg):
@@ -164,13 +182,15 @@ def test_mamlpp_training_then_eval_predict_and_export(omniglot_root, omniglot_np
 
 @pytest.mark.slow
 def test_benchmark_takes_the_options(tmp_path):
-    """bench_meta_step.py passes config keys through: the step it times has the options, and says so."""
+    """bench_meta_step.py passes config keys through: the step it times is training's first (here first-order,
+    with first_order_steps), with the options, and says so."""
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_meta_step.py"), "--task_num", "1",
                            "--update_step", "2", "--steps", "1", "--warmup", "0", "--cpu_threads", "1",
-                           "--num_filters", "8", "--learn_inner_lr", "--per_step_bn", "--msl_epochs", "10"],
+                           "--num_filters", "8", "--learn_inner_lr", "--per_step_bn", "--msl_epochs", "10",
+                           "--first_order_steps", "3"],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert (result["learn_inner_lr"], result["per_step_bn"], result["msl_epochs"], result["update_step"]) == \
-        (True, True, 10, 2)
+    assert (result["learn_inner_lr"], result["per_step_bn"], result["msl_epochs"], result["update_step"],
+            result["first_order_steps"], result["order"]) == (True, True, 10, 2, 3, "first")
     assert result["s_per_step"] > 0

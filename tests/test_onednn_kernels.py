@@ -6,10 +6,17 @@ an environment without any ONEDNN_* variable, as a new user's, and oneDNN's verb
 implementation of every primitive executed: this is a deterministic check, not a timing.
 """
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from onednn_kernels import parse_verbose, probe
+from src.errors import UserError
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "onednn_kernels.py"
+
 
 def clean_env(**extra):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ONEDNN_", "DNNL_"))}
@@ -41,3 +48,23 @@ def test_parse_verbose_reads_isa_and_implementations():
         "not a verbose line, exec,cpu,convolution,x",
     ])
     assert parse_verbose(log) == ("Intel AVX2", {"convolution": ["jit_uni_ncsp:conv+ref:any", "x64:gemm:jit"]})
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--task_num", "0"], "error: task_num must be >= 1, got 0"),
+    (["--num_filter", "8"], "error: unknown option '--num_filter': did you mean --num_filters? --help lists the "
+                            "options"),
+], ids=["task_num", "unknown_key"])
+def test_bad_input_is_the_childs_one_error_line(args, line, tmp_path):
+    """e.g. `python benchmarks/onednn_kernels.py --task_num 0`: the child refuses it (exit code 2) and its error
+    line is the probe's, exit code 2, no traceback."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr.splitlines()) == (2, "", [line])
+
+
+def test_a_failing_child_is_a_user_error_with_its_last_error_line(tmp_path):
+    (tmp_path / "yaml.py").write_text("raise RuntimeError('a broken install')\n")  # imported before the real yaml
+    with pytest.raises(UserError) as err:
+        probe(env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert str(err.value) == "the kernel probe failed (exit code 1): RuntimeError: a broken install"
