@@ -12,9 +12,10 @@
 #   2. makes DATA_PATH, CKPT_PATH, a relative PYTHON and the path overrides --npy_dir, --output_dir,
 #      --config_path and --eval_report absolute (relative to the caller's directory), then cds to the
 #      repo root, so it works from any directory;
-#   3. asks Python where the log goes (`python -m src.outputs train|eval ...`, which also checks the
-#      settings (eval: as eval.py merges them with the checkpoint's), that the data is there and the
-#      outputs, and stops here with one `error:` line if one is wrong):
+#   3. asks Python where the log goes (`python -m src.launch_plan train|eval ...`, which also checks the
+#      settings as the program will (eval: as eval.py merges them with the checkpoint's; --resume: the
+#      checkpoint it continues), that the data is there and the outputs, and stops here with one
+#      `error:` line if one is wrong):
 #        train: <output_dir>/train.log
 #        eval:  R.log beside the report R.json: <CKPT_PATH>.eval.json (.eval_ensembleN.json with --ensemble N)
 #               or --eval_report R.json
@@ -204,7 +205,7 @@ _maml_standalone_main() {
     _maml_read_args "$kind" "$usage" "$target" "$@"
     MAML_SETTINGS+=(--device_id "$MAML_FIRST")
     local log
-    log=$("$MAML_PYTHON" -m src.outputs "$kind" "${MAML_SETTINGS[@]}") || exit $?
+    log=$("$MAML_PYTHON" -m src.launch_plan "$kind" "${MAML_SETTINGS[@]}") || exit $?
     _maml_export_device "$target" "$MAML_FIRST"
     _maml_run_logged "$log" "$MAML_PYTHON" "$script" "${MAML_SETTINGS[@]}"
     exit $?

@@ -1,15 +1,18 @@
-"""What a distributed launcher needs before msrun starts its processes, checked once in one process.
+"""What a launch script needs before it starts omniglot_train.py or eval.py, checked once in one process.
 
-    python -m src.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]
+    python -m src.launch_plan train|eval [--key value ...]                          (standalone)
+    python -m src.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]    (data-parallel)
 
-The settings and paths are checked as omniglot_train.py / eval.py check them (plus task_num
-against RANK_SIZE for training, and with --resume the checkpoint it would continue; for eval the
-checkpoint is read, and an ensemble's members), as is the interpreter's name that msrun needs
-(src/msrun.py), and omniglot.npy is built if it is missing or stale, so that a bad value is one
-error line and exit code 2, not every rank failing after the cluster is up, and the ranks do not
-build the data at once. Prints three lines: the log (as `python -m src.outputs` names it), the
-folder for the ranks' own logs, and the scheduler's port (MASTER_PORT, or a free port of 127.0.0.1
-when it is empty).
+The settings and paths are checked as omniglot_train.py / eval.py check them before any work (eval:
+the checkpoint's settings as eval.py merges them, and an ensemble's members; training with --resume:
+the checkpoint it would continue), so that a bad value is one error line and exit code 2 before the
+log begins, not after the cluster is up. Standalone: the data must be there (the program builds
+omniglot.npy itself); prints the log's path. Data-parallel: also task_num against RANK_SIZE and the
+interpreter's name that msrun needs (src/msrun.py), and omniglot.npy is built if it is missing or
+stale, so that the ranks do not build it at once; prints three lines: the log, the folder for the
+ranks' own logs, and the scheduler's port (MASTER_PORT, or a free port of 127.0.0.1 when it is empty).
+The log: `<output_dir>/train.log` (training creates output_dir), or beside the eval report, its name
+with `.log` (`CKPT.eval.log`, `CKPT.eval_ensembleN.log`).
 """
 import re
 import socket
@@ -17,7 +20,7 @@ import sys
 
 from src.checkpoint import load_for_inference, resumable
 from src.config import load_config
-from src.dataset import prepare_omniglot
+from src.dataset import check_omniglot_data, prepare_omniglot
 from src.distributed import check_meta_batch
 from src.ensemble import load_members
 from src.errors import UserError, run_cli
@@ -47,24 +50,39 @@ def check_port(text):
     return int(text)
 
 
+def checked_settings(kind, settings, rank_size=1):
+    """The settings of a run of `kind` ("train" or "eval") with the command-line `settings`, after the
+    checks its program makes before any work."""
+    if kind == "train":
+        cfg = load_config(settings)
+        check_meta_batch(cfg.task_num, rank_size)
+        if cfg.resume:
+            resumable(cfg.output_dir, cfg, lambda message: log(message, sys.stderr))
+        return cfg
+    cfg, _, meta = load_for_inference(settings)
+    if cfg.ensemble:
+        load_members(cfg, meta)
+    return cfg
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 3 or argv[0] not in KINDS:
+    if not argv or argv[0] not in KINDS:
+        raise UserError("usage: python -m src.launch_plan train|eval [RANK_SIZE MASTER_PORT] [--key value ...]")
+    kind, rest = argv[0], argv[1:]
+    if not rest or rest[0].startswith("-"):  # standalone: the settings alone
+        cfg = checked_settings(kind, rest)
+        check_omniglot_data(cfg.data_path, cfg.npy_dir)
+        print(log_path(kind, cfg))
+        return
+    if len(rest) < 2:
         raise UserError("usage: python -m src.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]")
-    kind, rank_size, port, settings = argv[0], argv[1], argv[2], argv[3:]
+    rank_size, port, settings = rest[0], rest[1], rest[2:]
     if not re.fullmatch(r"[0-9]{1,4}", rank_size) or int(rank_size) < 1:
         raise UserError(f"RANK_SIZE {rank_size!r} is not an integer from 1 to 9999: pass the number of devices "
                         "(e.g. 8)")
     rank_interpreter()
-    if kind == "train":
-        cfg = load_config(settings)
-        check_meta_batch(cfg.task_num, int(rank_size))
-        if cfg.resume:
-            resumable(cfg.output_dir, cfg, lambda message: log(message, sys.stderr))
-    else:
-        cfg, _, meta = load_for_inference(settings)
-        if cfg.ensemble:
-            load_members(cfg, meta)
+    cfg = checked_settings(kind, settings, int(rank_size))
     port = check_port(port) if port else free_port()
     prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: log(message, sys.stderr))
     run_log = log_path(kind, cfg)  # creates a training's output folder: last, so no failure leaves it empty

@@ -4,21 +4,14 @@ An output file may replace only an earlier output of the same kind (an eval repo
 checkpoint, a folder or any other file at that path, directly or through a symbolic link, is
 refused. A fresh training run refuses a folder that holds checkpoints (best.ckpt included) or the
 metrics of an earlier run. Every location is checked for writing before any work starts.
-
-    python -m src.outputs train|eval [--key value ...]
-
-prints where the launch scripts append the log (`<output_dir>/train.log`; beside the eval report,
-its name with `.log`: `CKPT.eval.log`, `CKPT.eval_ensembleN.log`), after checking the settings; it
-creates output_dir for training.
 """
 import json
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 
-from src.errors import UserError, run_cli
+from src.errors import UserError
 from src.metrics import best_validated_steps
 
 METRICS_NAME = "metrics.jsonl"
@@ -212,21 +205,3 @@ def log_path(kind, cfg):
     report = check_eval_report(cfg).resolve()
     return report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
 
-
-def main(argv=None):
-    """The launch scripts' check before a run: the settings as the program will take them (eval.py: the
-    checkpoint's, unless given), the data and the outputs; prints the log's path."""
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("train", "eval"):
-        raise UserError("usage: python -m src.outputs train|eval [--key value ...]")
-    from src.checkpoint import load_for_inference
-    from src.config import load_config
-    from src.dataset import check_omniglot_data
-
-    cfg = load_config(argv[1:]) if argv[0] == "train" else load_for_inference(argv[1:])[0]
-    check_omniglot_data(cfg.data_path, cfg.npy_dir)
-    print(log_path(argv[0], cfg))
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -54,15 +54,16 @@ def demo(omniglot_root, tmp_path_factory):
 def fake_python(tmp_path):
     """An interpreter named python3 for the launch scripts' tests: it appends {"argv", "cwd", "env",
     "path0"} of each call as one JSON line to calls.jsonl and exits with FAKE_EXIT (default 0). The
-    launchers' questions to Python are answered without running anything: `-m src.outputs` by the
-    real interpreter, `-m src.launch_plan` with the plan FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456)."""
+    launchers' questions to Python are answered without running anything: the standalone `-m src.launch_plan
+    train|eval --key value ...` by the real interpreter, the data-parallel one (`train|eval RANK_SIZE MASTER_PORT
+    ...`) with the plan FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456)."""
     record = tmp_path / "calls.jsonl"
     fake = tmp_path / "bin" / "python3"
     fake.parent.mkdir()
     fake.write_text(
         f"#!{sys.executable}\n"
         "import json, os, sys\n"
-        "if sys.argv[1:3] == ['-m', 'src.outputs']:\n"
+        "if sys.argv[1:3] == ['-m', 'src.launch_plan'] and sys.argv[4:5] != [] and sys.argv[4].startswith('-'):\n"
         f"    os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n"
         f"with open({str(record)!r}, 'a') as f:\n"
         "    keys = ('DEVICE_ID', 'RANK_SIZE', 'RANK_ID', 'CUDA_VISIBLE_DEVICES', 'GLOG_v')\n"

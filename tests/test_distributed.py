@@ -109,18 +109,28 @@ def test_launch_plan_names_the_logs_and_a_free_port(capsys, tmp_path, omniglot_r
     assert plan(capsys, "train", "1", str(busy), "--output_dir", str(out), *data)[2] == str(busy)
 
 
-def test_launch_plan_checks_the_checkpoint_a_resume_continues(tmp_path):
-    """A --resume that the ranks would refuse after joining the cluster is one error line before they start."""
+@pytest.mark.parametrize("ranks", [["2", ""], []], ids=["data-parallel", "standalone"])
+def test_launch_plan_checks_the_checkpoint_a_resume_continues(tmp_path, ranks):
+    """A --resume that training would refuse (the ranks: after joining the cluster) is one error line before
+    the log begins, for both kinds of launcher."""
     from tests.tiny_checkpoints import TINY, save_tiny_checkpoint
 
     tiny = ["--n_way", "3", *TINY]
     save_tiny_checkpoint(outputs.step_checkpoint_path(tmp_path, 5), "--n_way", "3")
     with pytest.raises(UserError, match="was trained with num_filters=8 but the config has num_filters=16"):
-        launch_plan.main(["train", "2", "", *tiny, "--num_filters", "16", "--task_num", "4", "--resume",
+        launch_plan.main(["train", *ranks, *tiny, "--num_filters", "16", "--task_num", "4", "--resume",
                           "--output_dir", str(tmp_path)])
     with pytest.raises(UserError, match=f"the run in {tmp_path} is already at step 5 and epoch is 5: pass a larger"):
-        launch_plan.main(["train", "2", "", *tiny, "--epoch", "5", "--task_num", "4", "--resume",
+        launch_plan.main(["train", *ranks, *tiny, "--epoch", "5", "--task_num", "4", "--resume",
                           "--output_dir", str(tmp_path)])
+
+
+def test_launch_plan_standalone_names_the_log_only(capsys, tmp_path, omniglot_root, omniglot_npy_dir):
+    """Standalone (no RANK_SIZE, MASTER_PORT): one line, the log; omniglot.npy is left to the program."""
+    out = tmp_path / "out"
+    assert plan(capsys, "train", "--data_path", str(omniglot_root), "--npy_dir", str(tmp_path / "npy"),
+                "--output_dir", str(out)) == [str(out / "train.log")]
+    assert not (tmp_path / "npy").exists()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -132,6 +142,10 @@ def test_launch_plan_checks_the_checkpoint_a_resume_continues(tmp_path):
     (["train", "2", "", "--task_num", "x"], "--task_num takes an integer, got 'x'"),
     (["train", "2", "80"], "MASTER_PORT '80' is not a port from 1024 to 65535"),
     (["eval", "2", ""], "no checkpoint given"),
+    (["eval", "--npy_dir", "x"], "no checkpoint given"),
+    (["train", "2"], r"usage: python -m src.launch_plan train\|eval RANK_SIZE MASTER_PORT"),
+    (["run"], r"usage: python -m src.launch_plan train\|eval \[RANK_SIZE MASTER_PORT\]"),
+    (["train", "--task_num", "0"], "task_num must be >= 1"),
 ])
 def test_launch_plan_refuses_bad_settings(argv, message):
     with pytest.raises(UserError, match=message):
