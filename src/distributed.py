@@ -65,6 +65,10 @@ class Ranks:
         """The cell that averages over ranks inside the compiled step; None for a single process."""
         return MeanOverRanks(self.size) if self.size > 1 else None
 
+    def total(self, value):
+        """The sum over ranks of a number (every rank calls it)."""
+        return float(self.gather_columns(np.array([value], np.float64))[0]) if self.size > 1 else value
+
     def gather_columns(self, array):
         """Element-wise sum over ranks of float32 arrays that each rank filled in its own columns only."""
         if self.size == 1:

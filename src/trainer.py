@@ -100,21 +100,22 @@ class Trainer:
             raise UserError(f"{err}; --resume would replace it: move it away and resume") from None
 
     def cost(self):
-        """Wall-clock and CPU (all threads) seconds since step 0, across resumes: the cost of a run and the
-        x axis of its curves. CPU time stays meaningful when other jobs share the machine."""
+        """Wall-clock seconds and CPU seconds (all threads of all ranks) since step 0, across resumes: the cost
+        of a run and the x axis of its curves. CPU time stays meaningful when other jobs share the machine.
+        Every rank calls it: their CPU times are summed."""
         wall, cpu = self.clock_start
         return {"train_seconds": self.cost_before["train_seconds"] + time.time() - wall,
-                "cpu_seconds": self.cost_before["cpu_seconds"] + time.process_time() - cpu}
+                "cpu_seconds": self.cost_before["cpu_seconds"] + self.ranks.total(time.process_time() - cpu)}
 
     def meta_lr_at(self, step):
         """The meta learning rate meta-step `step` (counted from 1) ran with."""
         return float(self.training.meta_lr.at(ms.Tensor(step - 1, ms.int32)).asnumpy())
 
     def _save(self):
-        path = step_checkpoint_path(self.out, self.step)
+        path, cost = step_checkpoint_path(self.out, self.step), self.cost()
         if self.ranks.main:
             checkpoint.save(path, self.training.train_step, self.step, self.cfg, self.sampler.get_state(),
-                            self.best_val_acc, self.cost())
+                            self.best_val_acc, cost)
             best = self.cfg.keep_best_checkpoints
             best_steps = best_validated_steps(self.out / METRICS_NAME, best)[0] if best else ()
             checkpoint.prune(self.out, self.cfg.keep_checkpoint_max, self.step, best_steps)
@@ -128,12 +129,13 @@ class Trainer:
         seconds = time.time() - start
         log(f"step {self.step}: validation accuracy {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% "
             f"on {result['tasks']} tasks after {counted(cfg.update_step_test, 'inner step')} ({seconds:.1f} s)")
-        self.metrics.write(event="val", step=self.step, seconds=seconds, **self.cost(), **result)
+        cost = self.cost()
+        self.metrics.write(event="val", step=self.step, seconds=seconds, **cost, **result)
         if result["acc"] > self.best_val_acc:
             self.best_val_acc = result["acc"]
             if self.ranks.main:
                 checkpoint.save(self.out / BEST, self.training.train_step, self.step, cfg, self.sampler.get_state(),
-                                self.best_val_acc, self.cost())
+                                self.best_val_acc, cost)
             log(f"new best validation accuracy: saved {self.out / BEST}")
         return result
 

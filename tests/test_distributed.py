@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -85,6 +86,24 @@ def test_evaluation_split_over_ranks_equals_one_process(size):
     result = evaluate(_Scorer(), images, np.arange(30), cfg, 23, True, SimpleNamespace(
         owns=lambda index: True, gather_columns=lambda array: total))
     assert result == single and single["tasks"] == 23
+
+
+def test_training_cost_sums_the_cpu_time_of_all_ranks():
+    """A run's recorded CPU seconds are those of every rank (the AllReduce sum, here of two ranks that each
+    spent 2 s), added to those before the resume; wall-clock time is one rank's."""
+    from src.trainer import Trainer
+
+    class Rank(Ranks):
+        def gather_columns(self, array):
+            return array * self.size  # what AllReduce sum returns when every rank holds the same
+
+    trainer = Trainer.__new__(Trainer)
+    trainer.ranks = Rank(0, 2)
+    trainer.cost_before = {"train_seconds": 100.0, "cpu_seconds": 150.0}
+    trainer.clock_start = (time.time() - 1.0, time.process_time() - 2.0)
+    cost = trainer.cost()
+    assert cost["cpu_seconds"] == pytest.approx(150.0 + 2 * 2.0, abs=0.2)
+    assert cost["train_seconds"] == pytest.approx(100.0 + 1.0, abs=0.2)
 
 
 # ----------------------------------------------------------------------------- launch plan (python checks)
