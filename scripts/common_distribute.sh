@@ -14,7 +14,8 @@
 #      and environment, which benchmarks/bench_meta_step.py uses too; one worker_N.log per rank in
 #      LOG_DIR);
 #   3. streams the ranks' output to the console and to a log file (train: <output_dir>/train.log,
-#      appended; eval: <report>.log) and exits with msrun's exit code.
+#      appended; eval: <report>.log) and exits with msrun's exit code (130 when interrupted: msrun
+#      alone would exit 0).
 
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -3,13 +3,17 @@ distributed launch scripts (scripts/common_distribute.sh) and benchmarks/bench_m
 
     python -m src.msrun RANK_SIZE MASTER_PORT LOG_DIR SCRIPT [ARG ...]
 
-Runs `python -m mindspore.parallel.cluster.run` in place of itself with --worker_num and
---local_worker_num RANK_SIZE, --master_addr 127.0.0.1, --master_port, --log_dir (worker_N.log per
-rank, scheduler.log) and --join True, so that its exit code is the ranks'. msrun starts each rank as
-`python3 SCRIPT ...` (or python) from PATH, so this interpreter's folder goes first on PATH. GLOG_v
-defaults to 3 (MindSpore's errors only: joining the cluster logs pages of warnings).
+Runs `python -m mindspore.parallel.cluster.run` with --worker_num and --local_worker_num RANK_SIZE,
+--master_addr 127.0.0.1, --master_port, --log_dir (worker_N.log per rank, scheduler.log) and --join
+True, and exits with its exit code, the ranks'; interrupted (Ctrl-C, which msrun answers by stopping
+the ranks and exiting 0), with 130, so that a chained command does not take the run for finished.
+msrun starts each rank as `python3 SCRIPT ...` (or python) from PATH, so this interpreter's folder
+goes first on PATH. GLOG_v defaults to 3 (MindSpore's errors only: joining the cluster logs pages of
+warnings).
 """
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,8 +53,15 @@ def main(argv=None):
         raise UserError("usage: python -m src.msrun RANK_SIZE MASTER_PORT LOG_DIR SCRIPT [ARG ...]")
     args, env = command(argv[0], argv[1], argv[2], argv[3:])
     sys.stdout.flush()
-    os.execve(args[0], args, env)
+    proc = subprocess.Popen(args, env=env)
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # msrun gets the SIGTERM, as when it ran in our place
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.wait()  # msrun stops the ranks on the same Ctrl-C
+        raise
+    return code
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    sys.exit(run_cli(main))

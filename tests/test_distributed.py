@@ -279,6 +279,29 @@ def test_msrun_needs_an_interpreter_named_python_or_python3(tmp_path, monkeypatc
     assert msrun.rank_interpreter() == "python3"
 
 
+def test_msrun_interrupted_exits_130_and_a_failed_rank_fails(tmp_path):
+    """`python -m src.msrun 1 PORT LOGS sleeper.py`, then Ctrl-C (SIGINT to its process group) once the rank runs:
+    exit code 130 and "error: interrupted" (msrun alone exits 0); a rank that fails makes it fail."""
+    import signal
+
+    sleeper = tmp_path / "sleeper.py"
+    sleeper.write_text('import time\nprint("up", flush=True)\ntime.sleep(120)\n')
+    proc = subprocess.Popen([sys.executable, "-m", "src.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
+                             str(sleeper)], cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    worker_log, deadline = tmp_path / "logs" / "worker_0.log", time.time() + 120
+    while not (worker_log.exists() and "up" in worker_log.read_text()) and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and out.splitlines()[-1] == "error: interrupted", out
+    failing = tmp_path / "failing.py"
+    failing.write_text("raise SystemExit(3)\n")
+    done = subprocess.run([sys.executable, "-m", "src.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs2"),
+                           str(failing)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0, done.stdout + done.stderr
+
+
 # ----------------------------------------------------------------------------- 2 CPU ranks (msrun)
 
 TINY = ["--num_filters", "8", "--num_blocks", "2", "--task_num", "4", "--k_qry", "2", "--k_qry_test", "2",
