@@ -67,7 +67,7 @@ class Ranks:
 
     def total(self, value):
         """The sum over ranks of a number (every rank calls it)."""
-        return float(self.gather_columns(np.array([value], np.float64))[0]) if self.size > 1 else value
+        return float(self.gather_columns(np.array([value]))[0])
 
     def gather_columns(self, array):
         """Element-wise sum over ranks of float32 arrays that each rank filled in its own columns only."""
