@@ -11,6 +11,7 @@ collectives that make N ranks compute what one process computes.
 
 Outside msrun everything reduces to one rank of size one and no collective is run.
 """
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -129,6 +130,10 @@ def pin_to_own_cores(local_rank, local_size):
     if per_rank == 0:
         return ()
     cores = allowed[local_rank * per_rank:(local_rank + 1) * per_rank]
-    for thread in os.listdir("/proc/self/task"):
-        os.sched_setaffinity(int(thread), cores)
+    pinned = set()
+    while threads := set(os.listdir("/proc/self/task")) - pinned:  # again for threads started meanwhile
+        for thread in threads:
+            with contextlib.suppress(ProcessLookupError):  # the thread ended after the listing
+                os.sched_setaffinity(int(thread), cores)
+        pinned |= threads
     return tuple(cores)

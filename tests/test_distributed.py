@@ -106,6 +106,38 @@ def test_training_cost_sums_the_cpu_time_of_all_ranks():
     assert cost["train_seconds"] == pytest.approx(100.0 + 1.0, abs=0.2)
 
 
+PIN_PROBE = """
+import os, sys, threading
+from src.distributed import pin_to_own_cores
+stop = threading.Event()
+threads = [threading.Thread(target=stop.wait, daemon=True)]
+threads[0].start()
+real_listdir = os.listdir
+
+def listdir(path):  # a thread starts while pinning, a listed one has ended (tid above any pid_max)
+    if len(threads) == 1:
+        threads.append(threading.Thread(target=stop.wait, daemon=True))
+        threads[1].start()
+        return real_listdir(path) + [str(2 ** 22 + 7)]
+    return real_listdir(path)
+
+os.listdir = listdir
+allowed = sorted(os.sched_getaffinity(0))
+cores = pin_to_own_cores(0, len(allowed))
+affinities = {tuple(sorted(os.sched_getaffinity(int(t)))) for t in real_listdir("/proc/self/task")}
+stop.set()
+print(cores == (allowed[0],), affinities == {(allowed[0],)})
+"""
+
+
+def test_pinning_skips_threads_that_ended_and_pins_those_started_meanwhile():
+    """Every thread of a rank is pinned to its cores, also one started while pinning, and a listed
+    thread that ended before its turn is skipped (it made a rank fail with ProcessLookupError)."""
+    done = subprocess.run([sys.executable, "-c", PIN_PROBE], cwd=REPO, capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert (done.returncode, done.stdout.split()) == (0, ["True", "True"]), done.stderr
+
+
 # ----------------------------------------------------------------------------- launch plan (python checks)
 
 
