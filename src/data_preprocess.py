@@ -325,6 +325,37 @@ def _is_up_to_date(out_dir, imgsz, fingerprint):
             and shape == (index.get("num_classes"), NUM_DRAWERS, imgsz, imgsz) and dtype == np.float16)
 
 
+def _npy_header(path):
+    """(shape, dtype) from a .npy file's header, None if it has none; the data itself is not read."""
+    try:
+        with open(path, "rb") as f:
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(np.lib.format.read_magic(f))
+            if read_header is None:
+                return None
+            shape, _, dtype = read_header(f)
+    except (OSError, ValueError, EOFError):
+        return None
+    return shape, dtype
+
+
+def _check_replaceable(npy_path, output_option):
+    """A rebuild replaces only an omniglot.npy of this package (float16, one row of 20 square images per
+    class): MAML-Pytorch, for one, keeps its own omniglot.npy in the same Omniglot root."""
+    if not (npy_path.exists() or npy_path.is_symlink()):
+        return
+    header = _npy_header(npy_path)
+    if header is None:
+        found = "it is not a .npy file"
+    elif not (header[1] == np.float16 and len(header[0]) == 4 and header[0][1] == NUM_DRAWERS
+              and header[0][2] == header[0][3]):
+        found = f"it holds {header[1]} {tuple(header[0])}, this package writes float16 (classes, {NUM_DRAWERS}, size, size)"
+    else:
+        return
+    raise UserError(f"{npy_path} was not written by this package ({found}): it is left untouched; move it, "
+                    f"or pass {output_option} another folder")
+
+
 def _save(out_dir, array, index, fix):
     """npy first, index last: the index marks a complete cache, so drop the old one before touching the npy."""
     (out_dir / INDEX_NAME).unlink(missing_ok=True)
@@ -356,6 +387,7 @@ def build_omniglot(data_path, output_path=None, imgsz=28, force=False, workers=N
     if not force and _is_up_to_date(out_dir, imgsz, fingerprint):
         log(f"{npy_path} is up to date (imgsz {imgsz}, {layout} layout); pass --force to rebuild")
         return npy_path
+    _check_replaceable(npy_path, output_option)
     _ensure_writable(out_dir, f"pass {output_option} somewhere writable")
     started = time.monotonic()
     sources = _list_sources(root, layout)

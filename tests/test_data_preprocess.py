@@ -3,6 +3,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -152,6 +153,26 @@ def test_cache_is_invalidated_by_size_and_source_changes(omniglot_root, omniglot
         f.truncate(1000)
     assert not _is_up_to_date(out, 28, fingerprint)
 
+
+@pytest.mark.parametrize("content, found", [
+    (np.zeros((3, 20, 1, 28, 28), np.float32), r"it holds float32 \(3, 20, 1, 28, 28\)"),  # MAML-Pytorch's cache
+    (b"not an array", "it is not a .npy file")])
+def test_never_replaces_an_omniglot_npy_of_another_program(tmp_path, omniglot_root, content, found):
+    """python src/data_preprocess.py --data_path ROOT, where ROOT/omniglot.npy is another program's
+    -> exit 2, "error: ROOT/omniglot.npy was not written by this package (...): it is left untouched; ...",
+    the file unchanged."""
+    root = root_with(tmp_path, omniglot_root)
+    theirs = root / NPY_NAME
+    if isinstance(content, bytes):
+        theirs.write_bytes(content)
+    else:
+        np.save(theirs, content)
+    before = theirs.read_bytes()
+    result = run_cli("--data_path", root)
+    assert_one_line_error(result, f"{theirs} was not written by this package", "it is left untouched",
+                          "pass --output_path another folder")
+    assert re.search(found, result.stderr)
+    assert theirs.read_bytes() == before and not (root / INDEX_NAME).exists()
 
 def test_both_layouts_present_prefers_raw(tmp_path, omniglot_root):
     root = root_with(tmp_path, omniglot_root)
