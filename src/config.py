@@ -171,7 +171,7 @@ def load_config(argv=None, inherit=None, check=True):
     values.update(inherit or {})
     if os.path.realpath(args.config_path) != str(DEFAULT_CONFIG):  # realpath: a link loop is then "not found"
         custom = _read_yaml(args.config_path)
-        unknown = sorted(set(custom) - set(defaults))
+        unknown = sorted(map(str, set(custom) - set(defaults)))  # str: YAML reads keys such as 1 or yes as int, bool
         if unknown:
             raise UserError(f"unknown key {unknown[0]!r} in {args.config_path}; valid keys: {', '.join(sorted(defaults))}")
         values.update(custom)

@@ -102,11 +102,15 @@ def test_config_file_overrides_defaults_and_cli_overrides_it(tmp_path):
     assert (cfg.n_way, cfg.k_spt, cfg.k_qry) == (10, 3, 15)
 
 
-def test_config_file_with_unknown_key(tmp_path):
+@pytest.mark.parametrize("text, key", [
+    ("n_way: 10\nlearning_rate: 0.1\n", "learning_rate"),
+    ("n_way: 5\n1: 2\nfoo: 3\n", "1"),  # YAML reads 1 (and yes, on) as a number (a boolean), not a string
+    ("on: 1\nn_way: 5\n", "True")])
+def test_config_file_with_unknown_key(tmp_path, text, key):
     path = tmp_path / "mine.yaml"
-    path.write_text("n_way: 10\nlearning_rate: 0.1\n")
+    path.write_text(text)
     message = _error(["--config_path", str(path)])
-    assert "unknown key 'learning_rate'" in message and str(path) in message and "valid keys:" in message
+    assert f"unknown key '{key}'" in message and str(path) in message and "valid keys:" in message
 
 
 def test_missing_config_file(tmp_path):
