@@ -70,7 +70,7 @@ def main(argv=None):
     if not argv or argv[0] not in KINDS:
         raise UserError("usage: python -m src.launch_plan train|eval [RANK_SIZE MASTER_PORT] [--key value ...]")
     kind, rest = argv[0], argv[1:]
-    if not rest or rest[0].startswith("-"):  # standalone: the settings alone
+    if not rest or rest[0].startswith("--"):  # standalone: the settings alone (a RANK_SIZE of -1 is not)
         cfg = checked_settings(kind, rest)
         check_omniglot_data(cfg.data_path, cfg.npy_dir)
         print(log_path(kind, cfg))

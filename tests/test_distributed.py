@@ -187,6 +187,7 @@ def test_launch_plan_standalone_names_the_log_only(capsys, tmp_path, omniglot_ro
 @pytest.mark.parametrize("argv, message", [
     (["train", "0", ""], "RANK_SIZE '0' is not an integer from 1 to 9999"),
     (["train", "two", ""], "RANK_SIZE 'two' is not an integer from 1 to 9999"),
+    (["train", "-1", ""], "RANK_SIZE .-1. is not an integer from 1 to 9999"),
     (["train", "\u00b2", ""], "RANK_SIZE '\u00b2' is not an integer from 1 to 9999"),
     (["train", "2", "\u00b2"], "MASTER_PORT '\u00b2' is not a port from 1024 to 65535"),
     (["train", "3", "", "--task_num", "32"], "task_num 32 cannot be split evenly over 3 ranks"),
@@ -219,11 +220,12 @@ def test_launchers_are_valid_bash_and_print_usage(script):
 
 @pytest.mark.parametrize("args, code, message", [
     (["0", "3", "{data}"], 2, "error: RANK_SIZE '0' is not an integer from 1 to 9999"),
+    (["-1", "3", "{data}"], 2, "error: RANK_SIZE '-1' is not an integer from 1 to 9999"),
     (["2", "3", "{data}", "--task_num", "5"], 2, "error: task_num 5 cannot be split evenly over 2 ranks"),
     (["2", "x", "{data}"], 2, "error: --epoch takes an integer, got 'x'"),
     (["2", "3", "{data}/absent"], 2, "error: no Omniglot data"),
     (["2", "3", "{data}", "--device_id", "1"], 2, "error: --device_id is set by this script"),
-], ids=["rank_size", "indivisible", "epoch", "data_path", "device_id"])
+], ids=["rank_size", "negative_rank_size", "indivisible", "epoch", "data_path", "device_id"])
 def test_train_launcher_rejects_bad_arguments_before_any_rank_starts(tmp_path, args, code, message):
     data = tmp_path / "data"
     data.mkdir()
