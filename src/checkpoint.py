@@ -13,7 +13,7 @@ import mindspore as ms
 from src.atomic_file import replacing
 from src.config import load_config
 from src.errors import UserError
-from src.outputs import existing_checkpoint, step_checkpoint_path, step_checkpoints
+from src.outputs import BEST, existing_checkpoint, step_checkpoint_path, step_checkpoints
 
 # Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
 SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
@@ -26,6 +26,11 @@ COST_KEYS = ("train_seconds", "cpu_seconds")
 # network, the task it was trained for, its split and its inner loop.
 INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_qry", "k_qry_test", "update_lr",
                                                  "update_step", "update_step_test")
+
+
+# Settings that fix which tasks a validation scores: a resume that changes one (a 5-shot stage after 1-shot
+# training) ranks only the validations made since, for best.ckpt and the ensemble.
+VALIDATION_KEYS = ("split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "val_tasks", "eval_seed")
 
 
 def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0, cost=None):
@@ -84,6 +89,12 @@ def load(path):
 def trained_settings(meta):
     """The settings a checkpoint was trained with; the MAML++ options off in those that predate them."""
     return dict.fromkeys(STEP_PARAM_KEYS, False) | meta["config"]
+
+
+def validation_changes(meta, cfg):
+    """"key old -> new" of the VALIDATION_KEYS that cfg changes from the checkpoint's settings."""
+    saved = meta["config"]
+    return [f"{key} {saved[key]} -> {cfg[key]}" for key in VALIDATION_KEYS if key in saved and saved[key] != cfg[key]]
 
 
 def check_compatible(meta, cfg, path):
@@ -147,6 +158,12 @@ def resumable(output_dir, cfg, warn):
             warn(f"warning: skipping {path.name}: {err}")
             continue
         check_compatible(meta, cfg, path)
+        changes = validation_changes(meta, cfg)
+        best = Path(output_dir) / BEST
+        if changes and best.exists():
+            raise UserError(f"{best} is the best of validations on other tasks than this run's ({', '.join(changes)}) "
+                            f"and would be replaced: move it away, or resume in a new folder holding {path.name} "
+                            "and metrics.jsonl")
         if meta["step"] >= cfg.epoch:
             raise UserError(f"the run in {output_dir} is already at step {meta['step']} and epoch is {cfg.epoch}: "
                             "pass a larger epoch (--epoch, or EPOCH of the launch scripts) to train further")

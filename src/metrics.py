@@ -74,7 +74,8 @@ def best_validated_steps(path, count):
     """(steps, validations): the steps of the `count` best validation records of a metrics file, best first
     (of equal accuracies the earlier step, as best.ckpt), and how many it holds; ([], 0) without the file.
     A step validated twice (files of earlier versions kept the records of an interrupted run) counts
-    once, with its later record, as plot_curves.py reads it."""
+    once, with its later record, as plot_curves.py reads it. A validation_settings record (a resume that
+    validates on other tasks) discards the validations before it: they scored something else."""
     path = Path(path)
     if not path.is_file():
         return [], 0
@@ -88,6 +89,8 @@ def best_validated_steps(path, count):
             record = json.loads(line)
             if record["event"] == "val":
                 latest[int(record["step"])] = -float(record["acc"])
+            elif record["event"] == "validation_settings":
+                latest.clear()
         except (ValueError, KeyError, TypeError):
             continue  # not a record (a torn last line)
     ranked = sorted((acc, step) for step, acc in latest.items())

@@ -62,16 +62,18 @@ class Trainer:
         self.last_saved = None
         self.cost_before = dict.fromkeys(checkpoint.COST_KEYS, 0.0)  # earlier runs of a resumed training
         self.clock_start = (time.time(), time.process_time())  # graph compilation counts as cost too
-        if cfg.resume:
-            self._resume()
+        changes = self._resume() if cfg.resume else []
         # Records past the step this run starts from belong to a history that it replaces.
         self.metrics.truncate_after(self.step)
+        if changes:  # best_validated_steps ranks the validations after this record only
+            self.metrics.write(event="validation_settings", step=self.step, changed=changes)
 
     def _resume(self):
+        """Continue from the newest step checkpoint; returns the changes of validation settings (VALIDATION_KEYS)."""
         newest = checkpoint.resumable(self.out, self.cfg, lambda message: log(message, sys.stderr))
         if newest is None:
             log(f"--resume: no checkpoint in {self.out}, starting from step 0")
-            return
+            return []
         path, params, meta = newest
         # A resume may change settings (a longer run, a decaying learning rate): say which, for the record.
         saved = meta["config"]
@@ -81,12 +83,17 @@ class Trainer:
             log(f"settings changed since {path.name}: {', '.join(changed)}")
         checkpoint.load_into(self.training.train_step, params, path)
         self.sampler.set_state(meta["sampler_state"])
-        self.step, self.best_val_acc, self.last_saved = meta["step"], self._best_so_far(meta), path
+        changes = checkpoint.validation_changes(meta, self.cfg)
+        self.step, self.last_saved = meta["step"], path
+        self.best_val_acc = -1.0 if changes else self._best_so_far(meta)
+        if changes:
+            log("validation scores other tasks from now on: best.ckpt and --ensemble take this run's validations only")
         self.cost_before = {key: meta[key] or 0.0 for key in checkpoint.COST_KEYS}
         for key in checkpoint.COST_KEYS:
             if meta[key] is None:
                 log(f"{path} predates the {key} record: this run's {key} counts from step {meta['step']}")
         log(f"resumed from {path} at step {self.step}")
+        return changes
 
     def _best_so_far(self, meta):
         """The validation accuracy that a new best.ckpt must beat: that of the best.ckpt in the folder, which

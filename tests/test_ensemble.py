@@ -38,6 +38,16 @@ def test_a_step_validated_twice_counts_once_with_its_later_record(tmp_path):
     assert best_validated_steps(metrics, 3) == ([2000, 1500, 1000], 4)
 
 
+def test_validations_before_a_change_of_validation_settings_do_not_count(tmp_path):
+    """A resume that validates on other tasks (a 5-shot stage after 1-shot training: easier tasks, higher
+    accuracies or lower) writes a validation_settings record: only the validations after it are ranked."""
+    metrics = write_metrics(tmp_path, [(500, 0.96), (1000, 0.97)])
+    text = metrics.read_text().rsplit("\n", 1)[0]  # without the torn line
+    stage = [{"event": "validation_settings", "step": 1000, "changed": ["k_spt 1 -> 5"]},
+             {"event": "val", "step": 1500, "acc": 0.95}, {"event": "val", "step": 2000, "acc": 0.94}]
+    metrics.write_text(text + "\n" + "".join(json.dumps(record) + "\n" for record in stage))
+    assert best_validated_steps(metrics, 5) == ([1500, 2000], 2)
+
 def test_prune_keeps_the_newest_and_the_best_validated(tmp_path):
     for step in (500, 1000, 1500, 2000, 2500):
         step_checkpoint_path(tmp_path, step).write_bytes(b"x")

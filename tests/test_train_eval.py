@@ -219,6 +219,35 @@ def test_resume_keeps_a_better_best_ckpt(trained, cli, tmp_path):
     assert "new best validation accuracy" not in proc.stdout and (out / "best.ckpt").read_bytes() == before
 
 
+def test_a_resume_on_other_tasks_ranks_its_own_validations(trained, cli, tmp_path):
+    """A stage on other validation tasks (3-shot after 1-shot), resumed in a folder holding the step checkpoint
+    and metrics.jsonl: best.ckpt is this stage's best whatever the earlier stage reached, and the ensemble ranks
+    this stage's validations only. Where the earlier best.ckpt is in the folder:
+    omniglot_train.py ... --k_spt 3 --resume -> exit 2, "error: OUT/best.ckpt is the best of validations on
+    other tasks than this run's (k_spt 1 -> 3) and would be replaced: move it away, ...", the folder unchanged."""
+    run = tmp_path / "run"
+    shutil.copytree(trained[0], run)
+    before = snapshot(run)
+    proc = cli("omniglot_train.py", *RUN, "--k_spt", "3", "--epoch", "6", "--resume", "--output_dir", str(run))
+    refused(proc, f"{run / 'best.ckpt'} is the best of validations on other tasks than this run's (k_spt 1 -> 3) "
+                  "and would be replaced: move it away")
+    assert proc.returncode == 2 and snapshot(run) == before
+
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    for name in ("maml_step0000004.ckpt", "metrics.jsonl"):
+        shutil.copy2(trained[0] / name, stage / name)
+    proc = cli("omniglot_train.py", *RUN, "--k_spt", "3", "--epoch", "6", "--resume", "--output_dir", str(stage))
+    assert proc.returncode == 0, proc.stderr
+    assert "validation scores other tasks from now on" in proc.stdout
+    records = [json.loads(line) for line in (stage / "metrics.jsonl").read_text().splitlines()]
+    assert {"event": "validation_settings", "step": 4, "changed": ["k_spt 1 -> 3"]} in records
+    stage_val = [r for r in records if r["event"] == "val" and r["step"] > 4]
+    assert [r["step"] for r in stage_val] == [6]
+    assert checkpoint.load(stage / "best.ckpt")[1]["step"] == 6
+    assert checkpoint.load(stage / "best.ckpt")[1]["best_val_acc"] == pytest.approx(stage_val[0]["acc"])
+    assert outputs.ensemble_checkpoints(stage, 1) == [(6, stage / "maml_step0000006.ckpt")]
+
 def test_resume_past_the_end_is_refused(trained, cli, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(trained[0], out)
