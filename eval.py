@@ -22,7 +22,7 @@ from src.evaluation import evaluate
 from src.inference import fine_tuning, load_checkpoint, trained_maml
 from src.maml import AdaptAndScore
 from src.metrics import counted, log
-from src.outputs import PROTOCOL_KEYS, check_eval_report
+from src.outputs import PROTOCOL_KEYS, check_eval_report, report_ckpt
 
 
 def main(argv=None):
@@ -51,10 +51,9 @@ def main(argv=None):
         f"{seconds:.1f} s)")
     if not ranks.main:
         return None
-    # The report lies beside its checkpoint: the file name identifies it without naming this machine's folders.
     # An ensemble's --ckpt only names the run and its settings: the report lists the members' steps instead.
     source = {"ensemble_steps": steps} if cfg.ensemble else {"ckpt_step": meta["step"]}
-    report = {"ckpt": ckpt.name, **source, **{key: cfg[key] for key in PROTOCOL_KEYS}, "ranks": ranks.size,
+    report = {"ckpt": report_ckpt(ckpt, out), **source, **{key: cfg[key] for key in PROTOCOL_KEYS}, "ranks": ranks.size,
               "seconds": seconds, **result}
     write_atomic(out, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"),
                  "make its folder writable, evaluate a copy of the checkpoint or pass another --eval_report")

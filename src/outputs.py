@@ -87,6 +87,12 @@ def eval_report_path(cfg):
     return ckpt.with_name(f"{ckpt.name}.eval{f'_ensemble{cfg.ensemble}' if cfg.ensemble else ''}.json")
 
 
+def report_ckpt(ckpt, report):
+    """A report's "ckpt": the checkpoint's path from the report's folder, its name when beside it (the
+    default), so that a report names its checkpoint without naming this machine's folders."""
+    return os.path.relpath(Path(ckpt).resolve(), Path(report).resolve().parent)
+
+
 def eval_protocol(cfg):
     """What eval.py with settings cfg measures: the fields of its report that name the tasks and the
     fine-tuning, plus `ensemble`, the number of checkpoints scored together (0: --ckpt alone)."""
@@ -101,15 +107,17 @@ def report_protocol(report):
 
 def check_eval_report(cfg):
     """eval.py's report path for settings cfg, checked for writing. An earlier report there is replaced only
-    by one of the same protocol (eval_protocol): a run with other settings never overwrites a result quoted
-    elsewhere (re-evaluating a checkpoint that training has updated does)."""
+    by one of the same checkpoint and protocol (eval_protocol): a run of another checkpoint or with other
+    settings never overwrites a result quoted elsewhere (re-evaluating a checkpoint that training has
+    updated does)."""
     path, protocol = eval_report_path(cfg), eval_protocol(cfg)
 
     def replaceable(target):
         report = read_report(target)
         if report is not None:
-            earlier = report_protocol(report)
-            changed = [f"{key} {earlier[key]}, not {protocol[key]}" for key in protocol if earlier[key] != protocol[key]]
+            earlier = {"ckpt": report["ckpt"], **report_protocol(report)}
+            now = {"ckpt": report_ckpt(cfg.ckpt, target), **protocol}
+            changed = [f"{key} {earlier[key]}, not {now[key]}" for key in now if earlier[key] != now[key]]
             if changed:
                 raise UserError(f"--eval_report {path} holds the report of another evaluation ({'; '.join(changed)}): "
                                 "it is left untouched; pass another --eval_report or move the file away")

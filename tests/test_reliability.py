@@ -108,8 +108,9 @@ def test_an_earlier_report_may_be_replaced(tiny_ckpt, tmp_path):
 
     report = tmp_path / "r.json"
     cfg = load_config(["--ckpt", str(tiny_ckpt), "--eval_report", str(report)])
-    report.write_text(json.dumps({"ckpt": "model.ckpt", **{key: cfg[key] for key in PROTOCOL_KEYS}, "acc": 0.9,
-                                  "ci95": 0.01, "tasks": cfg.eval_tasks}))
+    report.write_text(json.dumps({"ckpt": f"../{tiny_ckpt.parent.name}/model.ckpt",
+                                  **{key: cfg[key] for key in PROTOCOL_KEYS}, "acc": 0.9, "ci95": 0.01,
+                                  "tasks": cfg.eval_tasks}))
     assert check_eval_report(cfg) == report
 
 
@@ -135,6 +136,15 @@ def test_a_report_of_another_evaluation_is_kept(tiny_ckpt, tmp_path):
                             "--eval_tasks", "100"], inherit=cfg)
     with pytest.raises(UserError, match=r"\(tasks 600, not 100; ensemble 0, not 2\)"):
         check_eval_report(ensemble)
+    # python eval.py --ckpt OTHER --eval_report CKPT.eval.json: the report of another checkpoint is kept too.
+    other = tmp_path / "other.ckpt"
+    other.write_bytes(tiny_ckpt.read_bytes())
+    code, line = run("eval.py", "--ckpt", other, "--eval_report", report, "--data_path", tmp_path / "absent",
+                     cwd=tmp_path)
+    assert (code, line) == (2, f"error: --eval_report {report} holds the report of another evaluation (ckpt "
+                               "model.ckpt, not other.ckpt): it is left untouched; pass another --eval_report or "
+                               "move the file away")
+    assert sha(report) == before
 
 
 def test_eval_report_in_an_unwritable_folder_fails_before_evaluating(tiny_ckpt, tmp_path, unwritable):
