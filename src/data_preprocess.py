@@ -349,7 +349,8 @@ def _check_replaceable(npy_path, output_option):
         found = "it is not a .npy file"
     elif not (header[1] == np.float16 and len(header[0]) == 4 and header[0][1] == NUM_DRAWERS
               and header[0][2] == header[0][3]):
-        found = f"it holds {header[1]} {tuple(header[0])}, this package writes float16 (classes, {NUM_DRAWERS}, size, size)"
+        found = (f"it holds {header[1]} {tuple(header[0])}, this package writes float16 "
+                 f"(classes, {NUM_DRAWERS}, size, size)")
     else:
         return
     raise UserError(f"{npy_path} was not written by this package ({found}): it is left untouched; move it, "
