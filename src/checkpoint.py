@@ -91,10 +91,11 @@ def trained_settings(meta):
     return dict.fromkeys(STEP_PARAM_KEYS, False) | meta["config"]
 
 
-def validation_changes(meta, cfg):
-    """"key old -> new" of the VALIDATION_KEYS that cfg changes from the checkpoint's settings."""
+def setting_changes(meta, cfg, keys=None):
+    """"key old -> new" of the settings `keys` (default: all but resume) that cfg changes from the checkpoint's."""
     saved = meta["config"]
-    return [f"{key} {saved[key]} -> {cfg[key]}" for key in VALIDATION_KEYS if key in saved and saved[key] != cfg[key]]
+    keys = [key for key in cfg if key != "resume"] if keys is None else keys
+    return [f"{key} {saved[key]} -> {cfg[key]}" for key in keys if key in saved and saved[key] != cfg[key]]
 
 
 def check_compatible(meta, cfg, path):
@@ -158,7 +159,7 @@ def resumable(output_dir, cfg, warn):
             warn(f"warning: skipping {path.name}: {err}")
             continue
         check_compatible(meta, cfg, path)
-        changes = validation_changes(meta, cfg)
+        changes = setting_changes(meta, cfg, VALIDATION_KEYS)
         best = Path(output_dir) / BEST
         if changes and best.exists():
             raise UserError(f"{best} is the best of validations on other tasks than this run's ({', '.join(changes)}) "

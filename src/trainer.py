@@ -76,14 +76,12 @@ class Trainer:
             return []
         path, params, meta = newest
         # A resume may change settings (a longer run, a decaying learning rate): say which, for the record.
-        saved = meta["config"]
-        changed = [f"{key} {saved[key]} -> {value}" for key, value in self.cfg.items()
-                   if key != "resume" and key in saved and saved[key] != value]
+        changed = checkpoint.setting_changes(meta, self.cfg)
         if changed:
             log(f"settings changed since {path.name}: {', '.join(changed)}")
         checkpoint.load_into(self.training.train_step, params, path)
         self.sampler.set_state(meta["sampler_state"])
-        changes = checkpoint.validation_changes(meta, self.cfg)
+        changes = checkpoint.setting_changes(meta, self.cfg, checkpoint.VALIDATION_KEYS)
         self.step, self.last_saved = meta["step"], path
         self.best_val_acc = -1.0 if changes else self._best_so_far(meta)
         if changes:
