@@ -120,10 +120,10 @@ def load_for_inference(argv):
     if "k_qry_test" not in saved and "k_qry" in saved:
         inherit["k_qry_test"] = saved["k_qry"]  # checkpoints older than k_qry_test were validated with k_qry
     try:
-        cfg = load_config(argv, inherit=inherit)
+        cfg = load_config(argv, inherit=inherit, trains=False)
     except UserError as err:
         try:
-            load_config([], inherit=inherit)
+            load_config([], inherit=inherit, trains=False)
         except UserError:
             raise UserError(f"checkpoint {path} holds a setting that is refused ({err}): pass the setting on "
                             "the command line, or use another checkpoint") from None

@@ -102,8 +102,9 @@ def _parse_overrides(argv, defaults):
     return args
 
 
-def validate(cfg):
-    """Reject settings that cannot work, naming the valid values."""
+def validate(cfg, trains=True):
+    """Reject settings that cannot work, naming the valid values. k_qry is checked only for a program that
+    trains: eval.py, predict.py and export.py never draw training queries (and inherit k_qry)."""
     from src.data_preprocess import NUM_DRAWERS, SOURCE_SIZE
     from src.dataset import SPLITS, split_sizes
 
@@ -122,7 +123,7 @@ def validate(cfg):
     smallest = min(split_sizes(cfg.split).values())
     need(2 <= cfg.n_way <= smallest, f"n_way must be between 2 and {smallest} (the smallest class set of split {cfg.split}), got {cfg.n_way}")
     need(cfg.k_spt >= 1, f"k_spt must be >= 1, got {cfg.k_spt}")
-    for key in ("k_qry", "k_qry_test"):
+    for key in ("k_qry", "k_qry_test") if trains else ("k_qry_test",):
         need(cfg[key] >= 1, f"{key} must be >= 1, got {cfg[key]}")
         need(cfg.k_spt + cfg[key] <= NUM_DRAWERS,
              f"k_spt + {key} must be <= {NUM_DRAWERS} (drawers per Omniglot character), got {cfg.k_spt + cfg[key]}")
@@ -161,10 +162,10 @@ def _validate_mamlpp(cfg, need):
         need(not cfg[key] or cfg.update_step >= 1, f"{key} needs update_step >= 1 (per-step values), got update_step 0")
 
 
-def load_config(argv=None, inherit=None, check=True):
+def load_config(argv=None, inherit=None, check=True, trains=True):
     """Defaults from the YAML file, then `inherit` (e.g. the settings a checkpoint was trained with),
     then the --config_path file, then command-line overrides, each cast to the default's type and,
-    with `check`, validated together."""
+    with `check`, validated together (`trains`: see validate)."""
     defaults = _read_yaml(DEFAULT_CONFIG)
     args = _parse_overrides(argv, defaults)
     values = dict(defaults)
@@ -179,4 +180,4 @@ def load_config(argv=None, inherit=None, check=True):
         if key != "config_path" and value is not None:
             values[key] = value
     cfg = Config({key: _convert(key, values[key], defaults[key]) for key in defaults})
-    return validate(cfg) if check else cfg
+    return validate(cfg, trains) if check else cfg

@@ -1,11 +1,31 @@
 """Select the backend (CPU, GPU or Ascend) and execution mode from the config, and join the other
 ranks when msrun started this process."""
 import os
+import sys
 
 import mindspore as ms
 
 from src import distributed
 from src.errors import UserError
+
+
+def check_available(target):
+    """A backend this MindSpore build lacks is one error line. MindSpore's probe logs several lines of its
+    own (the plugins it failed to load, Ascend's even when GPU is asked for): they are dropped."""
+    sys.stderr.flush()
+    kept = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            available = ms.hal.is_available(target)
+            sys.stderr.flush()
+    finally:
+        os.dup2(kept, 2)
+        os.close(kept)
+    if not available:
+        raise UserError(
+            f"device_target {target} is not available in this MindSpore installation: install the "
+            f"MindSpore build for {target} (https://www.mindspore.cn/install) or pass --device_target CPU")
 
 
 def setup_device(cfg):
@@ -17,10 +37,7 @@ def setup_device(cfg):
     (src.distributed.join).
     """
     target = cfg.device_target
-    if not ms.hal.is_available(target):
-        raise UserError(
-            f"device_target {target} is not available in this MindSpore installation: install the "
-            f"MindSpore build for {target} (https://www.mindspore.cn/install) or pass --device_target CPU")
+    check_available(target)
     mode = ms.GRAPH_MODE if cfg.mode == "GRAPH" else ms.PYNATIVE_MODE
     ms.set_context(mode=mode)
     msrun = distributed.launched_by_msrun()

@@ -53,12 +53,15 @@ def test_cost_is_stored(tmp_path):
     assert json.loads(json.dumps(meta["config"]))["n_way"] == 5
 
 
-def test_command_line_is_checked_against_the_checkpoint_settings(tmp_path):
-    """k_spt + k_qry is checked with the checkpoint's k_qry (5), not the default's (15): 10 + 5 <= 20 drawers."""
+def test_the_training_queries_do_not_bound_inference(tmp_path):
+    """Inference draws k_spt + k_qry_test images of a character; the inherited training-only k_qry (5) bounds
+    nothing: 16 shots and 4 queries fill the 20 drawers although 16 + 5 would not fit."""
     cfg = dict(load_config([]), n_way=3, num_filters=8, num_blocks=2, k_spt=5, k_qry=5, k_qry_test=5)
     path = checkpoint.save(tmp_path / "five.ckpt", Learner(3, 1, 8, 2), step=1, cfg=cfg)
-    loaded, _, _ = checkpoint.load_for_inference(["--ckpt", str(path), "--k_spt", "10", "--k_qry_test", "10"])
-    assert (loaded.k_spt, loaded.k_qry, loaded.k_qry_test) == (10, 5, 10)
+    loaded, _, _ = checkpoint.load_for_inference(["--ckpt", str(path), "--k_spt", "16", "--k_qry_test", "4"])
+    assert (loaded.k_spt, loaded.k_qry, loaded.k_qry_test) == (16, 5, 4)
+    with pytest.raises(UserError, match="k_spt \\+ k_qry must be <= 20"):
+        load_config(["--k_spt", "16", "--k_qry", "5"])
 
 
 def test_a_refused_command_line_value_is_not_blamed_on_the_checkpoint(ckpt):
