@@ -10,16 +10,15 @@ once. Files written by earlier versions may hold a step twice (from before and a
 the later record wins, as it belongs to the history the checkpoint continues. Their training time
 is named train_s/cpu_s instead of train_seconds/cpu_seconds; both are read.
 """
-import json
 import struct
 from pathlib import Path
 
 from src.atomic_file import write_atomic
 from src.errors import ArgumentParser, UserError, run_cli
+from src.metrics import read_records
 from src.outputs import check_output_file
 
 HOURS = {"wall": ("train_seconds", "wall-clock"), "cpu": ("cpu_seconds", "CPU")}
-OLD_NAMES = {"train_s": "train_seconds", "cpu_s": "cpu_seconds"}  # metrics.jsonl of earlier versions
 # The PNG text entry that marks this program's plots: --output replaces no other image.
 MARK = ("Software", "plot_curves.py (MAML for MindSpore)")
 
@@ -29,26 +28,7 @@ def read_metrics(path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"metrics file {path} not found: pass --metrics the metrics.jsonl of a training output_dir")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"metrics file {path} is unreadable or not text ({err.__class__.__name__}): pass --metrics "
-                        "the metrics.jsonl of a training output_dir") from None
-    latest = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise TypeError("not a JSON object")
-            record.update({new: record.pop(old) for old, new in OLD_NAMES.items() if old in record})
-            latest[record["event"], int(record["step"])] = record
-            if record["event"] in ("val", "train"):
-                float(record["acc"])
-        except (ValueError, KeyError, TypeError):
-            raise UserError(f"{path} line {number} is not a metrics record: pass a metrics.jsonl written by "
-                            "omniglot_train.py") from None
+    latest = {(record["event"], record["step"]): record for record in read_records(path, strict=True)}
     events = {}
     for (event, _), record in sorted(latest.items(), key=lambda item: item[0][1]):
         events.setdefault(event, []).append(record)

@@ -70,28 +70,53 @@ def _step(line):
         return math.inf
 
 
+# Field names of metrics files written by earlier versions, read as today's.
+OLD_NAMES = {"train_s": "train_seconds", "cpu_s": "cpu_seconds"}
+
+
+def read_records(path, strict=False):
+    """The records of a metrics.jsonl in file order, earlier versions' field names read as today's. A line
+    that is not a record is skipped (the torn last line of a killed run) or, with `strict`, an error naming
+    it (a file a user passes to a tool)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"metrics file {path} is unreadable or not text ({err.__class__.__name__}): it must be the "
+                        "metrics.jsonl of a training output_dir") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not (isinstance(record, dict) and isinstance(record["event"], str)):
+                raise TypeError("not a JSON object with an event")
+            record.update({new: record.pop(old) for old, new in OLD_NAMES.items() if old in record})
+            record["step"] = int(record["step"])
+            if record["event"] in ("val", "train"):
+                record["acc"] = float(record["acc"])
+        except (ValueError, KeyError, TypeError):
+            if strict:
+                raise UserError(f"{path} line {number} is not a metrics record: pass a metrics.jsonl written by "
+                                "omniglot_train.py") from None
+            continue
+        records.append(record)
+    return records
+
+
 def best_validated_steps(path, count):
     """(steps, validations): the steps of the `count` best validation records of a metrics file, best first
     (of equal accuracies the earlier step, as best.ckpt), and how many it holds; ([], 0) without the file.
     A step validated twice (files of earlier versions kept the records of an interrupted run) counts
     once, with its later record, as plot_curves.py reads it. A validation_settings record (a resume that
     validates on other tasks) discards the validations before it: they scored something else."""
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         return [], 0
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read {path} ({err.__class__.__name__}): make it readable") from None
     latest = {}
-    for line in lines:
-        try:
-            record = json.loads(line)
-            if record["event"] == "val":
-                latest[int(record["step"])] = -float(record["acc"])
-            elif record["event"] == "validation_settings":
-                latest.clear()
-        except (ValueError, KeyError, TypeError):
-            continue  # not a record (a torn last line)
+    for record in read_records(path):
+        if record["event"] == "val":
+            latest[record["step"]] = -record["acc"]
+        elif record["event"] == "validation_settings":
+            latest.clear()
     ranked = sorted((acc, step) for step, acc in latest.items())
     return [step for _, step in ranked[:count]], len(ranked)
