@@ -79,6 +79,16 @@ def test_checkpoints_are_shipped_with_their_records():
         assert outputs.step_checkpoints(folder), f"{folder} has no step checkpoint to resume from"
 
 
+def test_a_staged_run_ranks_its_last_stage_alone():
+    """The MAML++ 20-way 5-shot folder trained on 1-shot tasks to step 24,000: best.ckpt and --ensemble rank only
+    its 5-shot validations, after the record of the change."""
+    metrics = REPO / "checkpoints" / "omniglot_20way_5shot_mamlpp" / "metrics.jsonl"
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert {"event": "validation_settings", "step": 24000, "changed": ["k_spt 1 -> 5"]} in records
+    steps, count = best_validated_steps(metrics, 5)
+    assert count == sum(r["event"] == "val" and r["step"] > 24000 for r in records) and min(steps) > 24000
+
+
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_config_names_no_absolute_path(folder):
     """The stored config travels with the checkpoint: it must not name the training machine's folders."""
