@@ -30,7 +30,8 @@ INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_q
 
 # Settings that fix which tasks a validation scores: a resume that changes one (a 5-shot stage after 1-shot
 # training) ranks only the validations made since, for best.ckpt and the ensemble.
-VALIDATION_KEYS = ("split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "val_tasks", "eval_seed")
+VALIDATION_KEYS = ("split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "val_tasks",
+                   "eval_seed")
 
 
 def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0, cost=None):

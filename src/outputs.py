@@ -20,7 +20,7 @@ PREFIX = "maml_step"  # step checkpoints: maml_step0001000.ckpt
 BEST = "best.ckpt"
 _REPORT_KEYS = {"ckpt", "acc", "ci95", "tasks"}
 # The settings an eval report records, which with its task count and ensemble size define what it measured.
-PROTOCOL_KEYS = ("split", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "eval_seed")
+PROTOCOL_KEYS = ("split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "eval_seed")
 
 
 def check_writable(folder, fix):

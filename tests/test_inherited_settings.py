@@ -68,3 +68,14 @@ def test_a_refused_command_line_value_is_not_blamed_on_the_checkpoint(ckpt):
     with pytest.raises(UserError) as err:
         checkpoint.load_for_inference(["--ckpt", str(ckpt), "--k_qry_test", "11"])
     assert str(err.value) == "k_spt + k_qry_test must be <= 20 (drawers per Omniglot character), got 21"
+
+
+def test_a_resume_with_another_fine_tuning_step_size_validates_other_tasks(tmp_path):
+    """Validation fine-tunes with update_lr: a resume that changes it may not replace best.ckpt, as for k_spt."""
+    from tests.tiny_checkpoints import TINY, save_tiny_checkpoint
+
+    save_tiny_checkpoint(tmp_path / "maml_step0000005.ckpt", "--update_lr", "0.4")
+    (tmp_path / "best.ckpt").write_bytes((tmp_path / "maml_step0000005.ckpt").read_bytes())
+    cfg = load_config([*TINY, "--update_lr", "0.2", "--epoch", "10"])
+    with pytest.raises(UserError, match=r"other tasks than this run's \(update_lr 0.4 -> 0.2\)"):
+        checkpoint.resumable(tmp_path, cfg, print)

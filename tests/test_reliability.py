@@ -136,6 +136,9 @@ def test_a_report_of_another_evaluation_is_kept(tiny_ckpt, tmp_path):
                             "--eval_tasks", "100"], inherit=cfg)
     with pytest.raises(UserError, match=r"\(tasks 600, not 100; ensemble 0, not 2\)"):
         check_eval_report(ensemble)
+    # The image size is part of what a report measured: a 56-pixel run keeps the 28-pixel report.
+    with pytest.raises(UserError, match=r"\(imgsz 28, not 56\)"):
+        check_eval_report(load_config(["--ckpt", str(ckpt), "--eval_report", str(report), "--imgsz", "56"], inherit=cfg))
     # python eval.py --ckpt OTHER --eval_report CKPT.eval.json: the report of another checkpoint is kept too.
     other = tmp_path / "other.ckpt"
     other.write_bytes(tiny_ckpt.read_bytes())
