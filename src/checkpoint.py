@@ -13,7 +13,7 @@ import mindspore as ms
 from src.atomic_file import replacing
 from src.config import load_config
 from src.errors import UserError
-from src.outputs import BEST, existing_checkpoint, step_checkpoint_path, step_checkpoints
+from src.outputs import BEST, PROTOCOL_KEYS, existing_checkpoint, step_checkpoint_path, step_checkpoints
 
 # Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
 SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
@@ -30,8 +30,7 @@ INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_q
 
 # Settings that fix which tasks a validation scores: a resume that changes one (a 5-shot stage after 1-shot
 # training) ranks only the validations made since, for best.ckpt and the ensemble.
-VALIDATION_KEYS = ("split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "val_tasks",
-                   "eval_seed")
+VALIDATION_KEYS = PROTOCOL_KEYS + ("val_tasks",)
 
 
 def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0, cost=None):

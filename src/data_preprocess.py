@@ -207,7 +207,7 @@ def ink_map(img, imgsz):
 
     Resizing in float ('F') keeps LANCZOS antialiasing honest (a 1-bit resize would just subsample,
     an 8-bit one quantises). The filter is linear, so inverting the small image equals resizing the
-    inverted one, at 1/14 of the cost; its overshoot is clipped back into [0, 1].
+    inverted one, far more cheaply; its overshoot is clipped back into [0, 1].
     """
     small = np.asarray(img.convert("F").resize((imgsz, imgsz), Image.Resampling.LANCZOS), dtype=np.float32)
     return np.clip(1.0 - small / 255.0, 0.0, 1.0)

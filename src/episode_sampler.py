@@ -2,7 +2,7 @@
 
 Randomness is drawn task by task from one seeded generator, and the images of a whole batch are then
 gathered, rotated and converted at once. So the sequence of tasks depends only on the seed (not on
-how it is cut into batches, nor on whether rotation is on) while a batch costs a few milliseconds.
+how it is cut into batches, nor on whether rotation is on) while a batch is gathered in one pass.
 """
 import copy
 import math
@@ -103,12 +103,6 @@ class EpisodeSampler:
     def next_batch(self):
         """(x_spt, y_spt, x_qry, y_qry): float32 (T, n_way*k, 1, H, W) images, int32 (T, n_way*k) labels."""
         return self._batch(self.task_num)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        return self.next_batch()
 
     def get_state(self):
         """The generator state as a JSON-serialisable dict: saved with a checkpoint, it resumes the

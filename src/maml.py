@@ -188,9 +188,9 @@ class AdaptAndScore:
     network once per step.
 
     Calling it scores the query set: (loss, accuracy) per task as two (rows, tasks) arrays, one row
-    per inner step 0..steps with `every_step`, else the single row after the last step. Scoring a
-    query set costs several inner steps (it has 15x the images of a 1-shot support set), so
-    scoring only the end makes evaluation several times faster.
+    per inner step 0..steps with `every_step`, else the single row after the last step. A query set
+    holds more images than a support set, so scoring it after every step would cost more than the
+    steps themselves: by default only the end is scored.
 
     The cells take the weights unpacked: a tuple argument would be taken for a constant by
     MindSpore's graph compiler, recompiled on every call and given no gradient."""

@@ -207,9 +207,6 @@ def log_path(kind, cfg):
     """Where the launch scripts append the log of `kind` ("train" or "eval") run with the settings cfg."""
     if kind == "train":
         return prepare_run_folder(cfg).resolve() / "train.log"
-    existing_checkpoint(cfg.ckpt)
-    if cfg.ensemble:
-        ensemble_checkpoints(Path(cfg.ckpt).parent, cfg.ensemble)
     report = check_eval_report(cfg).resolve()
     return report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
 

@@ -52,8 +52,8 @@ def demo(omniglot_root, tmp_path_factory):
 
 @pytest.fixture
 def fake_python(tmp_path):
-    """An interpreter named python3 for the launch scripts' tests: it appends {"argv", "cwd", "env",
-    "path0"} of each call as one JSON line to calls.jsonl and exits with FAKE_EXIT (default 0). The
+    """An interpreter named python3 for the launch scripts' tests: it appends {"argv", "cwd", "env"} of
+    each call as one JSON line to calls.jsonl and exits with FAKE_EXIT (default 0). The
     launchers' questions to Python are answered without running anything: the standalone `-m src.launch_plan
     train|eval --key value ...` by the real interpreter, the data-parallel one (`train|eval RANK_SIZE MASTER_PORT
     ...`) with the plan FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456)."""
@@ -66,10 +66,9 @@ def fake_python(tmp_path):
         "if sys.argv[1:3] == ['-m', 'src.launch_plan'] and sys.argv[4:5] != [] and sys.argv[4].startswith('-'):\n"
         f"    os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n"
         f"with open({str(record)!r}, 'a') as f:\n"
-        "    keys = ('DEVICE_ID', 'RANK_SIZE', 'RANK_ID', 'CUDA_VISIBLE_DEVICES', 'GLOG_v')\n"
+        "    keys = ('DEVICE_ID', 'RANK_SIZE', 'RANK_ID', 'CUDA_VISIBLE_DEVICES')\n"
         "    env = {k: os.environ[k] for k in keys if k in os.environ}\n"
-        "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(), 'env': env,\n"
-        "                        'path0': os.environ['PATH'].split(':')[0]}) + '\\n')\n"
+        "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(), 'env': env}) + '\\n')\n"
         "if sys.argv[1:3] == ['-m', 'src.launch_plan']:\n"
         "    print(os.environ['FAKE_LOG']); print(os.environ['FAKE_LOG_DIR']); print(sys.argv[5] or 23456)\n"
         "sys.exit(int(os.environ.get('FAKE_EXIT', '0')))\n")

@@ -141,7 +141,7 @@ def test_cli_bad_value_is_one_error_line(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "omniglot_train.py"), "--n_way", "0",
                            "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: n_way must be between 2 and 100 (the smallest class set of split finn), got 0"]

@@ -108,7 +108,7 @@ def test_index_lists_classes_in_canonical_order(index, omniglot_npy_dir):
     assert len({c["alphabet"] for c in classes if c["set"] == "background"}) == 30
     assert len({c["alphabet"] for c in classes if c["set"] == "evaluation"}) == 20
     assert index["source"]["layout"] == "raw"
-    assert not [p.name for p in omniglot_npy_dir.iterdir() if ".tmp" in p.name]
+    assert not list(omniglot_npy_dir.glob(".*"))  # no temporary file left (src/atomic_file.py names them .*)
 
 
 # ----------------------------------------------------------------------------- caching

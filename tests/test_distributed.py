@@ -133,7 +133,7 @@ print(cores == (allowed[0],), affinities == {(allowed[0],)})
 
 def test_pinning_skips_threads_that_ended_and_pins_those_started_meanwhile():
     """Every thread of a rank is pinned to its cores, also one started while pinning, and a listed
-    thread that ended before its turn is skipped (it made a rank fail with ProcessLookupError)."""
+    thread that ended before its turn is skipped (pinning it would fail with ProcessLookupError)."""
     done = subprocess.run([sys.executable, "-c", PIN_PROBE], cwd=REPO, capture_output=True, text=True, check=False,
                           timeout=120)
     assert (done.returncode, done.stdout.split()) == (0, ["True", "True"]), done.stderr

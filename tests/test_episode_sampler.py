@@ -140,7 +140,7 @@ def test_state_round_trip_resumes_the_same_batches():
     expected = [a.next_batch() for _ in range(2)]
     b = sampler(seed=99)
     b.set_state(state)
-    for batch_a, batch_b in zip(expected, (next(b), next(iter(b)))):
+    for batch_a, batch_b in zip(expected, (b.next_batch(), b.next_batch())):
         for u, v in zip(batch_a, batch_b):
             np.testing.assert_array_equal(u, v)
 

@@ -1,11 +1,12 @@
 """The meta learning-rate schedule: computed from the step (no table as long as the run), the step decay
-exactly as the former per-step table, and MAML++'s cosine from meta_lr to min_meta_lr."""
+meta_lr * gamma ** (step // lr_decay_steps), and MAML++'s cosine from meta_lr to min_meta_lr."""
 import numpy as np
 import pytest
 import mindspore as ms
 
 from src.config import load_config
 from src.lr_schedule import MetaLearningRate
+from src.meta_training import MetaTraining
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -20,14 +21,14 @@ def _rates(cfg, steps):
 
 
 @pytest.mark.parametrize("meta_lr, gamma, decay_steps", [(0.01, 0.5, 3), (0.001, 0.9, 2), (0.003, 0.7, 1), (0.001, 1.0, 5)])
-def test_step_decay_equals_the_former_table(meta_lr, gamma, decay_steps):
-    """The former schedule was the list meta_lr * gamma ** (step // lr_decay_steps), one entry per step,
-    which the optimizer held as float32: the schedule gives these float32 values bit for bit."""
+def test_step_decay_is_exact_in_float32(meta_lr, gamma, decay_steps):
+    """The step decay gives meta_lr * gamma ** (step // lr_decay_steps) in float32 bit for bit, so runs with a
+    step schedule keep their exact learning rates."""
     epoch = 40
     cfg = load_config(["--meta_lr", str(meta_lr), "--lr_scheduler_gamma", str(gamma), "--lr_decay_steps",
                        str(decay_steps), "--epoch", str(epoch)])
-    former = np.array([meta_lr * gamma ** (step // decay_steps) for step in range(epoch)], np.float32)
-    np.testing.assert_array_equal(_rates(cfg, range(epoch)), former)
+    expected = np.array([meta_lr * gamma ** (step // decay_steps) for step in range(epoch)], np.float32)
+    np.testing.assert_array_equal(_rates(cfg, range(epoch)), expected)
 
 
 def test_cosine_goes_from_meta_lr_to_min_meta_lr():
@@ -41,11 +42,14 @@ def test_cosine_goes_from_meta_lr_to_min_meta_lr():
 
 
 def test_schedule_memory_does_not_grow_with_epoch():
-    """A run of the longest allowed length builds at once and holds no per-step table."""
+    """A run of the longest allowed length builds at once: neither the schedule nor the optimizer holds a
+    tensor with an entry per step."""
     for schedule in ("step", "cosine"):
         cfg = load_config(["--epoch", str(10 ** 7), "--meta_lr_schedule", schedule, "--lr_decay_steps", "1000"])
         lr = MetaLearningRate(cfg)
         assert not list(lr.get_parameters())
+        optimizer = MetaTraining(cfg).optimizer
+        assert max(param.size for param in optimizer.get_parameters()) < cfg.epoch
         assert 0 < lr(ms.Tensor(2 ** 31 - 1, ms.int32)).asnumpy() <= np.float32(cfg.meta_lr)
 
 

@@ -62,8 +62,8 @@ def trained(cli, tmp_path_factory):
 
 
 def refused(proc, *words):
-    """The process failed with exactly one `error:` line, without a traceback; returns that line."""
-    assert proc.returncode != 0
+    """The process failed with exit code 2 and exactly one `error:` line, without a traceback; returns that line."""
+    assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr
