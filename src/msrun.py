@@ -59,6 +59,7 @@ def main(argv=None):
         code = proc.wait()
     except KeyboardInterrupt:
         proc.wait()  # msrun stops the ranks on the same Ctrl-C
+        print(flush=True)  # the ranks' output msrun echoes may end mid-line: the error line starts a new one
         raise
     return code
 

@@ -316,9 +316,10 @@ def test_msrun_needs_an_interpreter_named_python_or_python3(tmp_path, monkeypatc
 
 def test_msrun_interrupted_exits_130_and_a_failed_rank_fails(tmp_path):
     """`python -m src.msrun 1 PORT LOGS sleeper.py`, then Ctrl-C (SIGINT to its process group) once the rank runs:
-    exit code 130 and "error: interrupted" (msrun alone exits 0); a rank that fails makes it fail."""
+    exit code 130 and "error: interrupted" on a line of its own, though the rank's output ends mid-line (msrun alone
+    exits 0); a rank that fails makes it fail."""
     sleeper = tmp_path / "sleeper.py"
-    sleeper.write_text('import time\nprint("up", flush=True)\ntime.sleep(120)\n')
+    sleeper.write_text('import time\nprint("up", end="", flush=True)  # a rank whose output ends mid-line\ntime.sleep(120)\n')
     proc = subprocess.Popen([sys.executable, "-m", "src.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
                              str(sleeper)], cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
