@@ -20,7 +20,7 @@ import yaml
 
 from src import checkpoint, outputs
 from src.demo_task import make_demo_task
-from src.metrics import best_validated_steps
+from src.metrics import best_validated_steps, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(path.parent for path in (REPO / "checkpoints").glob("*/best.ckpt"))
@@ -83,7 +83,7 @@ def test_a_staged_run_ranks_its_last_stage_alone():
     """The MAML++ 20-way 5-shot folder trained on 1-shot tasks to step 24,000: best.ckpt and --ensemble rank only
     its 5-shot validations, after the record of the change."""
     metrics = REPO / "checkpoints" / "omniglot_20way_5shot_mamlpp" / "metrics.jsonl"
-    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    records = read_records(metrics, strict=True)
     assert {"event": "validation_settings", "step": 24000, "changed": ["k_spt 1 -> 5"]} in records
     steps, count = best_validated_steps(metrics, 5)
     assert count == sum(r["event"] == "val" and r["step"] > 24000 for r in records) and min(steps) > 24000
