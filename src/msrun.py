@@ -6,7 +6,8 @@ distributed launch scripts (scripts/common_distribute.sh) and benchmarks/bench_m
 Runs `python -m mindspore.parallel.cluster.run` with --worker_num and --local_worker_num RANK_SIZE,
 --master_addr 127.0.0.1, --master_port, --log_dir (worker_N.log per rank, scheduler.log) and --join
 True, and exits with its exit code, the ranks'; interrupted (Ctrl-C, which msrun answers by stopping
-the ranks and exiting 0), with 130, so that a chained command does not take the run for finished.
+the ranks and exiting 0), with 130, so that a chained command does not take the run for finished. msrun
+acts on SIGINT even where it was ignored (a job a script starts with `&`), so this wrapper does too.
 msrun starts each rank as `python3 SCRIPT ...` (or python) from PATH, so this interpreter's folder
 goes first on PATH. GLOG_v defaults to 3 (MindSpore's errors only: joining the cluster logs pages of
 warnings).
@@ -53,6 +54,7 @@ def main(argv=None):
         raise UserError("usage: python -m src.msrun RANK_SIZE MASTER_PORT LOG_DIR SCRIPT [ARG ...]")
     args, env = command(argv[0], argv[1], argv[2], argv[3:])
     sys.stdout.flush()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     proc = subprocess.Popen(args, env=env)
     signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # msrun gets the SIGTERM, as when it ran in our place
     try:

@@ -314,24 +314,31 @@ def test_msrun_needs_an_interpreter_named_python_or_python3(tmp_path, monkeypatc
     assert msrun.rank_interpreter() == "python3"
 
 
-def test_msrun_interrupted_exits_130_and_a_failed_rank_fails(tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_msrun_interrupted_exits_130(tmp_path, sigint):
     """`python -m src.msrun 1 PORT LOGS sleeper.py`, then Ctrl-C (SIGINT to its process group) once the rank runs:
     exit code 130 and "error: interrupted" on a line of its own, though the rank's output ends mid-line (msrun alone
-    exits 0); a rank that fails makes it fail."""
+    exits 0). The same when started with SIGINT ignored, as a job started with `&` by a script is: msrun stops the
+    ranks on SIGINT all the same, so the run must not pass for finished."""
     sleeper = tmp_path / "sleeper.py"
     sleeper.write_text('import time\nprint("up", end="", flush=True)  # a rank whose output ends mid-line\ntime.sleep(120)\n')
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None
     proc = subprocess.Popen([sys.executable, "-m", "src.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
-                             str(sleeper)], cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                             str(sleeper)], cwd=REPO, start_new_session=True, preexec_fn=ignore,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     worker_log, deadline = tmp_path / "logs" / "worker_0.log", time.time() + 120
     while not (worker_log.exists() and "up" in worker_log.read_text()) and time.time() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130 and out.splitlines()[-1] == "error: interrupted", out
+
+
+def test_msrun_fails_when_a_rank_fails(tmp_path):
+    """`python -m src.msrun 1 PORT LOGS failing.py`, whose rank exits 3: msrun's exit code is not 0."""
     failing = tmp_path / "failing.py"
     failing.write_text("raise SystemExit(3)\n")
-    done = subprocess.run([sys.executable, "-m", "src.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs2"),
+    done = subprocess.run([sys.executable, "-m", "src.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
                            str(failing)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0, done.stdout + done.stderr
 
