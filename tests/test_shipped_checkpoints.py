@@ -65,14 +65,15 @@ FINN_ENSEMBLES = [path for path in ENSEMBLES if "--k_qry_test" in named_options(
 
 
 def test_checkpoints_are_shipped_with_their_records():
-    """The folders the README's results table quotes, each with its records; the MAML++ 1-shot ones with their
+    """The folders the README's results table quotes, each with its records; the MAML++ ones with their
     ensemble of the 5 best validations under both protocols (so the tests below have every case to check)."""
     assert {p.name for p in SHIPPED} == {f"omniglot_{setting}" for setting in (
         "5way_1shot", "5way_1shot_mamlpp", "5way_5shot", "20way_1shot", "20way_1shot_mamlpp", "20way_1shot_background",
         "20way_5shot", "20way_5shot_mamlpp")}
     assert {(p.parent.name, p.name) for p in ENSEMBLES} == {
         (f"omniglot_{setting}_mamlpp", f"best.ckpt.eval_ensemble5{protocol}.json")
-        for setting in ("5way_1shot", "20way_1shot") for protocol in ("", "_1query")}
+        for setting, shots in (("5way_1shot", 1), ("20way_1shot", 1), ("20way_5shot", 5))
+        for protocol in ("", f"_{shots}query")}
     for folder in SHIPPED:
         for name in (*reports(folder), "metrics.jsonl", "config.yaml", "README.md"):
             assert (folder / name).is_file(), folder / name
