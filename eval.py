@@ -3,7 +3,8 @@
 The task, network and fine-tuning settings default to those the checkpoint was trained with.
 Prints the final mean query accuracy with its 95% confidence interval (with --eval_per_step also
 the accuracy after each inner step) and writes the same as JSON next to the checkpoint
-(PATH.eval.json), or to --eval_report (e.g. to keep the results of two protocols apart).
+(PATH.eval.json; PATH.eval_nontransductive.json with --transductive false, each query normalised with the
+support set's statistics as predict.py does), or to --eval_report.
 Started by msrun, the ranks share the tasks and rank 0 reports the result of all of them.
 With --ensemble N it scores MAML++'s way: the mean query logits of the step checkpoints of the N best
 validations in the folder of --ckpt, which then only names the run and its settings (training keeps
@@ -40,7 +41,8 @@ def main(argv=None):
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]
     log(f"evaluating {what} on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
-        f"of split {cfg.split} with {counted(cfg.k_qry_test, 'query', 'queries')} per class, "
+        f"of split {cfg.split} with {counted(cfg.k_qry_test, 'query', 'queries')} per class "
+        f"{'normalised together (transductive)' if cfg.transductive else 'each normalised with the support set'}, "
         f"{fine_tuning(cfg)}")
     start = time.time()
     result = evaluate(scorer, data.images, test_classes, cfg, cfg.eval_tasks, split_rotates(cfg.split), ranks)

@@ -10,6 +10,9 @@ as predict.py does, so a deployment adapts to its own classes. Inputs: support i
 inner steps of size update_lr (a MAML++ checkpoint's learned per-step learning rates). N and M may vary from call to call unless fixed with
 --support_images / --query_images, for runtimes that need static shapes. The images must be
 prepared as predict.py prepares them (src/image_folder.py: grey-scale, imgsz x imgsz, ink 1 on 0).
+Each query's logits depend only on the support set and itself (batch norm takes the support set's
+statistics), so a deployment may send one query at a time; `--transductive true` exports the query-batch
+normalisation of MAML's papers instead.
 """
 import re
 import shutil

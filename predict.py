@@ -11,9 +11,9 @@ Standard output has one tab-separated line per query: file name, class, probabil
 control characters or backslashes are written with Python escapes such as \\n, so one query is
 always one line); progress and notes go to standard error.
 
-MAML's batch norm normalises with the statistics of the images at hand (Finn et al. do the same at
-test time), so the queries are classified together as one batch: give a few per class rather
-than a single image.
+Each query is classified on its own: batch norm normalises it with the support set's statistics
+(transductive false), so a query gets the same answer alone as among others. `--transductive true`
+normalises the queries with their own batch's statistics instead, as MAML's papers test.
 """
 import sys
 
@@ -41,7 +41,8 @@ def main(argv=None):
         log(f"left out {len(skipped)} entries that are not image files in a class folder (or are hidden): "
             f"{one_line(skipped[0])}, ...", sys.stderr)
     log(f"adapting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way) to {len(names)} classes, {len(y_spt)} support "
-        f"images, in {fine_tuning(cfg)}", sys.stderr)
+        f"images, in {fine_tuning(cfg)}; {'the queries as one batch' if cfg.transductive else 'each query on its own'}",
+        sys.stderr)
     logits = AdaptAndScore(maml, cfg.update_step_test).predict(
         ms.Tensor(x_spt[None]), ms.Tensor(y_spt[None]), ms.Tensor(x_qry[None]))
     # Output units beyond the support's classes stand for no class here: they take no part.

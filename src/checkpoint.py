@@ -25,7 +25,9 @@ COST_KEYS = ("train_seconds", "cpu_seconds")
 # Settings that eval.py, predict.py and export.py take from the checkpoint unless the user sets them: the
 # network, the task it was trained for, its split and its inner loop.
 INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_qry", "k_qry_test", "update_lr",
-                                                 "update_step", "update_step_test")
+                                                 "update_step", "update_step_test", "transductive")
+# The value of settings a checkpoint predates: what its training did before the setting existed.
+PREDATING = dict.fromkeys(STEP_PARAM_KEYS, False) | {"transductive": True}
 
 
 # Settings that fix which tasks a validation scores: a resume that changes one (a 5-shot stage after 1-shot
@@ -87,13 +89,13 @@ def load(path):
 
 
 def trained_settings(meta):
-    """The settings a checkpoint was trained with; the MAML++ options off in those that predate them."""
-    return dict.fromkeys(STEP_PARAM_KEYS, False) | meta["config"]
+    """The settings a checkpoint was trained with, those it predates as its training ran (PREDATING)."""
+    return PREDATING | meta["config"]
 
 
 def setting_changes(meta, cfg, keys=None):
     """"key old -> new" of the settings `keys` (default: all but resume) that cfg changes from the checkpoint's."""
-    saved = meta["config"]
+    saved = trained_settings(meta)
     keys = [key for key in cfg if key != "resume"] if keys is None else keys
     return [f"{key} {saved[key]} -> {cfg[key]}" for key in keys if key in saved and saved[key] != cfg[key]]
 
@@ -108,15 +110,16 @@ def check_compatible(meta, cfg, path):
                             f"{key}={cfg[key]}: pass --{key} {saved.get(key)} or another checkpoint")
 
 
-def load_for_inference(argv):
+def load_for_inference(argv, defaults=None):
     """(cfg, params, meta) of `--ckpt`: the checkpoint's own settings are the defaults, so that
-    `--ckpt PATH` alone evaluates or applies any checkpoint; a config file or the command line still wins.
+    `--ckpt PATH` alone evaluates or applies any checkpoint; `defaults` (a program's own, e.g. predict.py's
+    transductive false) come after them, and a config file or the command line still wins.
     The settings are validated once, merged: a value that is refused is the command line's unless the
     checkpoint's settings are refused on their own."""
     path = load_config(argv, check=False).ckpt
     params, meta = load(path)
     saved = meta["config"]
-    inherit = {key: saved[key] for key in INHERITED_KEYS if key in saved}
+    inherit = {key: saved[key] for key in INHERITED_KEYS if key in saved} | (defaults or {})
     if "k_qry_test" not in saved and "k_qry" in saved:
         inherit["k_qry_test"] = saved["k_qry"]  # checkpoints older than k_qry_test were validated with k_qry
     try:

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from src.augment import random_affine
 from src.errors import UserError
 
 
@@ -29,10 +30,12 @@ class EpisodeSampler:
     the class-to-label map is a fresh random permutation per task) and k_spt + k_qry distinct drawers
     per class, split between support and query. With rotate, every class of the task is turned by its
     own random multiple of 90 degrees, the same for its support and query images: a rotated character
-    counts as a new class (Finn et al. 2017).
+    counts as a new class (Finn et al. 2017). With affine, every image then gets its own small random
+    distortion (src/augment.py), drawn from a generator seeded once per batch by the task generator, so that
+    one saved state still resumes the exact stream.
     """
 
-    def __init__(self, images, class_ids, n_way, k_spt, k_qry, task_num, rotate, seed):
+    def __init__(self, images, class_ids, n_way, k_spt, k_qry, task_num, rotate, seed, affine=False):
         if not isinstance(images, np.ndarray) or images.ndim != 4:
             got = getattr(images, "shape", type(images).__name__)
             raise UserError(f"images must be an array (classes, drawers, H, W), got {got}")
@@ -58,6 +61,7 @@ class EpisodeSampler:
         self.images = images
         self.class_ids = class_ids.astype(np.int64)
         self.rotate = bool(rotate)
+        self.affine = bool(affine)
         self._num_drawers = num_drawers
         self._rng = np.random.default_rng(self.seed)
         # numpy's float16 -> float32 cast is scalar code; for finite, non-negative float16 (all of
@@ -94,8 +98,12 @@ class EpisodeSampler:
                     blocks[sel] = np.rot90(blocks[sel], k, axes=(-2, -1))
         n, ks, kq = self.n_way, self.k_spt, self.k_qry
         shape = self.images.shape[2:]
-        x_spt = self._to_float32(blocks[:, :, :ks]).reshape(task_num, n * ks, 1, *shape)
-        x_qry = self._to_float32(blocks[:, :, ks:]).reshape(task_num, n * kq, 1, *shape)
+        blocks = self._to_float32(blocks)
+        if self.affine:
+            distortions = np.random.default_rng(self._rng.integers(2**63))
+            blocks = random_affine(blocks.reshape(-1, *shape), distortions).reshape(blocks.shape)
+        x_spt = np.ascontiguousarray(blocks[:, :, :ks]).reshape(task_num, n * ks, 1, *shape)
+        x_qry = np.ascontiguousarray(blocks[:, :, ks:]).reshape(task_num, n * kq, 1, *shape)
         y_spt = np.tile(np.repeat(np.arange(n, dtype=np.int32), ks), (task_num, 1))
         y_qry = np.tile(np.repeat(np.arange(n, dtype=np.int32), kq), (task_num, 1))
         return x_spt, y_spt, x_qry, y_qry

@@ -19,6 +19,13 @@ inner step i, learned in the outer loop only) and learned inner learning rates (
 vector of per-step rates per adapted weight, `inner_lrs`). Both live here, with the weights, so that
 one optimizer list and one set of checkpoint names hold every meta-parameter. Inner steps past the
 last trained one reuse its values (`slot`).
+
+Batch norm's statistics come from the images being classified (`transductive`, as in MAML), or from
+the support set alone (`transductive=False`, MetaBN in Bronskill et al.'s terms): queries are then
+normalised with the support images' moments, so a query's logits depend only on the support set and
+itself, and one image alone is classified as within a batch. The moments are then taken with
+reductions (`bn_impl="elementary"`, also usable for every batch norm), which any backend can
+differentiate twice; the fused kernel cannot restrict its statistics to part of its batch.
 """
 import numpy as np
 import mindspore as ms
@@ -28,6 +35,7 @@ from mindspore.ops import operations as P
 from src.initializer import kaiming_normal
 
 BN_EPS = 1e-5
+BN_IMPLS = ("fused", "elementary")
 KERNEL = 3
 PARAMS_PER_BLOCK = 3  # convolution weight, batch-norm gamma and beta
 
@@ -35,11 +43,18 @@ PARAMS_PER_BLOCK = 3  # convolution weight, batch-norm gamma and beta
 class Learner(nn.Cell):
     """num_blocks x [3x3 conv stride 2 'same' -> batch norm -> ReLU] -> spatial mean -> dense to n_way."""
 
-    def __init__(self, n_way, imgc=1, num_filters=64, num_blocks=4, seed=0, bn_steps=0, lr_steps=0, update_lr=0.0):
+    def __init__(self, n_way, imgc=1, num_filters=64, num_blocks=4, seed=0, bn_steps=0, lr_steps=0, update_lr=0.0,
+                 transductive=True, bn_impl="fused"):
         """bn_steps > 0: per-step batch-norm weights for that many inner steps, not adapted in the inner loop;
-        lr_steps > 0: that many learned inner learning rates per adapted weight, starting at update_lr."""
+        lr_steps > 0: that many learned inner learning rates per adapted weight, starting at update_lr;
+        transductive: queries normalised with their own batch's statistics, else with the support set's;
+        bn_impl: the batch norm of a whole batch's statistics, MindSpore's fused kernel or reductions."""
         super().__init__()
+        if bn_impl not in BN_IMPLS:
+            raise ValueError(f"bn_impl must be one of {BN_IMPLS}, got {bn_impl!r}")
         self.num_blocks = num_blocks
+        self.transductive = transductive
+        self.bn_impl = bn_impl
         self.steps = max(bn_steps, lr_steps)
         rng = np.random.default_rng(seed)
         bn_shape = (bn_steps, num_filters) if bn_steps else (num_filters,)
@@ -75,19 +90,35 @@ class Learner(nn.Cell):
             return ops.minimum(step, self.steps - 1)
         return min(step, self.steps - 1)
 
-    def batch_norm(self, h, gamma, beta):
-        """Batch norm with the statistics of the current images (transductive, as in MAML).
+    def batch_norm(self, h, gamma, beta, stats=None):
+        """Batch norm of h (N, channels, H, W) with the statistics of its first `stats` images (None: all).
 
-        MindSpore's fused kernel is differentiable twice (BatchNormGrad has its own gradient,
-        BatchNormGradGrad), so second-order MAML uses it too: it is faster and leaner than batch norm
+        MindSpore's fused kernel is differentiable twice on CPU (BatchNormGrad has its own gradient,
+        BatchNormGradGrad), so second-order MAML uses it there: it is faster and leaner than batch norm
         written from elementary ops (docs/performance.md). The running statistics it would update
-        are throw-away zeros: MAML never uses them."""
-        running = ops.zeros(gamma.shape, gamma.dtype)
-        return self.fused_bn(h, gamma, beta, running, running + 1)[0]
+        are throw-away zeros: MAML never uses them. The elementary form normalises with the biased
+        variance, as the fused kernel does in training mode."""
+        if stats is None and self.bn_impl == "fused":
+            running = ops.zeros(gamma.shape, gamma.dtype)
+            return self.fused_bn(h, gamma, beta, running, running + 1)[0]
+        sample = h if stats is None else h[:stats]
+        mean = sample.mean(axis=(0, 2, 3), keep_dims=True)
+        var = ops.square(sample - mean).mean(axis=(0, 2, 3), keep_dims=True)
+        scale = ops.rsqrt(var + BN_EPS) * gamma.reshape(1, -1, 1, 1)
+        return (h - mean) * scale + beta.reshape(1, -1, 1, 1)
 
-    def forward(self, x, weights, step=0):
+    def query_logits(self, x_spt, x_qry, weights, step=0):
+        """Logits of the query images x_qry under the fast weights: transductively (the queries' own
+        statistics), or normalised with the support set's statistics, the support images passed along."""
+        if self.transductive:
+            return self.forward(x_qry, weights, step)
+        support = x_spt.shape[1]
+        return self.forward(ops.concat((x_spt, x_qry), 1), weights, step, support)[:, support:]
+
+    def forward(self, x, weights, step=0, stats=None):
         """Logits (tasks, N, n_way) of images x (tasks, N, C, H, W) under per-task weights (tasks, ...), as the
-        network is after `step` inner updates (this picks the per-step batch-norm weights, if any)."""
+        network is after `step` inner updates (this picks the per-step batch-norm weights, if any); batch norm
+        takes the statistics of the first `stats` images of each task (None: all N)."""
         tasks, num, channels, height, width = x.shape
         # (tasks, N, C, H, W) -> (N, tasks * C, H, W): task t owns channel group t.
         h = x.transpose(1, 0, 2, 3, 4).reshape(num, tasks * channels, height, width)
@@ -99,7 +130,7 @@ class Learner(nn.Cell):
             if gamma.ndim == 3:  # per-step weights (tasks, steps, C)
                 slot = self.slot(step)
                 gamma, beta = gamma[:, slot], beta[:, slot]
-            h = ops.relu(self.batch_norm(h, gamma.reshape(-1), beta.reshape(-1)))
+            h = ops.relu(self.batch_norm(h, gamma.reshape(-1), beta.reshape(-1), stats))
         features = h.mean(axis=(2, 3)).reshape(num, tasks, -1).transpose(1, 0, 2)
         fc_w, fc_b = weights[-2], weights[-1]
         return ops.bmm(features, fc_w.transpose(0, 2, 1)) + fc_b.expand_dims(1)

@@ -63,7 +63,7 @@ class MAML(nn.Cell):
     def construct(self, x_spt, y_spt, x_qry, steps):
         """Query logits after adapting the meta-parameters to the support set (no meta-gradient)."""
         weights = self.adapt(self.learner.per_task(x_spt.shape[0]), x_spt, y_spt, steps, False)
-        return self.learner.forward(x_qry, weights, steps)
+        return self.learner.query_logits(x_spt, x_qry, weights, steps)
 
 
 class MetaGradient(nn.Cell):
@@ -82,13 +82,14 @@ class MetaGradient(nn.Cell):
         # Every meta-parameter: the weights and the learned inner learning rates, in the optimizer's order.
         self.meta_grad = ms.value_and_grad(self.meta_loss, None, ms.ParameterTuple(self.learner.trainable_params()),
                                            has_aux=True)
-        self.fast_weight_grad = ms.value_and_grad(self.query_loss, grad_position=maml.weight_positions, has_aux=True)
+        self.fast_weight_grad = ms.value_and_grad(self.query_loss, grad_position=tuple(
+            position + 1 for position in maml.weight_positions), has_aux=True)  # query_loss takes x_spt too
         # First-order MAML's meta-gradient is the query gradient at the fast weights when these are all
         # the meta-parameters (no learned learning rates, every weight adapted).
         self.fast_weights_only = first_order and not self.learner.steps
 
-    def query_loss(self, x_qry, y_qry, step, *weights):
-        logits = self.learner.forward(x_qry, weights, step)
+    def query_loss(self, x_spt, x_qry, y_qry, step, *weights):
+        logits = self.learner.query_logits(x_spt, x_qry, weights, step)
         return cross_entropy(logits, y_qry).mean(), accuracy(logits, y_qry).mean()
 
     def meta_loss(self, x_spt, y_spt, x_qry, y_qry, step_weights=None):
@@ -96,11 +97,11 @@ class MetaGradient(nn.Cell):
         weights = self.learner.per_task(x_spt.shape[0])
         if step_weights is None:
             weights = self.maml.adapt(weights, x_spt, y_spt, self.update_step, not self.first_order)
-            return self.query_loss(x_qry, y_qry, self.update_step, *weights)
+            return self.query_loss(x_spt, x_qry, y_qry, self.update_step, *weights)
         total, acc = 0.0, 0.0
         for step in range(self.update_step):
             weights = self.maml.adapt(weights, x_spt, y_spt, 1, not self.first_order, step)
-            loss, acc = self.query_loss(x_qry, y_qry, step + 1, *weights)
+            loss, acc = self.query_loss(x_spt, x_qry, y_qry, step + 1, *weights)
             total = total + step_weights[step] * loss
         return total, acc
 
@@ -109,7 +110,7 @@ class MetaGradient(nn.Cell):
         query gradient at the fast weights, summed over tasks."""
         if self.fast_weights_only and step_weights is None:
             weights = self.maml.adapt(self.learner.per_task(x_spt.shape[0]), x_spt, y_spt, self.update_step, False)
-            (loss, acc), grads = self.fast_weight_grad(x_qry, y_qry, self.update_step, *weights)
+            (loss, acc), grads = self.fast_weight_grad(x_spt, x_qry, y_qry, self.update_step, *weights)
             return (loss, acc), tuple([g.sum(axis=0) for g in grads])
         if step_weights is None:
             return self.meta_grad(x_spt, y_spt, x_qry, y_qry)
@@ -166,8 +167,8 @@ class _QueryLogits(nn.Cell):
         super().__init__()
         self.learner = learner
 
-    def construct(self, x_qry, step, *weights):
-        return self.learner.forward(x_qry, weights, step)
+    def construct(self, x_spt, x_qry, step, *weights):
+        return self.learner.query_logits(x_spt, x_qry, weights, step)
 
 
 class _QueryScore(nn.Cell):
@@ -177,8 +178,8 @@ class _QueryScore(nn.Cell):
         super().__init__()
         self.learner = learner
 
-    def construct(self, x_qry, y_qry, step, *weights):
-        logits = self.learner.forward(x_qry, weights, step)
+    def construct(self, x_spt, x_qry, y_qry, step, *weights):
+        logits = self.learner.query_logits(x_spt, x_qry, weights, step)
         return cross_entropy(logits, y_qry), accuracy(logits, y_qry)
 
 
@@ -214,13 +215,13 @@ class AdaptAndScore:
     def predict(self, x_spt, y_spt, x_qry):
         """Query logits (tasks, queries, n_way) after fine-tuning on the support set."""
         *_, weights = self.fine_tune(x_spt, y_spt)
-        return self.logits(x_qry, _step(self.steps), *weights)
+        return self.logits(x_spt, x_qry, _step(self.steps), *weights)
 
     def __call__(self, x_spt, y_spt, x_qry, y_qry):
         losses, accs = [], []
         for step, weights in enumerate(self.fine_tune(x_spt, y_spt)):
             if self.every_step or step == self.steps:
-                loss, acc = self.score(x_qry, y_qry, _step(step), *weights)
+                loss, acc = self.score(x_spt, x_qry, y_qry, _step(step), *weights)
                 losses.append(loss.asnumpy())
                 accs.append(acc.asnumpy())
         return np.stack(losses), np.stack(accs)
@@ -236,5 +237,5 @@ def build_maml(cfg):
     steps = cfg.update_step  # the per-step meta-parameters cover the inner steps of training
     learner = Learner(cfg.n_way, cfg.imgc, cfg.num_filters, cfg.num_blocks, seed=cfg.seed,
                       bn_steps=steps if cfg.per_step_bn else 0, lr_steps=steps if cfg.learn_inner_lr else 0,
-                      update_lr=cfg.update_lr)
+                      update_lr=cfg.update_lr, transductive=cfg.transductive)
     return MAML(learner, cfg.update_lr)

@@ -20,7 +20,8 @@ PREFIX = "maml_step"  # step checkpoints: maml_step0001000.ckpt
 BEST = "best.ckpt"
 _REPORT_KEYS = {"ckpt", "acc", "ci95", "tasks"}
 # The settings an eval report records, which with its task count and ensemble size define what it measured.
-PROTOCOL_KEYS = ("split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "eval_seed")
+PROTOCOL_KEYS = ("split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "eval_seed",
+                 "transductive")
 
 
 def check_writable(folder, fix):
@@ -80,11 +81,12 @@ def existing_checkpoint(path):
 
 def eval_report_path(cfg):
     """eval.py's JSON report: --eval_report, or beside the checkpoint CKPT.eval.json (CKPT.eval_ensembleN.json
-    for an ensemble)."""
+    for an ensemble; _nontransductive added for queries normalised with the support set's statistics)."""
     ckpt = Path(cfg.ckpt)
     if cfg.eval_report:
         return Path(cfg.eval_report)
-    return ckpt.with_name(f"{ckpt.name}.eval{f'_ensemble{cfg.ensemble}' if cfg.ensemble else ''}.json")
+    ensemble = f"_ensemble{cfg.ensemble}" if cfg.ensemble else ""
+    return ckpt.with_name(f"{ckpt.name}.eval{ensemble}{'' if cfg.transductive else '_nontransductive'}.json")
 
 
 def report_ckpt(ckpt, report):

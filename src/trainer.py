@@ -52,8 +52,9 @@ class Trainer:
         self.images = data.images
         self.splits = split_class_ids(data.classes, cfg.split)
         self.rotate = split_rotates(cfg.split)
+        # Augmentation is for meta-training alone: validation and test tasks come from fixed_task_batches.
         self.sampler = EpisodeSampler(data.images, self.splits["train"], cfg.n_way, cfg.k_spt, cfg.k_qry,
-                                      cfg.task_num, self.rotate, cfg.seed)
+                                      cfg.task_num, self.rotate or cfg.augment_rotations, cfg.seed, cfg.augment_affine)
         self.training = MetaTraining(cfg, self.ranks.mean_cell())
         self.scorer = AdaptAndScore(self.training.maml, cfg.update_step_test, cfg.eval_per_step)
         self.metrics = MetricsWriter(self.out / METRICS_NAME if self.ranks.main else None)

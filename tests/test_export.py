@@ -142,3 +142,23 @@ def test_bad_export_options(args, message, tmp_path, monkeypatch):
     with pytest.raises(UserError, match=re.escape(message)):
         export.main(["--ckpt", str(SHIPPED_5WAY), *args])
     assert list(tmp_path.iterdir()) == []
+
+
+def _logits_one_by_one(graph, x_spt, y_spt, x_qry):
+    return np.concatenate([graph(ms.Tensor(x_spt[None]), ms.Tensor(y_spt[None]), ms.Tensor(x_qry[None, i:i + 1]))
+                           .asnumpy() for i in range(len(x_qry))], axis=1)
+
+
+@pytest.mark.slow
+def test_exported_graph_answers_one_query_as_it_answers_them_all(exported, demo, tmp_path):
+    """A deployment may send one image at a time: by default each query's logits are those it gets among the
+    others. A graph exported with --transductive true (the control) normalises a lone query with itself."""
+    task, _ = demo
+    _, x_spt, y_spt, _ = read_support(task / "support", 28, 5)
+    _, x_qry, _ = read_queries(task / "query", 28)
+    x_qry = x_qry[:6]
+    graph = graph_cell(exported[0])
+    together = graph(ms.Tensor(x_spt[None]), ms.Tensor(y_spt[None]), ms.Tensor(x_qry[None])).asnumpy()
+    np.testing.assert_allclose(_logits_one_by_one(graph, x_spt, y_spt, x_qry), together, rtol=1e-5, atol=1e-4)
+    transductive = graph_cell(export_shipped(tmp_path, "--transductive", "true")[0])
+    assert np.abs(_logits_one_by_one(transductive, x_spt, y_spt, x_qry) - together).max() > 1.0

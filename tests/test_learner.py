@@ -143,15 +143,6 @@ def test_batch_norm_statistics_are_per_task(forward, images, task_weights):
     assert np.abs(got_replaced[1] - base[1]).max() > 1e-2
 
 
-class ElementaryBatchNormLearner(Learner):
-    """The same network with batch norm written from elementary ops, differentiated op by op."""
-
-    def batch_norm(self, h, gamma, beta):
-        mean = h.mean(axis=(0, 2, 3), keep_dims=True)
-        var = ops.square(h - mean).mean(axis=(0, 2, 3), keep_dims=True)
-        return (h - mean) * ops.rsqrt(var + BN_EPS) * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1)
-
-
 class GradientNormGradient(nn.Cell):
     """d/dw |dL/dw|^2 = 2 H (dL/dw), with dL/dw the inner loop's support gradient: a Hessian-vector
     product, the second derivative MAML's meta-gradient needs."""
@@ -173,11 +164,11 @@ class GradientNormGradient(nn.Cell):
 
 def test_fused_batch_norm_second_derivative_equals_elementary_ops(images, task_weights):
     """Second-order MAML differentiates through MindSpore's fused batch-norm gradient (BatchNormGradGrad):
-    its Hessian-vector products must be those of batch norm written from elementary ops."""
+    its Hessian-vector products must be those of batch norm written from reductions (bn_impl elementary)."""
     labels = ms.Tensor(np.random.default_rng(2).integers(0, N_WAY, (TASKS, NUM)).astype(np.int32))
     weights = [ms.Tensor(w) for w in task_weights]
     fused = GradientNormGradient(Learner(N_WAY, num_filters=FILTERS, num_blocks=BLOCKS))(ms.Tensor(images), labels, *weights)
-    elementary = GradientNormGradient(ElementaryBatchNormLearner(N_WAY, num_filters=FILTERS, num_blocks=BLOCKS))(
+    elementary = GradientNormGradient(Learner(N_WAY, num_filters=FILTERS, num_blocks=BLOCKS, bn_impl="elementary"))(
         ms.Tensor(images), labels, *weights)
     for got, expected in zip(fused, elementary):
         got, expected = got.asnumpy(), expected.asnumpy()

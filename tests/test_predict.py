@@ -1,5 +1,6 @@
 """The few-shot demo: src/demo_task.py writes a meta-test task as folders, predict.py classifies it."""
 import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -223,3 +224,34 @@ def test_predict_bad_input_is_one_line(demo, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "cannot read image" in errors[0] and "x.png" in errors[0]
+
+
+
+def _predict_alone(task, tmp_path, name, *settings):
+    """predict.py's (class, probability) of the demo task's query `name` sent alone."""
+    import predict
+
+    folder = tmp_path / f"{name}{len(settings)}"
+    folder.mkdir()
+    shutil.copy(task / "query" / name, folder / name)
+    [(_, cls, prob)] = predict.main(["--ckpt", str(SHIPPED_5WAY), "--support_dir", str(task / "support"),
+                                     "--query_dir", str(folder), *settings])
+    return cls, prob
+
+
+@pytest.mark.slow
+def test_predict_answers_one_image_as_it_answers_them_all(demo, tmp_path):
+    """By default each query is classified on its own: alone it gets the class and probability it gets among
+    all twenty. With --transductive true (the queries' own batch statistics) a query alone does not."""
+    import predict
+
+    task, answers = demo
+    together = {name: (cls, prob) for name, cls, prob in predict.main(
+        ["--ckpt", str(SHIPPED_5WAY), "--support_dir", str(task / "support"), "--query_dir", str(task / "query")])}
+    names = sorted(answers)[::4]
+    for name in names:
+        cls, prob = _predict_alone(task, tmp_path, name)
+        assert cls == together[name][0]
+        assert prob == pytest.approx(together[name][1], abs=1e-5)
+    moved = [abs(_predict_alone(task, tmp_path, name, "--transductive", "true")[1] - together[name][1]) for name in names]
+    assert max(moved) > 0.05

@@ -51,12 +51,14 @@ def reports(folder):
 
 def named_options(report_path):
     """{option: value} a shipped report's name gives eval.py: --ensemble N for ..._ensembleN..., --k_qry_test K
-    for ..._Kquery.json (best.ckpt.eval[_ensembleN].json: the default, 15)."""
+    for ..._Kquery..., --transductive false for ..._nontransductive.json (best.ckpt.eval[_ensembleN].json: the
+    defaults, 15 queries per class normalised together)."""
     name = report_path.name
-    found = re.fullmatch(r"best\.ckpt\.eval(?:_ensemble(\d+))?(?:_(\d+)query)?\.json", name)
+    found = re.fullmatch(r"best\.ckpt\.eval(?:_ensemble(\d+))?(?:_(\d+)query)?(_nontransductive)?\.json", name)
     assert found, f"{name} is not a report name eval.py's protocols give"
-    ensemble, queries = found.groups()
-    return {option: int(value) for option, value in (("--ensemble", ensemble), ("--k_qry_test", queries)) if value}
+    ensemble, queries, single = found.groups()
+    options = {option: int(value) for option, value in (("--ensemble", ensemble), ("--k_qry_test", queries)) if value}
+    return options | ({"--transductive": "false"} if single else {})
 
 
 # The ensemble reports under Finn et al.'s protocol, which the slow test re-evaluates: their 15-query twins
