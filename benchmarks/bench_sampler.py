@@ -1,4 +1,5 @@
-"""Time EpisodeSampler.next_batch(): the input pipeline must stay far below one MAML meta-step.
+"""Time EpisodeSampler.next_batch(), rotations and affine distortions on and off: the input pipeline must
+stay far below one MAML meta-step.
 
     python benchmarks/bench_sampler.py --npy_dir DIR [--batches 300] [--seed 0]
     python benchmarks/bench_sampler.py --synthetic
@@ -47,8 +48,8 @@ def main(argv=None):
         source = f"{Path(args.npy_dir) / 'omniglot.npy'} {images.shape}, finn train split"
     print(f"data: {source}; {args.batches} batches per case, numpy {np.__version__}")
     for n_way, k_spt, k_qry, task_num in CASES:
-        for rotate in (True, False):
-            sampler = EpisodeSampler(images, train, n_way, k_spt, k_qry, task_num, rotate, args.seed)
+        for rotate, affine in ((True, False), (False, False), (True, True)):
+            sampler = EpisodeSampler(images, train, n_way, k_spt, k_qry, task_num, rotate, args.seed, affine)
             sampler.next_batch()  # warm-up: first-touch page faults, lazy imports
             times = np.empty(args.batches)
             for i in range(args.batches):
@@ -56,7 +57,8 @@ def main(argv=None):
                 sampler.next_batch()
                 times[i] = time.perf_counter() - start
             ms, p90 = 1e3 * np.median(times), 1e3 * np.percentile(times, 90)
-            print(f"{n_way:2d}-way {k_spt}-shot {k_qry} queries, {task_num} tasks, rotate={rotate!s:5}: "
+            print(f"{n_way:2d}-way {k_spt}-shot {k_qry} queries, {task_num} tasks, rotate={rotate!s:5} "
+                  f"affine={affine!s:5}: "
                   f"median {ms:6.2f} ms/batch = {1e3 / ms:6.1f} batches/s (p90 {p90:.2f} ms)")
     return 0
 

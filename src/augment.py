@@ -31,21 +31,30 @@ def random_affine(images, rng):
     count, height, width = images.shape
     linear, shift = _matrices(rng, count, height)
     centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
-    ys, xs = np.mgrid[0:height, 0:width]
-    grid = np.stack([xs.ravel(), ys.ravel()], -1) - centre  # (H*W, 2) output pixels, (x, y) about the centre
-    # Inverse mapping: the source point of each output pixel.
-    inverse = np.linalg.inv(linear).astype(np.float32)
-    offset = (centre - np.einsum("nij,nj->ni", inverse, shift)).astype(np.float32)
-    source = np.einsum("nij,pj->npi", inverse, grid.astype(np.float32)) + offset[:, None]
-    x0, y0 = np.floor(source[..., 0]), np.floor(source[..., 1])
-    fx, fy = source[..., 0] - x0, source[..., 1] - y0
-    flat = images.reshape(count, -1)
-    rows = np.arange(count)[:, None]
-    out = np.zeros((count, height * width), np.float32)
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            x, y = (x0 + dx).astype(np.int64), (y0 + dy).astype(np.int64)
-            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-            values = flat[rows, np.where(inside, y * width + x, 0)]
-            out += np.where(inside, values, 0.0) * (wx * wy)
-    return out.reshape(count, height, width)
+    # Output pixel -> source point, about the centre: the 2x2 inverses written out (a batched
+    # np.linalg.inv costs far more than the warp itself).
+    (a, b), (c, d) = linear[:, 0].T, linear[:, 1].T
+    inverse = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2) / (a * d - b * c)[:, None, None]
+    offset = centre - np.einsum("nij,nj->ni", inverse, shift + centre)
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    inverse, offset = inverse.astype(np.float32), offset.astype(np.float32)
+    # Source coordinates, clamped into a one-pixel frame of background around the image.
+    sx = (inverse[:, 0, 0, None, None] * xs + inverse[:, 0, 1, None, None] * ys + offset[:, 0, None, None])
+    sy = (inverse[:, 1, 0, None, None] * xs + inverse[:, 1, 1, None, None] * ys + offset[:, 1, None, None])
+    np.clip(sx, -1.0, width - 1e-3, out=sx)
+    np.clip(sy, -1.0, height - 1e-3, out=sy)
+    x0, y0 = np.floor(sx), np.floor(sy)
+    fx, fy = sx - x0, sy - y0
+    framed = np.zeros((count, height + 2, width + 2), np.float32)
+    framed[:, 1:-1, 1:-1] = images
+    flat = framed.ravel()
+    stride = width + 2
+    top_left = (y0.astype(np.int32) + 1) * stride + (x0.astype(np.int32) + 1)
+    top_left += (np.arange(count, dtype=np.int32) * (height + 2) * stride)[:, None, None]
+
+    def at(offset_index):
+        return np.take(flat, top_left + offset_index)
+
+    top = at(0) * (1 - fx) + at(1) * fx
+    bottom = at(stride) * (1 - fx) + at(stride + 1) * fx
+    return top * (1 - fy) + bottom * fy
