@@ -57,8 +57,8 @@ def build_app(classifier, title):
         except UserError as err:
             raise gr.Error(one_line(err), print_exception=False) from None
 
-    def canvas(label):
-        return gr.Sketchpad(label=label, type="pil", image_mode="RGBA", sources=("upload", "clipboard"),
+    def canvas(label, show_label=True):
+        return gr.Sketchpad(label=label, show_label=show_label, type="pil", image_mode="RGBA", sources=("upload", "clipboard"),
                             canvas_size=CANVAS, brush=gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed"),
                             layers=False, transforms=(), height=260)
 
@@ -74,7 +74,7 @@ def build_app(classifier, title):
                 for i in range(start, min(start + PER_ROW, n_way)):
                     with gr.Column(min_width=180):
                         names.append(gr.Textbox(label=f"class {i + 1}", placeholder="name", max_lines=1))
-                        canvases.append(canvas(f"example of class {i + 1}"))
+                        canvases.append(canvas(f"example of class {i + 1}", show_label=False))
         with gr.Row():
             with gr.Column(min_width=180):
                 query = canvas("query")
