@@ -58,9 +58,9 @@ def build_app(classifier, title):
             raise gr.Error(one_line(err), print_exception=False) from None
 
     def canvas(label, show_label=True):
-        return gr.Sketchpad(label=label, show_label=show_label, type="pil", image_mode="RGBA", sources=("upload", "clipboard"),
-                            canvas_size=CANVAS, brush=gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed"),
-                            layers=False, transforms=(), height=260)
+        return gr.Sketchpad(label=label, show_label=show_label, type="pil", image_mode="RGBA",
+                            sources=("upload", "clipboard"), canvas_size=CANVAS, layers=False, transforms=(),
+                            brush=gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed"), height=260)
 
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])  # no web fonts: works offline
@@ -87,10 +87,11 @@ def build_app(classifier, title):
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0], allow_abbrev=False)
-    parser.add_argument("--ckpt", default=str(DEFAULT_CKPT), help="checkpoint to classify with (default: the shipped 5-way 1-shot)")
+    parser.add_argument("--ckpt", default=str(DEFAULT_CKPT),
+                        help="checkpoint to classify with (default: the shipped 5-way 1-shot)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve the page on")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every network interface)")
-    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    args, rest = parser.parse_known_args(argv)
     try:
         import gradio  # noqa: F401  (an optional extra: say how to install it rather than fail later)
     except ImportError:
@@ -105,8 +106,9 @@ def main(argv=None):
     try:
         app.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port, theme=theme,
                                                       show_error=True, ssr_mode=False)
-    except OSError as err:
-        raise UserError(f"cannot serve on {args.host}:{args.port} ({err}): pass another --port") from None
+    except OSError:
+        raise UserError(f"cannot serve on {args.host}:{args.port}: the port is taken or the address is not one of "
+                        "this machine's: pass another --port or --host") from None
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ def drawn_task(names, images, query, imgsz, max_classes):
         raise UserError(f"{len(classes) or 'no'} class{'es' if len(classes) != 1 else ''} drawn: draw and name "
                         "an example of at least 2 classes")
     if len(classes) > max_classes:
-        raise UserError(f"{len(classes)} classes drawn but the checkpoint classifies at most {max_classes} (it was "
-                        f"trained {max_classes}-way): clear some, or start the demo with a checkpoint of a larger n_way")
+        raise UserError(f"{len(classes)} classes drawn but the checkpoint classifies at most {max_classes} (it "
+                        f"was trained {max_classes}-way): clear some, or start the demo with a checkpoint of a "
+                        "larger n_way")
     x_qry = _ink(query, imgsz)
     if x_qry is None:
         raise UserError("no query drawn: draw or upload the character to classify")

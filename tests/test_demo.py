@@ -106,9 +106,10 @@ def wait_until_served(url, proc, log, timeout=240):
     pytest.fail(f"demo.py did not serve {url} within {timeout} s:\n{log.read_text()}")
 
 
-@pytest.fixture
-def running_demo(tmp_path):
-    """The URL of demo.py serving the shipped 5-way 1-shot checkpoint on a free local port; killed afterwards."""
+@pytest.fixture(scope="module")
+def running_demo(tmp_path_factory):
+    """(URL, port) of demo.py serving the shipped 5-way 1-shot checkpoint on a free local port; killed afterwards."""
+    tmp_path = tmp_path_factory.mktemp("running_demo")
     port, log = free_port(), tmp_path / "demo.log"
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     with open(log, "w") as out:
@@ -117,7 +118,7 @@ def running_demo(tmp_path):
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_until_served(url, proc, log)
-        yield url
+        yield url, port
     finally:
         proc.kill()
         proc.wait(timeout=30)
@@ -138,7 +139,7 @@ def test_the_running_demo_classifies_a_drawn_query(running_demo, demo, tmp_path)
     def canvas(path):
         return {"background": None, "layers": [handle_file(str(path))], "composite": handle_file(str(path))}
 
-    client = Client(running_demo, verbose=False, httpx_kwargs={"timeout": 300})
+    client = Client(running_demo[0], verbose=False, httpx_kwargs={"timeout": 300})
     empty = ["", "", ""], [None, None, None]  # the page's other three class slots, left blank
     queries = {q: drawing for q, drawing in zip(sorted(answers), drawings[2:]) if answers[q] in classes}
     assert sorted(answers[q] for q in queries) == sorted(classes * 4)
@@ -151,3 +152,11 @@ def test_the_running_demo_classifies_a_drawn_query(running_demo, demo, tmp_path)
     with pytest.raises(AppError, match=f"class '{classes[1]}' has no drawing"):
         client.predict(*classes, *empty[0], canvas(drawings[0]), None, *empty[1], canvas(drawings[2]),
                        api_name="/classify")
+
+
+@pytest.mark.slow
+def test_demo_refuses_a_port_in_use(running_demo):
+    import demo
+
+    with pytest.raises(UserError, match=f"cannot serve on 127.0.0.1:{running_demo[1]}: the port is taken"):
+        demo.main(["--port", str(running_demo[1])])
