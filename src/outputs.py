@@ -45,12 +45,12 @@ def read_report(path):
     return report if isinstance(report, dict) and _REPORT_KEYS <= set(report) else None
 
 
-def check_output_file(path, option, kind, replaceable):
+def check_output_file(path, option, kind, replaceable, fix=None):
     """Refuse `path` as the output `option` unless it is new or an earlier output (`replaceable(path)`;
     None: no existing file is ever replaced); its folder must exist and be writable. `kind` names what
-    the option writes."""
+    the option writes; `fix` what to do instead (default: pass another `option`)."""
     path = Path(path)
-    fix = f"pass another {option}"
+    fix = fix or f"pass another {option}"
     try:
         target = path.resolve()
     except RuntimeError:  # how pathlib reports a symbolic-link loop
@@ -226,11 +226,12 @@ def log_path(kind, cfg):
     as every output is (an earlier log may be appended to; a checkpoint or another file, also through a link,
     never) and created, so that the script appends to the file checked here."""
     if kind == "train":
-        path = prepare_run_folder(cfg) / "train.log"
+        path, fix = prepare_run_folder(cfg) / "train.log", "pass another --output_dir"
     else:
         report = check_eval_report(cfg)
         path = report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
-    check_output_file(path, "the log", "a log of the launch scripts", is_log)
+        fix = "pass another --eval_report (its log goes beside it)"
+    check_output_file(path, "log", "a log of the launch scripts", is_log, fix)
     try:
         path.touch()
     except OSError as err:
