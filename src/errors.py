@@ -3,6 +3,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 
 # An error line is read, not searched: a value quoted in it is cut to SHOWN_CHARS, the line to LINE_CHARS.
 SHOWN_CHARS = 80
@@ -35,6 +36,20 @@ def one_line(text):
                    for ch in str(text))
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
+def catch_interrupts():
+    """Make Ctrl-C a KeyboardInterrupt (main thread only), also where SIGINT was ignored on start (a job a script
+    starts with `&` inherits that) and where MindSpore has turned it into a SIGTERM: while it runs a graph, its
+    own SIGINT handler ends the process by SIGTERM, which would be "Terminated" (exit code 143). The two cannot be
+    told apart, so SIGTERM stops a run as Ctrl-C does: `finally` blocks run, then exit code 130."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupted)
+
+
 def shown(value):
     """repr(value) for an error line, cut to SHOWN_CHARS characters: a value may be megabytes long."""
     text = repr(value) if len(str(value)) <= SHOWN_CHARS * 4 else repr(str(value)[:SHOWN_CHARS * 4])
@@ -59,15 +74,17 @@ def child_error(what, returncode, output):
 
 
 def run_cli(main, argv=None):
-    """Run `main(argv)`: a UserError becomes one line on stderr and exit code 2, Ctrl-C exit code 130, also
-    when SIGINT was ignored on start (a job a script starts with `&` inherits that)."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    """Run `main(argv)`: a UserError becomes one line on stderr and exit code 2, Ctrl-C (or SIGTERM:
+    catch_interrupts) exit code 130."""
+    catch_interrupts()
     try:
         return main(argv)
     except UserError as err:
         print(f"error: {cut(one_line(err))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second one (MindSpore's SIGTERM) must not cut this line
+            signal.signal(signum, signal.SIG_IGN)
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:

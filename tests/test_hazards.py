@@ -353,7 +353,7 @@ def test_18_ctrl_c_to_standalone_training_is_130(omniglot_npy_dir, omniglot_root
     os.killpg(proc.pid, signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output[-2000:]
-    assert "error: interrupted" in output.splitlines() and "Traceback" not in output
+    assert "error: interrupted" in output.splitlines() and "Traceback" not in output, output[-2000:]
 
 
 def test_noted_eval_refuses_another_imgsz_than_the_checkpoints(tiny_ckpt, tmp_path):
