@@ -24,8 +24,10 @@ import mindspore as ms
 from src.atomic_file import write_atomic
 from src.errors import ArgumentParser, UserError, run_cli
 from src.inference import fine_tuning, load_trained_maml
+from src.memory import check_memory
 from src.metrics import log
 from src.outputs import check_output_file
+from src.paths import path_type
 
 FORMATS = ("MINDIR",)
 SUFFIX = ".mindir"
@@ -36,7 +38,7 @@ def parse_args(argv):
     parser = ArgumentParser(
         description=__doc__.split("\n\n", 1)[0],
         epilog="Any key of default_config.yaml may follow as --key value, e.g. --update_step_test 5.")
-    parser.add_argument("--file_name", default="maml", help=f"output file; {SUFFIX} is appended unless present")
+    parser.add_argument("--file_name", default="maml", type=path_type("--file_name"), help=f"output file; {SUFFIX} is appended unless present")
     parser.add_argument("--file_format", default="MINDIR", help="MINDIR, the one format that holds this graph")
     parser.add_argument("--support_images", default="0", help="fixed number N of support images (0: any)")
     parser.add_argument("--query_images", default="0", help="fixed number M of query images (0: any)")
@@ -67,6 +69,8 @@ def graph_inputs(cfg, support_images, query_images):
 def main(argv=None):
     args, rest = parse_args(argv)
     cfg, maml, meta = load_trained_maml(rest)
+    check_memory(cfg, f"--support_images {args.support_images} --query_images {args.query_images}",
+                 args.support_images + args.query_images, "pass smaller fixed numbers (0: any number)")
     inputs = graph_inputs(cfg, args.support_images, args.query_images)
     log(f"exporting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way): "
         f"{fine_tuning(cfg)}, then the query logits")

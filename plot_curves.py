@@ -17,6 +17,7 @@ from src.atomic_file import write_atomic
 from src.errors import ArgumentParser, UserError, run_cli
 from src.metrics import read_records
 from src.outputs import check_output_file
+from src.paths import path_type
 
 HOURS = {"wall": ("train_seconds", "wall-clock"), "cpu": ("cpu_seconds", "CPU")}
 # The PNG text entry that marks this program's plots: --output replaces no other image.
@@ -101,9 +102,9 @@ def is_earlier_plot(path):
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--metrics", action="append", required=True, help="a metrics.jsonl (repeat for several runs)")
+    parser.add_argument("--metrics", action="append", required=True, type=path_type("--metrics"), help="a metrics.jsonl (repeat for several runs)")
     parser.add_argument("--label", action="append", default=[], help="legend name per --metrics, in order")
-    parser.add_argument("--output", required=True, help="PNG file to write")
+    parser.add_argument("--output", required=True, type=path_type("--output"), help="PNG file to write")
     parser.add_argument("--hours", choices=sorted(HOURS), default="wall",
                         help="x axis of the right panel: wall-clock or CPU time (all threads) since step 0")
     args = parser.parse_args(argv)

@@ -12,7 +12,8 @@
 #   2. makes DATA_PATH, CKPT_PATH, a relative PYTHON and the path overrides --npy_dir, --output_dir,
 #      --config_path and --eval_report absolute (relative to the caller's directory), then cds to the
 #      repo root, so it works from any directory;
-#   3. asks Python where the log goes (`python -m src.launch_plan train|eval ...`, which also checks the
+#   3. asks Python where the log goes (`python -m src.launch_plan train|eval ...`, _maml_plan; Python checks
+#      and creates the log file, which may only be an earlier log; it also checks the
 #      settings as the program will (eval: as eval.py merges them with the checkpoint's; --resume: the
 #      checkpoint it continues), that the data is there and the outputs, and stops here with one
 #      `error:` line if one is wrong):
@@ -127,6 +128,15 @@ _maml_parse_extra() {
     done
 }
 
+# _maml_plan KIND [ARG ...]: have Python check the settings of a run of KIND and plan it
+# (`python -m src.launch_plan KIND ARG ...`); its answer, NUL-separated fields that no path can split,
+# goes to the array MAML_PLAN. A refusal ends the script with Python's error line and exit code.
+_maml_plan() {
+    MAML_PLAN=()
+    mapfile -d '' -t MAML_PLAN < <("$MAML_PYTHON" -m src.launch_plan "$@")
+    wait "$!" || exit $?
+}
+
 # _maml_run_logged LOG CMD [ARG ...]: run CMD with its output on the console and appended to LOG
 # (a path Python named), under a header line that says when and on what ($MAML_RUN_ON).
 _maml_run_logged() {
@@ -204,10 +214,9 @@ _maml_standalone_main() {
     shift 4
     _maml_read_args "$kind" "$usage" "$target" "$@"
     MAML_SETTINGS+=(--device_id "$MAML_FIRST")
-    local log
-    log=$("$MAML_PYTHON" -m src.launch_plan "$kind" "${MAML_SETTINGS[@]}") || exit $?
+    _maml_plan "$kind" "${MAML_SETTINGS[@]}"
     _maml_export_device "$target" "$MAML_FIRST"
-    _maml_run_logged "$log" "$MAML_PYTHON" "$script" "${MAML_SETTINGS[@]}"
+    _maml_run_logged "${MAML_PLAN[0]}" "$MAML_PYTHON" "$script" "${MAML_SETTINGS[@]}"
     exit $?
 }
 

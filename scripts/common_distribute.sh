@@ -58,9 +58,9 @@ EOF
 # _maml_run_msrun KIND RANK_SIZE SCRIPT [ARG ...]: have python check the settings and plan the run
 # (a bad setting ends the script with python's error line and exit code), then start the ranks.
 _maml_run_msrun() {
-    local kind=$1 rank_size=$2 plan log log_dir port
-    plan=$("$MAML_PYTHON" -m src.launch_plan "$kind" "$rank_size" "${MASTER_PORT:-}" "${@:4}") || exit $?
-    { read -r log; read -r log_dir; read -r port; } <<<"$plan"
+    local kind=$1 rank_size=$2 log log_dir port
+    _maml_plan "$kind" "$rank_size" "${MASTER_PORT:-}" "${@:4}"
+    log=${MAML_PLAN[0]} log_dir=${MAML_PLAN[1]} port=${MAML_PLAN[2]}
     shift 2
     MAML_RUN_ON="RANK_SIZE=$rank_size, scheduler port $port"
     echo "ranks: $rank_size; the log of rank N: $log_dir/worker_N.log"

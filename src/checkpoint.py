@@ -6,12 +6,13 @@ continues exactly. Each file is written under a temporary name and renamed into 
 crash or a failed write leaves the previous checkpoint intact.
 """
 import json
+import math
 from pathlib import Path
 
 import mindspore as ms
 
 from src.atomic_file import replacing
-from src.config import load_config
+from src.config import UPPER_BOUNDS, load_config
 from src.errors import UserError
 from src.outputs import BEST, PROTOCOL_KEYS, existing_checkpoint, step_checkpoint_path, step_checkpoints
 
@@ -22,6 +23,7 @@ SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
 STEP_PARAM_KEYS = ("learn_inner_lr", "per_step_bn")
 _META_KEYS = ("step", "config", "sampler_state", "best_val_acc")
 COST_KEYS = ("train_seconds", "cpu_seconds")
+MAX_STEP = UPPER_BOUNDS["epoch"][0]  # no run reaches a later step
 # Settings that eval.py, predict.py and export.py take from the checkpoint unless the user sets them: the
 # network, the task it was trained for, its split and its inner loop.
 INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_qry", "k_qry_test", "update_lr",
@@ -65,9 +67,31 @@ def _meta(params, path):
         raise _damaged(path, f"has a malformed step/config entry ({err.__class__.__name__})") from None
     if not isinstance(meta["config"], dict) or not isinstance(meta["sampler_state"], (dict, type(None))):
         raise _damaged(path, "has a config or sampler_state entry that is not a JSON object")
-    if meta["step"] < 0:
+    if not 0 <= meta["step"] <= MAX_STEP:
         raise _damaged(path, f"has step {meta['step']}")
+    for key in COST_KEYS:  # None where the checkpoint was written before that cost was recorded
+        meta[key] = _seconds(params.pop(key), key, path) if key in params else None
     return meta
+
+
+def _seconds(value, key, path):
+    """A cost entry: a finite number of seconds >= 0."""
+    try:
+        seconds = float(value)
+    except (ValueError, TypeError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise _damaged(path, f"has a malformed {key} entry")
+    return seconds
+
+
+def check_shapes(cell, params, path):
+    """Every parameter of `cell` that `params` holds has its shape there: weights of another network under the
+    same names are a one-line error, before MindSpore logs and raises its own."""
+    for param in cell.get_parameters():
+        saved = params.get(param.name)
+        if saved is not None and tuple(saved.shape) != tuple(param.shape):
+            raise _damaged(path, f"holds {param.name} of shape {tuple(saved.shape)}, not {tuple(param.shape)}")
 
 
 def load(path):
@@ -82,10 +106,7 @@ def load(path):
     # config, written last, are then missing, as in a checkpoint written by other code.
     if any(key not in params for key in _META_KEYS):
         raise _damaged(path, "has no step/config inside")
-    meta = _meta(params, path)
-    # None where the checkpoint was written before that cost was recorded.
-    meta.update({key: float(params.pop(key)) if key in params else None for key in COST_KEYS})
-    return params, meta
+    return params, _meta(params, path)
 
 
 def trained_settings(meta):
@@ -132,6 +153,10 @@ def load_for_inference(argv, defaults=None):
                             "the command line, or use another checkpoint") from None
         raise
     check_compatible(meta, cfg, cfg.ckpt)
+    if "imgsz" in saved and cfg.imgsz != saved["imgsz"]:
+        # The network takes any size, but scores far worse on images of another size than it learned.
+        raise UserError(f"--imgsz {cfg.imgsz}: checkpoint {path} was trained on {saved['imgsz']}-pixel images: "
+                        "drop --imgsz (or pass its own)")
     if cfg.learn_inner_lr and cfg.update_lr != saved.get("update_lr"):
         raise UserError(f"--update_lr {cfg.update_lr}: checkpoint {path} learned its inner learning rates "
                         f"(learn_inner_lr), which fine-tuning uses instead of update_lr: drop --update_lr")
@@ -143,6 +168,7 @@ def load_into(cell, params, path):
 
     Entries the cell has no use for are left out, e.g. the per-step learning-rate table of the
     optimizer that checkpoints written before the learning-rate schedule held."""
+    check_shapes(cell, params, path)
     missing, _ = ms.load_param_into_net(cell, params)
     if missing:
         raise UserError(f"checkpoint {path} lacks {len(missing)} parameters ({missing[0]}, ...): "
@@ -150,14 +176,16 @@ def load_into(cell, params, path):
     return cell
 
 
-def resumable(output_dir, cfg, warn):
-    """(path, params, meta) of the newest step checkpoint in output_dir that loads, falling back past
-    damaged ones (each named through `warn`), checked against cfg and short of its epoch; None if there
-    is none."""
+def resumable(output_dir, cfg, warn, cell=None):
+    """(path, params, meta) of the newest step checkpoint in output_dir that loads (into `cell`'s shapes, if
+    given), falling back past damaged ones (each named through `warn`), checked against cfg and short of its
+    epoch; None if there is none."""
     found = step_checkpoints(output_dir)
     for path in reversed(found):
         try:
             params, meta = load(path)
+            if cell is not None:
+                check_shapes(cell, params, path)
         except UserError as err:
             warn(f"warning: skipping {path.name}: {err}")
             continue

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from src.errors import ArgumentParser, UserError
+from src.errors import ArgumentParser, UserError, shown
+from src.memory import check_batch_memory
+from src.paths import checked_path
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "default_config.yaml"
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
@@ -23,11 +25,17 @@ UPPER_BOUNDS = {
     "eval_tasks": (10**5, "test tasks"),
     "val_tasks": (10**5, "validation tasks"),
     "task_num": (10**4, "tasks per meta-batch"),
+    "eval_batch": (10**4, "tasks fine-tuned at once"),
     "num_filters": (4096, "filters per convolution"),
     "num_blocks": (16, "convolution blocks"),
     "ensemble": (100, "checkpoints fine-tuned on every test task"),
 }
 META_LR_SCHEDULES = ("step", "cosine")
+# Settings that name files or folders: refused with control characters or over-long names (src/paths.py).
+PATH_KEYS = ("data_path", "npy_dir", "output_dir", "ckpt", "eval_report", "support_dir", "query_dir")
+# A settings file is a page of `key: value` lines: a larger one is a mistake (or an attack), not a config.
+MAX_CONFIG_BYTES = 2**20
+MAX_NUMBER_DIGITS = 30  # far above any setting's bound; int() of a longer text is slow or refused
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
@@ -42,17 +50,31 @@ class Config(dict):
             raise AttributeError(key) from err
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases (`*name`): settings never need them, and a few nested ones expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("an alias (*name)")
+        return super().compose_node(parent, index)
+
+
 def _read_yaml(path):
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {path} not found: pass --config_path to an existing YAML file")
+    path = Path(checked_path("--config_path", path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not path.is_file():
+            raise UserError(f"config file {path} not found: pass --config_path to an existing YAML file")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise UserError(f"config file {path} is {path.stat().st_size} bytes, over the {MAX_CONFIG_BYTES} a "
+                            "settings file may have: pass --config_path a file of key: value lines")
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"config file {path} is unreadable or not text ({err.__class__.__name__}): "
                         "pass --config_path a readable YAML file") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"config file {path} is not valid YAML ({err.__class__.__name__}): fix its syntax") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as err:  # ValueError: e.g. an integer of 5000 digits
+        what = "uses an alias (*name), which settings do not take" if "alias" in str(err)[:20] else \
+            f"is not valid YAML ({err.__class__.__name__})"
+        raise UserError(f"config file {path} {what}: fix its syntax") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must be a mapping of key: value lines")
     return data
@@ -67,22 +89,27 @@ def _convert(key, value, default):
         text = str(value).lower()
         if text in TRUE_WORDS or text in FALSE_WORDS:
             return text in TRUE_WORDS
-        raise UserError(f"--{key} takes true or false, got {value!r}")
+        raise UserError(f"--{key} takes true or false, got {shown(value)}")
     if kind is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise UserError(f"--{key} takes an integer, got {value!r}")
+            raise UserError(f"--{key} takes an integer, got {shown(value)}")
         if isinstance(value, float):
             return int(value)
         # Digits only: int() would also take " 1", "+1" and "1_0", which the launchers export as they are.
-        if not re.fullmatch(r"-?[0-9]+", str(value)):
-            raise UserError(f"--{key} takes an integer, got {value!r}")
+        if not re.fullmatch(rf"-?[0-9]{{1,{MAX_NUMBER_DIGITS}}}", str(value)):
+            raise UserError(f"--{key} takes an integer, got {shown(value)}")
         return int(str(value))
     if kind is float:
         try:
+            if isinstance(value, str) and len(value) > MAX_NUMBER_DIGITS:
+                raise ValueError
             return float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"--{key} takes a number, got {value!r}") from None
-    return "" if value is None else str(value)
+        except (TypeError, ValueError, OverflowError):
+            raise UserError(f"--{key} takes a number, got {shown(value)}") from None
+    if value is not None and not isinstance(value, (str, int, float)):  # a list or a mapping in a YAML file
+        raise UserError(f"--{key} takes text, got {shown(value)}: write it as a plain string")
+    text = "" if value is None else str(value)
+    return checked_path(f"--{key}", text) if key in PATH_KEYS else text
 
 
 def _parse_overrides(argv, defaults):
@@ -98,7 +125,7 @@ def _parse_overrides(argv, defaults):
         typed = unknown[0].split("=", 1)[0].lstrip("-").replace("-", "_")
         close = difflib.get_close_matches(typed, defaults, n=1)
         hint = f"did you mean --{close[0]}? " if close else ""
-        raise UserError(f"unknown option {unknown[0]!r}: {hint}--help lists the options")
+        raise UserError(f"unknown option {shown(unknown[0])}: {hint}--help lists the options")
     return args
 
 
@@ -147,6 +174,7 @@ def validate(cfg, trains=True):
     need(not (cfg.ensemble and cfg.eval_per_step),
          "eval_per_step scores a single checkpoint, not an ensemble: drop --eval_per_step or --ensemble")
     _validate_mamlpp(cfg, need)
+    check_batch_memory(cfg, trains)
     return cfg
 
 
@@ -174,7 +202,8 @@ def load_config(argv=None, inherit=None, check=True, trains=True):
         custom = _read_yaml(args.config_path)
         unknown = sorted(map(str, set(custom) - set(defaults)))  # str: YAML reads keys such as 1 or yes as int, bool
         if unknown:
-            raise UserError(f"unknown key {unknown[0]!r} in {args.config_path}; valid keys: {', '.join(sorted(defaults))}")
+            raise UserError(f"unknown key {shown(unknown[0])} in {args.config_path}; valid keys: "
+                            f"{', '.join(sorted(defaults))}")
         values.update(custom)
     for key, value in vars(args).items():
         if key != "config_path" and value is not None:

@@ -16,12 +16,14 @@ processed/images_{background,evaluation}/ folders with the same inner tree.
 that name is refused before any download. A failed download leaves no partial file behind, and
 removes the folders the command created for it if they are still empty.
 """
+import ctypes
 import hashlib
 import io
 import json
 import multiprocessing
 import numbers
 import os
+import signal
 import sys
 import time
 import urllib.error
@@ -43,6 +45,7 @@ from PIL import Image, UnidentifiedImageError
 from src.atomic_file import remove_stale_temporaries, replacing, write_atomic
 from src.errors import ArgumentParser, UserError, run_cli
 from src.outputs import check_writable, remove_if_empty
+from src.paths import path_type
 
 FORMAT_VERSION = 1
 SETS = ("background", "evaluation")
@@ -58,6 +61,7 @@ OFFICIAL_MD5 = {
     "images_evaluation.zip": "6b91aef0f799c5bb55b94e3f2daec811",
 }
 DOWNLOAD_TIMEOUT_S = 60
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): the signal a process gets when its parent dies
 CHUNKS_PER_WORKER = 8  # small tasks keep both the progress output and the load balance smooth
 
 
@@ -222,10 +226,22 @@ def _load_image(data, where, imgsz):
                 raise UserError(f"{where} is {width}x{height}, expected {SOURCE_SIZE}x{SOURCE_SIZE}:"
                                 " this is not an original Omniglot image; restore the original data")
             return ink_map(img, imgsz)
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
         reason = "not an image" if isinstance(err, UnidentifiedImageError) else err
         raise UserError(f"cannot decode {where} as PNG ({reason}): the file is corrupt;"
                         " download or extract the data again") from None
+
+
+def die_with_parent(parent):
+    """Worker initializer: end this worker when its parent `parent` dies, also by kill -9, which leaves it no
+    time to stop its pool (Linux: the kernel sends SIGKILL; elsewhere the pool's own checks remain)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _decode_chunk(task):
@@ -256,7 +272,8 @@ def _run_tasks(tasks, workers):
     """Yield chunk results as they finish. Spawned workers keep a parent that already runs MindSpore
     threads safe from fork; a dead worker surfaces as an error instead of a hang."""
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context) as pool:
+    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_decode_chunk, task) for task in tasks]
         try:
             for future in as_completed(futures):
@@ -515,15 +532,15 @@ def download_omniglot(data_path, base_url=DEFAULT_DOWNLOAD_URL, checksums=None, 
 
 def _parse_args(argv):
     parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--data_path", required=True, help="Omniglot root (raw/*.zip or processed/ folders)")
-    parser.add_argument("--output_path", default=None, help="where omniglot.npy goes (default: --data_path)")
+    parser.add_argument("--data_path", required=True, type=path_type("--data_path"), help="Omniglot root (raw/*.zip or processed/ folders)")
+    parser.add_argument("--output_path", default=None, type=path_type("--output_path"), help="where omniglot.npy goes (default: --data_path)")
     parser.add_argument("--imgsz", type=int, default=28, help="output side length in pixels (default 28)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
     parser.add_argument("--download", action="store_true",
                         help="fetch the missing zips into DATA/raw/ first (one already there is verified,"
                         " never replaced)")
     parser.add_argument("--download_url", default=DEFAULT_DOWNLOAD_URL, help="base URL holding the two zips")
-    parser.add_argument("--checksums", default=None,
+    parser.add_argument("--checksums", default=None, type=path_type("--checksums"),
                         help="SHA256SUMS file to verify the download (default: the official MD5s)")
     parser.add_argument("--workers", type=int, default=None, help="decoder processes (default: CPU count)")
     return parser.parse_args(argv)

@@ -22,6 +22,7 @@ from src.atomic_file import replacing
 from src.data_preprocess import NUM_DRAWERS, list_omniglot, read_source
 from src.dataset import SPLITS, split_class_ids
 from src.errors import ArgumentParser, UserError, run_cli
+from src.paths import path_type
 
 
 def make_demo_task(data_path, output_path, n_way=5, k_spt=1, k_qry=4, split="finn", seed=0):
@@ -66,8 +67,8 @@ def make_demo_task(data_path, output_path, n_way=5, k_spt=1, k_qry=4, split="fin
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--data_path", required=True, help="Omniglot root (raw/*.zip or processed/ folders)")
-    parser.add_argument("--output_path", required=True, help="new folder for support/, query/ and answers.csv")
+    parser.add_argument("--data_path", required=True, type=path_type("--data_path"), help="Omniglot root (raw/*.zip or processed/ folders)")
+    parser.add_argument("--output_path", required=True, type=path_type("--output_path"), help="new folder for support/, query/ and answers.csv")
     parser.add_argument("--n_way", type=int, default=5)
     parser.add_argument("--k_spt", type=int, default=1)
     parser.add_argument("--k_qry", type=int, default=4)

@@ -7,13 +7,16 @@ The settings and paths are checked as omniglot_train.py / eval.py check them bef
 the checkpoint's settings as eval.py merges them, and an ensemble's members; training with --resume:
 the checkpoint it would continue), so that a bad value is one error line and exit code 2 before the
 log begins, not after the cluster is up. Standalone: the data must be there (the program builds
-omniglot.npy itself); prints the log's path. Data-parallel: also task_num against RANK_SIZE and the
-interpreter's name that msrun needs (src/msrun.py), and omniglot.npy is built if it is missing or
-stale, so that the ranks do not build it at once; prints three lines: the log, the folder for the
-ranks' own logs, and the scheduler's port (MASTER_PORT, or a free port of 127.0.0.1 when it is empty).
+omniglot.npy itself); prints the log's path. Data-parallel: also task_num against RANK_SIZE, CPU ranks
+against the cores, the interpreter's name that msrun needs (src/msrun.py), and omniglot.npy is built if
+it is missing or stale, so that the ranks do not build it at once; prints three fields: the log, the
+folder for the ranks' own logs, and the scheduler's port (MASTER_PORT, or a free port of 127.0.0.1 when
+it is empty). Each field ends with a NUL byte, which no path holds: the script reads them with
+`read -d ''`, so that no path can split into two fields.
 The log: `<output_dir>/train.log` (training creates output_dir), or beside the eval report, its name
 with `.log` (`CKPT.eval.log`, `CKPT.eval_ensembleN.log`).
 """
+import os
 import re
 import socket
 import sys
@@ -65,6 +68,12 @@ def checked_settings(kind, settings, rank_size=1):
     return cfg
 
 
+def answer(*fields):
+    """The plan on standard output, each field ended by a NUL byte."""
+    sys.stdout.write("".join(f"{field}\0" for field in fields))
+    sys.stdout.flush()
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in KINDS:
@@ -73,7 +82,7 @@ def main(argv=None):
     if not rest or rest[0].startswith("--"):  # standalone: the settings alone (a RANK_SIZE of -1 is not)
         cfg = checked_settings(kind, rest)
         check_omniglot_data(cfg.data_path, cfg.npy_dir)
-        print(log_path(kind, cfg))
+        answer(log_path(kind, cfg))
         return
     if len(rest) < 2:
         raise UserError("usage: python -m src.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]")
@@ -83,12 +92,14 @@ def main(argv=None):
                         "(e.g. 8)")
     rank_interpreter()
     cfg = checked_settings(kind, settings, int(rank_size))
+    cores = os.cpu_count() or 1
+    if cfg.device_target == "CPU" and int(rank_size) > cores:
+        raise UserError(f"RANK_SIZE {rank_size} is more CPU ranks than this machine has cores ({cores}): each rank "
+                        f"computes on a core of its own; pass at most {cores}")
     port = check_port(port) if port else free_port()
     prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: log(message, sys.stderr))
     run_log = log_path(kind, cfg)  # creates a training's output folder: last, so no failure leaves it empty
-    print(run_log)
-    print(run_log.parent / "msrun_log" if kind == "train" else run_log.with_suffix(".msrun_log"))
-    print(port)
+    answer(run_log, run_log.parent / "msrun_log" if kind == "train" else run_log.with_suffix(".msrun_log"), port)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from src import run_lock
 from src.errors import UserError
 from src.metrics import best_validated_steps
 
@@ -18,6 +19,7 @@ METRICS_NAME = "metrics.jsonl"
 CHECKPOINT_SUFFIX = ".ckpt"
 PREFIX = "maml_step"  # step checkpoints: maml_step0001000.ckpt
 BEST = "best.ckpt"
+LOG_HEADER = b"==== "  # the first line of a launch script's log (scripts/common.sh)
 _REPORT_KEYS = {"ckpt", "acc", "ci95", "tasks"}
 # The settings an eval report records, which with its task count and ensemble size define what it measured.
 PROTOCOL_KEYS = ("split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "eval_seed",
@@ -44,12 +46,12 @@ def read_report(path):
     return report if isinstance(report, dict) and _REPORT_KEYS <= set(report) else None
 
 
-def check_output_file(path, option, kind, replaceable):
+def check_output_file(path, option, kind, replaceable, fix=None):
     """Refuse `path` as the output `option` unless it is new or an earlier output (`replaceable(path)`;
     None: no existing file is ever replaced); its folder must exist and be writable. `kind` names what
-    the option writes."""
+    the option writes; `fix` what to do instead (default: pass another `option`)."""
     path = Path(path)
-    fix = f"pass another {option}"
+    fix = fix or f"pass another {option}"
     try:
         target = path.resolve()
     except RuntimeError:  # how pathlib reports a symbolic-link loop
@@ -160,8 +162,9 @@ def step_checkpoints(output_dir, upto=None):
     return [p for step, p in sorted(found) if upto is None or step <= upto]
 
 
-def prepare_run_folder(cfg):
-    """output_dir, checked and created (removed again if it then proves unwritable).
+def prepare_run_folder(cfg, hold=False):
+    """output_dir, checked and created (removed again if it then proves unwritable), and locked for this
+    process with `hold` (src/run_lock.py; else only checked that no run holds it).
 
     A folder that holds checkpoints (best.ckpt included) or earlier metrics belongs to another run:
     a fresh run (no --resume) refuses it, and so does --resume when there is no step checkpoint to
@@ -170,6 +173,9 @@ def prepare_run_folder(cfg):
     if out.exists() and not out.is_dir():
         raise UserError(f"output_dir {out} is a file: pass --output_dir a folder (it is created if missing)")
     created = not out.exists()
+    lock = run_lock.hold if hold else run_lock.check_free
+    if not created:  # first: a run still writing there is named as such
+        lock(out)
     held = [] if created else sorted(p.name for p in out.glob(f"*{CHECKPOINT_SUFFIX}"))
     metrics = out / METRICS_NAME
     if metrics.is_file() and metrics.stat().st_size:
@@ -195,6 +201,8 @@ def prepare_run_folder(cfg):
         if created:
             remove_if_empty(out)
         raise
+    if created:
+        lock(out)
     return out
 
 
@@ -205,10 +213,30 @@ def remove_if_empty(folder):
         pass
 
 
+def is_log(path):
+    """Whether `path` is a log the launch scripts wrote (it starts with their header line), or empty."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(len(LOG_HEADER))
+    except OSError:
+        return False
+    return start in (b"", LOG_HEADER)
+
+
 def log_path(kind, cfg):
-    """Where the launch scripts append the log of `kind` ("train" or "eval") run with the settings cfg."""
+    """Where the launch scripts append the log of `kind` ("train" or "eval") run with the settings cfg: checked
+    as every output is (an earlier log may be appended to; a checkpoint or another file, also through a link,
+    never) and created, so that the script appends to the file checked here."""
     if kind == "train":
-        return prepare_run_folder(cfg).resolve() / "train.log"
-    report = check_eval_report(cfg).resolve()
-    return report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
+        path, fix = prepare_run_folder(cfg) / "train.log", "pass another --output_dir"
+    else:
+        report = check_eval_report(cfg)
+        path = report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
+        fix = "pass another --eval_report (its log goes beside it)"
+    check_output_file(path, "log", "a log of the launch scripts", is_log, fix)
+    try:
+        path.touch()
+    except OSError as err:
+        raise UserError(f"cannot create the log {path} ({err.strerror or err}): pass another folder") from None
+    return path.resolve()
 

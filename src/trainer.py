@@ -22,7 +22,7 @@ from src.outputs import BEST, METRICS_NAME, prepare_run_folder, step_checkpoint_
 
 def prepare_output_dir(cfg):
     """output_dir, checked (see src/outputs.py) and cleared of the temporaries of killed runs."""
-    out = prepare_run_folder(cfg)
+    out = prepare_run_folder(cfg, hold=True)
     remove_stale_temporaries(out)
     return out
 
@@ -71,7 +71,8 @@ class Trainer:
 
     def _resume(self):
         """Continue from the newest step checkpoint; returns the changes of validation settings (VALIDATION_KEYS)."""
-        newest = checkpoint.resumable(self.out, self.cfg, lambda message: log(message, sys.stderr))
+        newest = checkpoint.resumable(self.out, self.cfg, lambda message: log(message, sys.stderr),
+                                      self.training.train_step)
         if newest is None:
             log(f"--resume: no checkpoint in {self.out}, starting from step 0")
             return []

@@ -56,7 +56,8 @@ def fake_python(tmp_path):
     each call as one JSON line to calls.jsonl and exits with FAKE_EXIT (default 0). The
     launchers' questions to Python are answered without running anything: the standalone `-m src.launch_plan
     train|eval --key value ...` by the real interpreter, the data-parallel one (`train|eval RANK_SIZE MASTER_PORT
-    ...`) with the plan FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456)."""
+    ...`) with the plan FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456), NUL-separated
+    as src/launch_plan.py answers."""
     record = tmp_path / "calls.jsonl"
     fake = tmp_path / "bin" / "python3"
     fake.parent.mkdir()
@@ -70,7 +71,7 @@ def fake_python(tmp_path):
         "    env = {k: os.environ[k] for k in keys if k in os.environ}\n"
         "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(), 'env': env}) + '\\n')\n"
         "if sys.argv[1:3] == ['-m', 'src.launch_plan']:\n"
-        "    print(os.environ['FAKE_LOG']); print(os.environ['FAKE_LOG_DIR']); print(sys.argv[5] or 23456)\n"
+        "    sys.stdout.write('\\0'.join([os.environ['FAKE_LOG'], os.environ['FAKE_LOG_DIR'], sys.argv[5] or '23456', '']))\n"
         "sys.exit(int(os.environ.get('FAKE_EXIT', '0')))\n")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
 

@@ -275,6 +275,57 @@ def test_wrong_image_size(tmp_path, omniglot_root):
     assert_nothing_written(tmp_path / "out")
 
 
+def test_decompression_bomb_png(tmp_path, omniglot_root):
+    """data_preprocess.py on an images_background.zip whose first drawing is a 20000x20000 PNG (a few KB packed,
+    400 megapixels unpacked): exit 2, one line naming the member, nothing written, no memory spent on it."""
+    source = omniglot_root / "raw" / ZIPS[0]
+    member = first_png(source)
+    bad = copy_zip(source, tmp_path / "bad.zip", replace={member: png_bytes((20000, 20000))})
+    root = root_with(tmp_path, omniglot_root, background=bad)
+    before = hashlib.sha256((root / "raw" / ZIPS[0]).read_bytes()).hexdigest()
+    result = run_cli("--data_path", root, "--output_path", tmp_path / "out")
+    assert_one_line_error(result, f"cannot decode {member} in", "decompression bomb")
+    assert_nothing_written(tmp_path / "out")
+    assert hashlib.sha256((root / "raw" / ZIPS[0]).read_bytes()).hexdigest() == before
+
+
+def _children(pid):
+    """The pids of the live child processes of `pid` (Linux /proc)."""
+    try:
+        return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_workers_die_with_their_parent_after_kill_9(tmp_path, omniglot_root):
+    """data_preprocess.py --workers 2, killed with kill -9 while its workers decode: the workers and the resource
+    tracker end within seconds (none is left blocked), and no omniglot.npy is written."""
+    proc = subprocess.Popen([sys.executable, "src/data_preprocess.py", "--data_path", str(omniglot_root),
+                             "--output_path", str(tmp_path / "out"), "--workers", "2", "--force"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, children = time.time() + 120, set()
+    while len(children) < 3 and time.time() < deadline and proc.poll() is None:  # 2 workers and the tracker
+        children |= _children(proc.pid)
+        time.sleep(0.05)
+    assert len(children) >= 2, "the workers did not start"
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 30
+    while any(map(_alive, children)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(map(_alive, children)), [pid for pid in children if _alive(pid)]
+    assert not (tmp_path / "out" / NPY_NAME).exists()
+
+
 def test_output_not_writable(tmp_path, omniglot_root):
     (tmp_path / "a_file").write_text("")
     result = run_cli("--data_path", omniglot_root, "--output_path", tmp_path / "a_file" / "out")

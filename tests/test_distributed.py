@@ -143,8 +143,11 @@ def test_pinning_skips_threads_that_ended_and_pins_those_started_meanwhile():
 
 
 def plan(capsys, *argv):
+    """The fields of the plan, each ended by a NUL byte (which no path holds, so that none splits)."""
     launch_plan.main(list(argv))
-    return capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    assert out.endswith("\0")
+    return out.split("\0")[:-1]
 
 
 def test_launch_plan_names_the_logs_and_a_free_port(capsys, tmp_path, omniglot_root, omniglot_npy_dir):
@@ -178,7 +181,7 @@ def test_launch_plan_checks_the_checkpoint_a_resume_continues(tmp_path, ranks):
 
 
 def test_launch_plan_standalone_names_the_log_only(capsys, tmp_path, omniglot_root, omniglot_npy_dir):
-    """Standalone (no RANK_SIZE, MASTER_PORT): one line, the log; omniglot.npy is left to the program."""
+    """Standalone (no RANK_SIZE, MASTER_PORT): one field, the log; omniglot.npy is left to the program."""
     out = tmp_path / "out"
     assert plan(capsys, "train", "--data_path", str(omniglot_root), "--npy_dir", str(tmp_path / "npy"),
                 "--output_dir", str(out)) == [str(out / "train.log")]

