@@ -41,9 +41,8 @@ def main(argv=None):
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]
     log(f"evaluating {what} on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
-        f"of split {cfg.split} with {counted(cfg.k_qry_test, 'query', 'queries')} per class "
-        f"{'normalised together (transductive)' if cfg.transductive else 'each normalised with the support set'}, "
-        f"{fine_tuning(cfg)}")
+        f"of split {cfg.split} with {counted(cfg.k_qry_test, 'query', 'queries')} per class, "
+        f"{fine_tuning(cfg)}, {'the queries normalised together' if cfg.transductive else 'each query on its own'}")
     start = time.time()
     result = evaluate(scorer, data.images, test_classes, cfg, cfg.eval_tasks, split_rotates(cfg.split), ranks)
     seconds = time.time() - start
