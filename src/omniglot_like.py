@@ -27,7 +27,7 @@ MAX_BORDER_INK = 0.25
 MAX_GREYS = 0.001
 MAX_WORKING_SIDE = 1024  # larger pictures are first reduced to this (a character needs far fewer pixels)
 MAX_INK_LEVEL = 204  # ink is at least 20% darker than the (flattened) paper: paper noise is not ink
-FINE = 4  # strokes are re-drawn at this multiple of the final resolution
+FINE = 2  # strokes are re-drawn at this multiple of the final resolution
 PAPER, INK = 255, 0
 
 
@@ -124,7 +124,7 @@ def omniglot_like(img):
     canvas = Image.new("L", (SIDE, SIDE), PAPER)
     if box is None:  # blank paper: nothing to centre
         return canvas
-    # The strokes are given their width at FINE times the final scale, so that it moves in quarter pixels.
+    # The strokes are given their width at FINE times the final scale, so that it moves in half pixels.
     scale = FINE * BOX_LONG_SIDE / max(box[2] - box[0], box[3] - box[1])
     crop = ImageOps.expand(mask.crop(box), 1 + round(FINE * STROKE_WIDTH / scale), 0)  # room to grow
     if stroke_width(crop) * scale < 2:  # a stroke that the resizing would lose: thicken it first
