@@ -102,7 +102,8 @@ JPEG_QUALITY = 60
 def _encode(img, name):
     """The image as the file a user would have: JPEG for the photographed one, PNG otherwise."""
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=JPEG_QUALITY) if name == "grey_noisy_jpeg" else img.save(buf, format="PNG")
+    options = {"format": "JPEG", "quality": JPEG_QUALITY} if name == "grey_noisy_jpeg" else {"format": "PNG"}
+    img.save(buf, **options)
     buf.seek(0)
     return buf
 
