@@ -1,6 +1,8 @@
 """A user's own few-shot task from folders of images: support/<class name>/<images> and query/<images>.
 
-Images of any size and any format Pillow reads go through the same conversion as the Omniglot
+Images of any size and any format Pillow reads are first drawn as an Omniglot original
+(src/omniglot_like.py: the ink found whatever its polarity, lighting or paper, cropped, centred and
+given Omniglot's size and stroke width), then go through the same conversion as the Omniglot
 training data (grey-scale, resized to imgsz, inverted so that dark strokes on light paper become
 ink 1, stored as float16), so the network sees what it was trained on. Transparent pixels count
 as paper, 16-bit greys are rescaled and camera rotation (EXIF) is applied first.
@@ -12,6 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from src.data_preprocess import ink_map
 from src.errors import UserError
+from src.omniglot_like import omniglot_like
 
 IMAGE_SUFFIXES = frozenset(suffix.lower() for suffix in Image.registered_extensions())
 
@@ -55,7 +58,7 @@ def image_to_ink_map(image, imgsz):
     already in memory (demo.py's canvases)."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
-    return ink_map(_as_paper_and_ink(image), imgsz).astype(np.float16).astype(np.float32)
+    return ink_map(omniglot_like(_as_paper_and_ink(image)), imgsz).astype(np.float16).astype(np.float32)
 
 
 def read_image(path, imgsz):
