@@ -45,7 +45,7 @@ def load_error(target):
         return "this MindSpore build has no GPU plugin (install the GPU build)"
     probe = subprocess.run([sys.executable, "-c", "import ctypes, sys; ctypes.CDLL(sys.argv[1])", str(plugins[-1])],
                            capture_output=True, text=True, check=False)
-    reason = (probe.stderr.strip().splitlines() or ["it loads in a child process"])[-1]
+    reason = (probe.stderr.strip().splitlines() or ["it loads in a child process"])[-1].removeprefix("OSError: ")
     return f"{plugins[-1].name}: {reason}"
 
 
@@ -55,7 +55,7 @@ def check_available(target):
         return
     module = ms.device_context.gpu if target == "GPU" else ms.device_context.ascend
     if not _quiet(module.is_available):
-        raise UserError(f"device_target {target} is not usable here ({load_error(target)}): install the MindSpore "
+        raise UserError(f"device_target {target} is not available here ({load_error(target)}): install the MindSpore "
                         f"build for {target} and its drivers (README, Devices), or pass --device_target CPU")
 
 
