@@ -111,7 +111,8 @@ class Learner(nn.Cell):
             return self.fused_bn(h, gamma, beta, running, running + 1)[0]
         sample = h if stats is None else h[:stats]
         mean = sample.mean(axis=(0, 2, 3), keep_dims=True)
-        var = ops.square(sample - mean).mean(axis=(0, 2, 3), keep_dims=True)
+        centred = sample - mean  # squared as a product: the gradient of ops.square adds two more primitives
+        var = (centred * centred).mean(axis=(0, 2, 3), keep_dims=True)
         scale = ops.rsqrt(var + BN_EPS) * gamma.reshape(1, -1, 1, 1)
         return (h - mean) * scale + beta.reshape(1, -1, 1, 1)
 

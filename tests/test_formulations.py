@@ -105,3 +105,42 @@ def test_unknown_formulation_is_refused(args):
     from src.errors import UserError
     with pytest.raises(UserError, match=f"{args[0][2:]} .* is not valid: use one of auto, "):
         load_config(args)
+
+
+def test_checkpoint_of_one_formulation_scores_identically_with_another(tmp_path, batch):
+    """The formulation is not part of a checkpoint's shape: trained with grouped + fused (CPU's auto), it loads
+    for an Ascend-style per_task + elementary network, which then predicts what the original predicts."""
+    from src import checkpoint
+    from src.maml import AdaptAndScore
+    from tests.tiny_checkpoints import save_tiny_checkpoint
+
+    settings = ["--n_way", str(N_WAY), "--update_step", str(UPDATE_STEP), "--learn_inner_lr", "true",
+                "--per_step_bn", "true", "--conv_impl", "grouped", "--bn_impl", "fused"]
+    path = save_tiny_checkpoint(tmp_path / "tiny.ckpt", *settings)
+    predictions = []
+    for formulation in (["--conv_impl", "grouped", "--bn_impl", "fused"],
+                        ["--conv_impl", "per_task", "--bn_impl", "elementary"]):
+        cfg, params, meta = checkpoint.load_for_inference(["--ckpt", str(path), *formulation])
+        checkpoint.check_compatible(meta, cfg, path)
+        maml = build_maml(cfg)
+        assert (maml.learner.conv_impl, maml.learner.bn_impl) == (formulation[1], formulation[3])
+        checkpoint.load_into(maml.learner, params, path)
+        x_spt, y_spt, x_qry, _ = _tensors(batch)  # 12x12 images: the network ends in a spatial mean
+        predictions.append(AdaptAndScore(maml, UPDATE_STEP).predict(x_spt, y_spt, x_qry).asnumpy())
+    assert np.abs(predictions[0]).max() > 0
+    _close(predictions[1], predictions[0])
+
+
+@pytest.mark.slow
+def test_benchmark_times_the_formulation_it_is_given(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_meta_step.py"
+    proc = subprocess.run([sys.executable, str(script), "--task_num", "2", "--update_step", "1", "--steps", "1",
+                           "--warmup", "0", "--cpu_threads", "1", "--num_filters", "8", "--conv_impl", "per_task",
+                           "--bn_impl", "elementary"], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (result["conv_impl"], result["bn_impl"]) == ("per_task", "elementary")
