@@ -2,6 +2,7 @@
 
     python benchmarks/bench_meta_step.py --order second --task_num 32 --update_step 5
     python benchmarks/bench_meta_step.py --order second --task_num 8 --learn_inner_lr --per_step_bn --msl_epochs 1
+    python benchmarks/bench_meta_step.py --order second --conv_impl per_task --bn_impl elementary
 
 Any other key of default_config.yaml passes through as `--key value` (e.g. --cpu_threads 1, the
 MAML++ options).
@@ -10,6 +11,7 @@ Runs the exact step omniglot_train.py runs at its first meta-step (src/meta_trai
 + MetaTrainStep + Adam with the meta learning rate schedule; with msl_epochs the multi-step loss with
 its first weights, with first_order_steps the first-order step) and prints each step's time, then as
 its last line one JSON object: order (of the timed step), task_num, cpu_threads, the MAML++ options,
+conv_impl and bn_impl (the formulations timed, `auto` resolved for the device),
 s_per_step (median), compile_s (first call), peak_rss_mb, gflop_per_step, gflops (achieved) and
 sgemm_gflops (a 2048x2048 float32 matmul timed in the same process: the machine's practical peak),
 first_loss (the meta-loss of the first step, which bench_pytorch_step.py's --check compares with
@@ -56,6 +58,7 @@ from src import distributed, msrun  # noqa: E402
 from src.config import load_config  # noqa: E402
 from src.device import setup_device  # noqa: E402
 from src.errors import ArgumentParser, UserError, child_error, run_cli  # noqa: E402
+from src.formulation import resolve  # noqa: E402
 from src.launch_plan import free_port  # noqa: E402
 from src.meta_training import MetaTraining  # noqa: E402
 
@@ -176,6 +179,7 @@ def main(argv=None):
               "k_qry": cfg.k_qry, "task_num": cfg.task_num, "update_step": cfg.update_step,
               "cpu_threads": cfg.cpu_threads,
               **{key: cfg[key] for key in ("msl_epochs", "learn_inner_lr", "per_step_bn", "first_order_steps")},
+              **dict(zip(("conv_impl", "bn_impl"), resolve(cfg))),
               "s_per_step": round(s_per_step, 4),
               "compile_s": round(compile_s, 2),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -10,6 +10,7 @@ import yaml
 from src.errors import ArgumentParser, UserError, shown
 from src.memory import check_batch_memory
 from src.paths import checked_path
+from src.formulation import BN_CHOICES, CONV_CHOICES
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "default_config.yaml"
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
@@ -144,6 +145,8 @@ def validate(cfg, trains=True):
     need(cfg.device_target in DEVICE_TARGETS, f"device_target {cfg.device_target!r} is not valid: use one of {', '.join(DEVICE_TARGETS)}")
     cfg["mode"] = cfg.mode.upper()
     need(cfg.mode in MODES, f"mode {cfg.mode!r} is not valid: use GRAPH or PYNATIVE")
+    for key, choices in (("conv_impl", CONV_CHOICES), ("bn_impl", BN_CHOICES)):
+        need(cfg[key] in choices, f"{key} {cfg[key]!r} is not valid: use one of {', '.join(choices)}")
     need(cfg.device_id >= 0, f"device_id must be >= 0, got {cfg.device_id}")
     need(cfg.cpu_threads >= 0, f"cpu_threads must be >= 0 (0 lets MindSpore choose), got {cfg.cpu_threads}")
     need(cfg.split in SPLITS, f"split {cfg.split!r} is not valid: use one of {', '.join(SPLITS)}")

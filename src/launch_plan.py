@@ -3,7 +3,8 @@
     python -m src.launch_plan train|eval [--key value ...]                          (standalone)
     python -m src.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]    (data-parallel)
 
-The settings and paths are checked as omniglot_train.py / eval.py check them before any work (eval:
+The settings and paths are checked as omniglot_train.py / eval.py check them before any work, the
+backend too (a GPU or Ascend this machine cannot run is MindSpore's reason in one line; eval:
 the checkpoint's settings as eval.py merges them, and an ensemble's members; training with --resume:
 the checkpoint it would continue), so that a bad value is one error line and exit code 2 before the
 log begins, not after the cluster is up. Standalone: the data must be there (the program builds
@@ -24,6 +25,7 @@ import sys
 from src.checkpoint import load_for_inference, resumable
 from src.config import load_config
 from src.dataset import check_omniglot_data, prepare_omniglot
+from src.device import check_available
 from src.distributed import check_meta_batch
 from src.ensemble import load_members
 from src.errors import UserError, run_cli
@@ -61,10 +63,11 @@ def checked_settings(kind, settings, rank_size=1):
         check_meta_batch(cfg.task_num, rank_size)
         if cfg.resume:
             resumable(cfg.output_dir, cfg, lambda message: log(message, sys.stderr))
-        return cfg
-    cfg, _, meta = load_for_inference(settings)
-    if cfg.ensemble:
-        load_members(cfg, meta)
+    else:
+        cfg, _, meta = load_for_inference(settings)
+        if cfg.ensemble:
+            load_members(cfg, meta)
+    check_available(cfg.device_target)
     return cfg
 
 

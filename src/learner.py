@@ -26,16 +26,20 @@ normalised with the support images' moments, so a query's logits depend only on 
 itself, and one image alone is classified as within a batch. The moments are then taken with
 reductions (`bn_impl="elementary"`, also usable for every batch norm), which any backend can
 differentiate twice; the fused kernel cannot restrict its statistics to part of its batch.
+
+The grouped convolution has a second form, `conv_impl="per_task"`: one ordinary convolution per task,
+concatenated, for backends whose grouped convolution is only depthwise (Ascend). Both forms compute
+the same numbers from the same weights (src/formulation.py picks them per backend).
 """
 import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 from mindspore.ops import operations as P
 
+from src.formulation import BN_IMPLS, CONV_IMPLS
 from src.initializer import kaiming_normal
 
 BN_EPS = 1e-5
-BN_IMPLS = ("fused", "elementary")
 KERNEL = 3
 PARAMS_PER_BLOCK = 3  # convolution weight, batch-norm gamma and beta
 
@@ -44,14 +48,18 @@ class Learner(nn.Cell):
     """num_blocks x [3x3 conv stride 2 'same' -> batch norm -> ReLU] -> spatial mean -> dense to n_way."""
 
     def __init__(self, n_way, imgc=1, num_filters=64, num_blocks=4, seed=0, bn_steps=0, lr_steps=0, update_lr=0.0,
-                 transductive=True, bn_impl="fused"):
+                 transductive=True, bn_impl="fused", conv_impl="grouped"):
         """bn_steps > 0: per-step batch-norm weights for that many inner steps, not adapted in the inner loop;
         lr_steps > 0: that many learned inner learning rates per adapted weight, starting at update_lr;
         transductive: queries normalised with their own batch's statistics, else with the support set's;
-        bn_impl: the batch norm of a whole batch's statistics, MindSpore's fused kernel or reductions."""
+        bn_impl: the batch norm of a whole batch's statistics, MindSpore's fused kernel or reductions;
+        conv_impl: the tasks' convolutions as one grouped convolution or one convolution per task."""
         super().__init__()
         if bn_impl not in BN_IMPLS:
             raise ValueError(f"bn_impl must be one of {BN_IMPLS}, got {bn_impl!r}")
+        if conv_impl not in CONV_IMPLS:
+            raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}")
+        self.conv_impl = conv_impl
         self.num_blocks = num_blocks
         self.transductive = transductive
         self.bn_impl = bn_impl
@@ -103,9 +111,19 @@ class Learner(nn.Cell):
             return self.fused_bn(h, gamma, beta, running, running + 1)[0]
         sample = h if stats is None else h[:stats]
         mean = sample.mean(axis=(0, 2, 3), keep_dims=True)
-        var = ops.square(sample - mean).mean(axis=(0, 2, 3), keep_dims=True)
+        centred = sample - mean  # squared as a product: the gradient of ops.square adds two more primitives
+        var = (centred * centred).mean(axis=(0, 2, 3), keep_dims=True)
         scale = ops.rsqrt(var + BN_EPS) * gamma.reshape(1, -1, 1, 1)
         return (h - mean) * scale + beta.reshape(1, -1, 1, 1)
+
+    def convolution(self, h, conv_w):
+        """The 3x3 stride-2 'same' convolution of h (N, tasks * C_in, H, W), task t's channel group with its
+        weights conv_w[t] (tasks, C_out, C_in, 3, 3): grouped, or per task and concatenated."""
+        tasks = conv_w.shape[0]
+        if self.conv_impl == "grouped":
+            return _conv(h, conv_w.reshape((-1,) + conv_w.shape[2:]), tasks)
+        inputs = ops.split(h, h.shape[1] // tasks, axis=1)
+        return ops.concat([_conv(inputs[t], conv_w[t], 1) for t in range(tasks)], axis=1)
 
     def query_logits(self, x_spt, x_qry, weights, step=0):
         """Logits of the query images x_qry under the fast weights: transductively (the queries' own
@@ -124,9 +142,7 @@ class Learner(nn.Cell):
         h = x.transpose(1, 0, 2, 3, 4).reshape(num, tasks * channels, height, width)
         for block in range(self.num_blocks):
             conv_w, gamma, beta = weights[PARAMS_PER_BLOCK * block: PARAMS_PER_BLOCK * (block + 1)]
-            filters = conv_w.shape[1]
-            h = ops.conv2d(h, conv_w.reshape((tasks * filters,) + conv_w.shape[2:]), stride=2,
-                           pad_mode="same", groups=tasks)
+            h = self.convolution(h, conv_w)
             if gamma.ndim == 3:  # per-step weights (tasks, steps, C)
                 slot = self.slot(step)
                 gamma, beta = gamma[:, slot], beta[:, slot]
@@ -142,3 +158,7 @@ class Learner(nn.Cell):
     def construct(self, x):
         return self.forward(x, self.per_task(x.shape[0]))
 
+
+def _conv(h, weight, groups):
+    """3x3 stride-2 convolution with 'same' padding (the extra row and column at the bottom and right)."""
+    return P.Conv2D(weight.shape[0], weight.shape[2:], pad_mode="same", stride=2, group=groups)(h, weight)

@@ -18,6 +18,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
+from src.formulation import resolve
 from src.learner import Learner
 from src.loss import accuracy, cross_entropy
 
@@ -235,7 +236,9 @@ def _step(step):
 def build_maml(cfg):
     """The network and inner-loop rule a config describes; training, eval.py, predict.py and export.py share it."""
     steps = cfg.update_step  # the per-step meta-parameters cover the inner steps of training
+    conv_impl, bn_impl = resolve(cfg)
     learner = Learner(cfg.n_way, cfg.imgc, cfg.num_filters, cfg.num_blocks, seed=cfg.seed,
                       bn_steps=steps if cfg.per_step_bn else 0, lr_steps=steps if cfg.learn_inner_lr else 0,
-                      update_lr=cfg.update_lr, transductive=cfg.transductive)
+                      update_lr=cfg.update_lr, transductive=cfg.transductive,
+                      bn_impl=bn_impl, conv_impl=conv_impl)
     return MAML(learner, cfg.update_lr)

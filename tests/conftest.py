@@ -50,14 +50,18 @@ def demo(omniglot_root, tmp_path_factory):
     return out, answers
 
 
+_USABLE_DEVICE = ("import runpy, src.device; src.device.check_available = lambda target: None; "
+                  "runpy.run_module('src.launch_plan', run_name='__main__')")
+
+
 @pytest.fixture
 def fake_python(tmp_path):
     """An interpreter named python3 for the launch scripts' tests: it appends {"argv", "cwd", "env"} of
     each call as one JSON line to calls.jsonl and exits with FAKE_EXIT (default 0). The
     launchers' questions to Python are answered without running anything: the standalone `-m src.launch_plan
-    train|eval --key value ...` by the real interpreter, the data-parallel one (`train|eval RANK_SIZE MASTER_PORT
-    ...`) with the plan FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456), NUL-separated
-    as src/launch_plan.py answers."""
+    train|eval --key value ...` by the real interpreter (any device taken for usable), the data-parallel one
+    (`train|eval RANK_SIZE MASTER_PORT ...`) with the plan FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456),
+    NUL-separated as src/launch_plan.py answers."""
     record = tmp_path / "calls.jsonl"
     fake = tmp_path / "bin" / "python3"
     fake.parent.mkdir()
@@ -65,7 +69,8 @@ def fake_python(tmp_path):
         f"#!{sys.executable}\n"
         "import json, os, sys\n"
         "if sys.argv[1:3] == ['-m', 'src.launch_plan'] and sys.argv[4:5] != [] and sys.argv[4].startswith('-'):\n"
-        f"    os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n"
+        # As if the device were usable (src.device.check_available: tests/test_device.py).
+        f"    os.execv({sys.executable!r}, [{sys.executable!r}, '-c', {_USABLE_DEVICE!r}, *sys.argv[3:]])\n"
         f"with open({str(record)!r}, 'a') as f:\n"
         "    keys = ('DEVICE_ID', 'RANK_SIZE', 'RANK_ID', 'CUDA_VISIBLE_DEVICES')\n"
         "    env = {k: os.environ[k] for k in keys if k in os.environ}\n"

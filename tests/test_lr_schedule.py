@@ -57,3 +57,17 @@ def test_progress_log_value_is_the_float64_rate():
     cfg = load_config(["--meta_lr", "0.002", "--lr_scheduler_gamma", "0.5", "--lr_decay_steps", "2", "--epoch", "4"])
     lr = MetaLearningRate(cfg)
     assert [float(lr.at(ms.Tensor(step, ms.int32)).asnumpy()) for step in range(4)] == [0.002, 0.002, 0.001, 0.001]
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_device_schedule_is_float32_and_within_a_few_ulps_of_the_cpu_rates(schedule):
+    """GPU and Ascend compute the rate in float32 (no float64 in their graphs); CPU keeps its float64 numbers."""
+    argv = ["--meta_lr_schedule", schedule, "--meta_lr", "0.003", "--min_meta_lr", "0.00001", "--epoch", "1001",
+            "--lr_scheduler_gamma", "0.7", "--lr_decay_steps", "100"]
+    steps = range(0, 1001, 7)
+    cpu = _rates(load_config(argv), steps)
+    device = MetaLearningRate(load_config(argv + ["--device_target", "GPU"]))
+    assert device.dtype == ms.float32 and device.at(ms.Tensor(5, ms.int32)).dtype == ms.float32
+    assert MetaLearningRate(load_config(argv)).at(ms.Tensor(5, ms.int32)).dtype == ms.float64
+    rates = np.array([device(ms.Tensor(step, ms.int32)).asnumpy() for step in steps])
+    np.testing.assert_allclose(rates, cpu, rtol=1e-5, atol=0)
