@@ -86,7 +86,7 @@ def build_app(classifier, title):
 
 
 def main(argv=None):
-    parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--ckpt", default=str(DEFAULT_CKPT),
                         help="checkpoint to classify with (default: the shipped 5-way 1-shot)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve the page on")

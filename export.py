@@ -73,7 +73,7 @@ def main(argv=None):
                  args.support_images + args.query_images, "pass smaller fixed numbers (0: any number)")
     inputs = graph_inputs(cfg, args.support_images, args.query_images)
     log(f"exporting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way): "
-        f"{fine_tuning(cfg)}, then the query logits")
+        f"{fine_tuning(cfg)}, then the query logits, {'the queries as one batch' if cfg.transductive else 'each query on its own'}")
     with tempfile.TemporaryDirectory() as tmp:
         # MAML's own construct: the inner loop, its gradients included, becomes part of the graph.
         ms.export(maml, *inputs, cfg.update_step_test, file_name=str(Path(tmp) / "graph"), file_format="MINDIR")

@@ -17,7 +17,6 @@ Prints each comparison and the time of a training step, and exits 1 on a mismatc
 `--short`: the `auto` formulation only, 3 training steps, 8 test tasks (the same tasks, the reference's
 prefix).
 """
-import argparse
 import json
 import sys
 import time
@@ -34,7 +33,7 @@ from src.config import load_config  # noqa: E402
 from src.dataset import prepare_omniglot, split_class_ids, split_rotates  # noqa: E402
 from src.device import setup_device  # noqa: E402
 from src.episode_sampler import EpisodeSampler, fixed_task_batches  # noqa: E402
-from src.errors import UserError, run_cli  # noqa: E402
+from src.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from src.formulation import AUTO  # noqa: E402
 from src.maml import AdaptAndScore, MetaGradient, build_maml  # noqa: E402
 from src.meta_training import MetaTraining  # noqa: E402
@@ -119,7 +118,7 @@ def relative_error(got, expected):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device_target", choices=("CPU", "GPU", "Ascend"), required=True)
     parser.add_argument("--device_id", default="0")
     parser.add_argument("--data_path", default="data/omniglot", help="Omniglot root (raw/*.zip)")

@@ -117,6 +117,7 @@ def build_graphs(argv, folder):
 
     from src.config import load_config
     from src.maml import AdaptAndScore, build_maml
+    from src.inference import SINGLE_IMAGE
     from src.meta_training import MetaTraining
     from src.multi_step_loss import step_loss_weights
     from step_options import synthetic_batch
@@ -136,7 +137,7 @@ def build_graphs(argv, folder):
     maml = build_maml(cfg)
     AdaptAndScore(maml, cfg.update_step_test)(*batch)
     AdaptAndScore(maml, cfg.update_step_test).predict(*batch[:3])
-    cfg["transductive"] = False  # export.py's default
+    cfg.update(SINGLE_IMAGE)  # export.py's default
     exported = build_maml(cfg)
     path = Path(folder) / "graph"
     ms.export(exported, *graph_inputs(cfg, 0, 0), cfg.update_step_test, file_name=str(path), file_format="MINDIR")

@@ -34,6 +34,7 @@ from src.image_folder import read_image  # noqa: E402
 from src.inference import load_trained_maml  # noqa: E402
 from src.maml import AdaptAndScore  # noqa: E402
 from src.metrics import log, mean_ci95  # noqa: E402
+from src.outputs import check_output_file  # noqa: E402
 
 import mindspore as ms  # noqa: E402
 
@@ -202,8 +203,17 @@ def table(reports):
     return "\n".join(lines)
 
 
+def _is_report(path):
+    """Whether `path` holds an earlier report of this benchmark (which --output may replace)."""
+    try:
+        reports = json.loads(path.read_text(encoding="utf-8")) if path.stat().st_size < 2**20 else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(reports, list) and all(isinstance(report, dict) and "results" in report for report in reports)
+
+
 def main(argv=None):
-    parser = ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", nargs="+", default=None,
                         help="checkpoints to test (default: the shipped 1-shot checkpoint of each --n_way)")
     parser.add_argument("--n_way", nargs="+", type=int, default=None, help="shipped checkpoints to test (default: 5 20)")
@@ -222,6 +232,8 @@ def main(argv=None):
     unknown = [name for name in args.transforms if name not in TRANSFORMS]
     if unknown:
         raise UserError(f"unknown transformation {unknown[0]!r}: choose among {', '.join(TRANSFORMS)}")
+    if args.output:  # checked before the work: never a checkpoint or a file of the user's
+        check_output_file(args.output, "--output", "a robustness report", _is_report)
     ckpts = args.ckpt or [str(REPO / "checkpoints" / f"omniglot_{n}way_1shot" / "best.ckpt") for n in args.n_way or (5, 20)]
     names = ["clean"] + [name for name in dict.fromkeys(args.transforms) if name != "clean"]
     reports = []
@@ -231,7 +243,7 @@ def main(argv=None):
         cfg, meta, results = run_checkpoint(["--ckpt", ckpt, *settings, *again], names, args.tasks, args.seed)
         reports.append({"ckpt": ckpt, "ckpt_step": meta["step"], "split": cfg.split, "n_way": cfg.n_way,
                         "k_spt": cfg.k_spt, "k_qry_test": cfg.k_qry_test, "update_step_test": cfg.update_step_test,
-                        "transductive": cfg.get("transductive", True), "tasks": args.tasks, "seed": args.seed,
+                        "transductive": cfg.transductive, "tasks": args.tasks, "seed": args.seed,
                         "results": results})
     print(table(reports), flush=True)
     if args.output:

@@ -31,8 +31,8 @@ def random_affine(images, rng):
     count, height, width = images.shape
     linear, shift = _matrices(rng, count, height)
     centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
-    # Output pixel -> source point, about the centre: the 2x2 inverses written out (a batched
-    # np.linalg.inv costs far more than the warp itself).
+    # Output pixel -> source point, about the centre: the 2x2 inverses written out, far cheaper than a
+    # batched np.linalg.inv.
     (a, b), (c, d) = linear[:, 0].T, linear[:, 1].T
     inverse = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2) / (a * d - b * c)[:, None, None]
     offset = centre - np.einsum("nij,nj->ni", inverse, shift + centre)

@@ -14,7 +14,7 @@ import mindspore as ms
 from src.atomic_file import replacing
 from src.config import UPPER_BOUNDS, load_config
 from src.errors import UserError
-from src.outputs import BEST, PROTOCOL_KEYS, existing_checkpoint, step_checkpoint_path, step_checkpoints
+from src.outputs import BEST, PREDATING, PROTOCOL_KEYS, existing_checkpoint, step_checkpoint_path, step_checkpoints
 
 # Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
 SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
@@ -28,8 +28,6 @@ MAX_STEP = UPPER_BOUNDS["epoch"][0]  # no run reaches a later step
 # network, the task it was trained for, its split and its inner loop.
 INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_qry", "k_qry_test", "update_lr",
                                                  "update_step", "update_step_test", "transductive")
-# The value of settings a checkpoint predates: what its training did before the setting existed.
-PREDATING = dict.fromkeys(STEP_PARAM_KEYS, False) | {"transductive": True}
 
 
 # Settings that fix which tasks a validation scores: a resume that changes one (a 5-shot stage after 1-shot

@@ -5,6 +5,7 @@ through predict.py's conversion (src/image_folder.py), so the network sees what 
 image in which that conversion finds no ink counts as not drawn. Bad input is a UserError saying what to do.
 """
 import numpy as np
+from PIL import Image
 
 from src.errors import UserError
 from src.image_folder import image_to_ink_map
@@ -16,7 +17,10 @@ def _ink(image, imgsz):
     """The image's ink map, or None when there is no image or nothing is drawn on it."""
     if image is None:
         return None
-    ink = image_to_ink_map(image, imgsz)
+    try:
+        ink = image_to_ink_map(image, imgsz)
+    except (OSError, ValueError, TypeError, Image.DecompressionBombError) as err:
+        raise UserError(f"cannot read an uploaded image ({err}): upload a PNG or JPEG, or draw instead") from None
     return ink if ink.max() >= BLANK else None
 
 

@@ -114,7 +114,7 @@ class Learner(nn.Cell):
         centred = sample - mean  # squared as a product: the gradient of ops.square adds two more primitives
         var = (centred * centred).mean(axis=(0, 2, 3), keep_dims=True)
         scale = ops.rsqrt(var + BN_EPS) * gamma.reshape(1, -1, 1, 1)
-        return (h - mean) * scale + beta.reshape(1, -1, 1, 1)
+        return (centred if stats is None else h - mean) * scale + beta.reshape(1, -1, 1, 1)
 
     def convolution(self, h, conv_w):
         """The 3x3 stride-2 'same' convolution of h (N, tasks * C_in, H, W), task t's channel group with its

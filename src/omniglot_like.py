@@ -1,7 +1,7 @@
 """Make a user's picture of a character look like an Omniglot original before it is resized for the network.
 
-Omniglot's files are 105x105 black strokes on white, the character's ink box about 67 pixels on its
-longer side and near the centre, strokes about 4.4 pixels wide (medians over the 32,460 originals).
+Omniglot's files are 105x105 black strokes on white, the character's ink box near the centre, its size
+and stroke width within a narrow range (the constants below hold the originals' medians and ranges).
 A photo, a scan or a screenshot differs in polarity, lighting, size, position and pen: here the
 ink is found (the paper is the majority colour of the border; the background is flattened so that
 uneven light and grey paper do not count as ink; Otsu's threshold then splits ink from paper),
@@ -18,7 +18,7 @@ BOX_LONG_SIDE = 67  # the median longer side of an original's ink box
 BOX_CENTRE = (51.5, 50.5)  # the median centre (x, y) of an original's ink box, Pillow's box coordinates
 STROKE_WIDTH = 4.4  # the median of stroke_width() over the originals
 # Every original's ink box has its centre within these bounds (on both axes, in a 105-pixel square), its
-# stroke_width() in STROKE_RANGE and ink on at most 22% of its border pixels: a square two-tone drawing (at most
+# stroke_width() in STROKE_RANGE and ink on less than MAX_BORDER_INK of its border pixels: a square two-tone drawing (at most
 # MAX_GREYS of its pixels neither near black nor near white, which JPEG compression keeps and antialiased
 # resizing or rotation does not) inside them is an original, or drawn like one.
 CENTRE_RANGE = (18, 84)

@@ -24,6 +24,8 @@ _REPORT_KEYS = {"ckpt", "acc", "ci95", "tasks"}
 # The settings an eval report records, which with its task count and ensemble size define what it measured.
 PROTOCOL_KEYS = ("split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "eval_seed",
                  "transductive")
+# What a run or a report written before a setting existed did: the MAML++ options off, queries normalised together.
+PREDATING = {"learn_inner_lr": False, "per_step_bn": False, "transductive": True}
 
 
 def check_writable(folder, fix):
@@ -105,7 +107,7 @@ def eval_protocol(cfg):
 
 def report_protocol(report):
     """eval_protocol of the settings that wrote `report` (a report's dict)."""
-    return {**{key: report.get(key) for key in PROTOCOL_KEYS}, "tasks": report.get("tasks"),
+    return {**{key: report.get(key, PREDATING.get(key)) for key in PROTOCOL_KEYS}, "tasks": report.get("tasks"),
             "ensemble": len(report.get("ensemble_steps", ()))}
 
 

@@ -114,6 +114,24 @@ def test_an_earlier_report_may_be_replaced(tiny_ckpt, tmp_path):
     assert check_eval_report(cfg) == report
 
 
+@pytest.mark.parametrize("transductive, replaceable", [("true", True), ("false", False)])
+def test_a_report_older_than_the_transductive_setting(tiny_ckpt, tmp_path, transductive, replaceable):
+    """A report written before `transductive` existed measured the queries normalised together: the same
+    evaluation replaces it, a one-query-at-a-time one keeps it."""
+    from src.outputs import PROTOCOL_KEYS, check_eval_report
+
+    report = tmp_path / "r.json"
+    cfg = load_config(["--ckpt", str(tiny_ckpt), "--eval_report", str(report), "--transductive", transductive])
+    report.write_text(json.dumps({"ckpt": f"../{tiny_ckpt.parent.name}/model.ckpt", "acc": 0.9, "ci95": 0.01,
+                                  **{key: cfg[key] for key in PROTOCOL_KEYS if key != "transductive"},
+                                  "tasks": cfg.eval_tasks}))
+    if replaceable:
+        assert check_eval_report(cfg) == report
+    else:
+        with pytest.raises(UserError, match="transductive True, not False"):
+            check_eval_report(cfg)
+
+
 def test_a_report_of_another_evaluation_is_kept(tiny_ckpt, tmp_path):
     """python eval.py --ckpt CKPT --k_qry_test 1 (CKPT.eval.json holds a 2-query report) -> exit 2, one line
     naming the difference; the report is untouched. The same protocol may replace it."""
