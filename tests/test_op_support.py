@@ -91,9 +91,9 @@ sys.exit(op_support.run_cli(op_support.main))
 
 @pytest.mark.slow
 def test_an_operator_the_table_lacks_fails(tmp_path):
-    """The loss with an Erf added (times zero): every backend's check names it."""
+    """The loss with an Erf added (times zero): the check names it (and the primitives of its gradient)."""
     script = tmp_path / "extra_op.py"
     script.write_text(EXTRA_OP.format(benchmarks=str(SCRIPT.parent)))
     code, result, errors = _run("--device_target", "GPU", script=script)
     assert "Erf" in result["primitives"]
-    assert code == 1 and len(errors) == 1 and errors[0].startswith("error: Erf is in the GPU graphs"), errors
+    assert code == 1 and errors[0].startswith("error: Erf is in the GPU graphs"), errors
