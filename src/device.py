@@ -34,8 +34,11 @@ def load_error(target):
     MindSpore records the loader's message for the plugins it tried. It does not try the GPU plugin when it
     finds no CUDA runtime, so for GPU without a recorded message the newest GPU plugin of this build is loaded
     in a child process, which yields the dynamic loader's reason (e.g. libcudnn.so.8 not found)."""
-    from mindspore._c_expression import MSContext  # the message MindSpore's own is_available logs
-    lines = [line.strip() for line in MSContext.get_instance().load_plugin_error().splitlines()]
+    try:
+        from mindspore._c_expression import MSContext  # the message MindSpore's own is_available logs
+        lines = [line.strip() for line in MSContext.get_instance().load_plugin_error().splitlines()]
+    except (ImportError, AttributeError):  # another MindSpore version: the GPU probe below still answers
+        lines = []
     relevant = [line for line in lines if PLUGINS[target] in line or (target == "Ascend" and "ascend" in line)]
     if relevant or target != "GPU":
         return "; ".join(relevant) or "this MindSpore build has no plugin for it"
