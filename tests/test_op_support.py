@@ -69,8 +69,6 @@ import op_support
 
 
 def cross_entropy_and_erf(logits, labels):
-    from mindspore import ops
-    from src.loss import cross_entropy
     return cross_entropy(logits, labels) + 0.0 * ops.erf(logits).mean(axis=(-2, -1))
 
 
@@ -78,6 +76,9 @@ build_graphs = op_support.build_graphs
 
 
 def build_graphs_with_erf(argv, folder):
+    global ops, cross_entropy  # imported here, once op_support has set up MindSpore's graph dumps
+    from mindspore import ops
+    from src.loss import cross_entropy
     import src.maml
     src.maml.cross_entropy = cross_entropy_and_erf
     return build_graphs(argv, folder)
@@ -90,9 +91,9 @@ sys.exit(op_support.run_cli(op_support.main))
 
 @pytest.mark.slow
 def test_an_operator_the_table_lacks_fails(tmp_path):
-    """The loss with an Erf added (times zero): every backend's check names it."""
+    """The loss with an Erf added (times zero): the check names it (and the primitives of its gradient)."""
     script = tmp_path / "extra_op.py"
     script.write_text(EXTRA_OP.format(benchmarks=str(SCRIPT.parent)))
     code, result, errors = _run("--device_target", "GPU", script=script)
     assert "Erf" in result["primitives"]
-    assert code == 1 and len(errors) == 1 and errors[0].startswith("error: Erf is in the GPU graphs"), errors
+    assert code == 1 and errors[0].startswith("error: Erf is in the GPU graphs"), errors

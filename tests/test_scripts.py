@@ -357,7 +357,7 @@ def test_gpu_unavailable_is_one_line_error(tmp_path, omniglot_root, omniglot_npy
                     env={"PYTHON": sys.executable}, timeout=300)
     assert code == 2
     # Stopped before training: the launch plan's one line, MindSpore's reason in it, no log begun.
-    assert len(out.splitlines()) == 1 and out.startswith("error: device_target GPU is not available ("), out
+    assert len(out.splitlines()) == 1 and out.startswith("error: device_target GPU is not available here ("), out
     assert "libmindspore_gpu" in out and not (tmp_path / "out").exists()
 
 
