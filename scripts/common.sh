@@ -1,33 +1,27 @@
 # shellcheck shell=bash
-# Shared logic of the launch scripts run_standalone_train_{cpu,gpu,ascend}.sh and
-# run_eval_{cpu,gpu,ascend}.sh. It is sourced by them, not run on its own; each launcher
-# calls `maml_train_main TARGET "$@"` or `maml_eval_main TARGET "$@"`. The data-parallel
-# launchers' scripts/common_distribute.sh builds on its argument reading and logging.
+# The launcher behind the twelve scripts/run_{standalone_train,eval,distribute_train,distribute_eval}_{cpu,gpu,ascend}.sh:
+# each sources this file and calls `maml_launch MODE TARGET "$@"`, its mode and device being all that
+# differs. Their usage is written once, in _maml_usage (`bash scripts/run_eval_gpu.sh --help` prints it).
+# quickstart.sh uses maml_parse_overrides. The data-parallel start (msrun) is in scripts/common_distribute.sh.
 #
 # The launchers check only what Python cannot: the number of arguments, that no override repeats a
 # positional argument, and that the interpreter exists. Python checks every setting and path,
-# DEVICE_ID (as --device_id) included. Bad input is one `error:` line and exit code 2. A launcher
+# DEVICE_ID (as --device_id) and RANK_SIZE included. Bad input is one `error:` line and exit code 2. A launcher
 #   1. checks its arguments (-h/--help anywhere: the usage, exit 0; fewer than 3: one line naming
 #      the positional arguments and pointing to --help, exit 2);
 #   2. makes DATA_PATH, CKPT_PATH, a relative PYTHON and the path overrides --npy_dir, --output_dir,
 #      --config_path and --eval_report absolute (relative to the caller's directory), then cds to the
 #      repo root, so it works from any directory;
-#   3. asks Python where the log goes (`python -m src.launch_plan train|eval ...`, _maml_plan; Python checks
-#      and creates the log file, which may only be an earlier log; it also checks the
-#      settings as the program will (eval: as eval.py merges them with the checkpoint's; --resume: the
-#      checkpoint it continues), that the data is there and the outputs, and stops here with one
-#      `error:` line if one is wrong):
-#        train: <output_dir>/train.log
-#        eval:  R.log beside the report R.json: <CKPT_PATH>.eval.json (.eval_ensembleN.json with --ensemble N)
-#               or --eval_report R.json
-#   4. exports the DEVICE_ID Python accepted (Ascend also RANK_SIZE=1, RANK_ID=0; GPU leaves
-#      CUDA_VISIBLE_DEVICES alone: MindSpore picks the card from --device_id);
+#   3. asks Python to check the run and name its log (`python -m src.launch_plan train|eval ...`, _maml_plan):
+#      the settings as the program will read them (eval: merged with the checkpoint's; --resume: the
+#      checkpoint it continues), the backend, the data and the outputs; a wrong one stops the launcher
+#      here with Python's `error:` line, before the log begins;
+#   4. standalone: exports the DEVICE_ID Python accepted (Ascend also RANK_SIZE=1, RANK_ID=0; GPU leaves
+#      CUDA_VISIBLE_DEVICES alone: MindSpore picks the card from --device_id); data-parallel: starts
+#      RANK_SIZE ranks with msrun, rank r on card r;
 #   5. runs omniglot_train.py / eval.py (which build omniglot.npy when it is missing or stale),
 #      streaming all output to the console and appending it to the log, and exits with python's
-#      exit code.
-#
-# Python: $PYTHON if set (e.g. PYTHON=.venv/bin/python), else python3 from PATH (the venv's, once
-# it is activated).
+#      exit code (130 when interrupted).
 
 set -u -o pipefail
 
@@ -40,42 +34,48 @@ _maml_die() {
     exit 2
 }
 
-# Lines of the usages that the standalone and data-parallel launchers share.
-MAML_USAGE_DATA="  DATA_PATH      Omniglot root holding raw/images_{background,evaluation}.zip
+# _maml_usage MODE TARGET: the usage of the launcher of MODE on TARGET (see maml_launch).
+_maml_usage() {
+    local mode=$1 target=$2 first where args lines example overrides outputs ranks
+    if [[ $mode == distribute_* ]]; then
+        first=RANK_SIZE where="data-parallel on RANK_SIZE $target ranks of this host (msrun)" example=8
+        lines="  RANK_SIZE      number of ranks, a positive integer"
+    else
+        first=DEVICE_ID where="on one $target device" example=0
+        lines="  DEVICE_ID      card of this host (non-negative integer; ignored on CPU, use 0)"
+    fi
+    if [[ $mode == *train ]]; then
+        args="EPOCH DATA_PATH" where="Meta-train MAML on Omniglot $where."
+        [[ $mode == distribute_* ]] && lines+=" that divides task_num"
+        lines+=$'\n'"  EPOCH          meta-training steps (positive integer)"
+        example+=" 20000 /data/omniglot --output_dir output/run1"
+        overrides="--output_dir output/run1 --task_num 16 --resume"
+        outputs="Log: <output_dir>/train.log (default output/train.log)."
+        ranks="<output_dir>/msrun_log/worker_N.log"
+    else
+        args="DATA_PATH CKPT_PATH" where="Evaluate a MAML checkpoint on the fixed Omniglot meta-test tasks $where."
+        example+=" /data/omniglot output/best.ckpt"
+        overrides="--eval_tasks 1000 --k_qry_test 1 --ensemble 5"
+        outputs="Report: <CKPT_PATH>.eval[_ensembleN][_nontransductive].json (with --ensemble N, --transductive
+false) or --eval_report R.json; its log: the report's name with .log."
+        ranks="the report's name with .msrun_log/worker_N.log"
+    fi
+    lines+=$'\n'"  DATA_PATH      Omniglot root holding raw/images_{background,evaluation}.zip
                  (or processed/ folders, or a prebuilt omniglot.npy)"
-MAML_USAGE_CKPT="  CKPT_PATH      checkpoint written by training, e.g. output/best.ckpt
-  --key value    any other setting of default_config.yaml, e.g. --eval_tasks 600 --npy_dir /tmp/omniglot_npy"
-
-_maml_usage_train() {
-    local target=$1
+    [[ $mode == *eval ]] && lines+=$'\n'"  CKPT_PATH      checkpoint written by training, e.g. output/best.ckpt"
+    if [[ $mode == distribute_* ]]; then
+        outputs+=" Rank N's log: $ranks.
+Scheduler port: \$MASTER_PORT if set, else a free one. msrun gives rank r the card r (no --device_id)."
+    fi
     cat <<EOF
-Usage: bash scripts/${MAML_SCRIPT} DEVICE_ID EPOCH DATA_PATH [--key value ...]
-  Meta-train MAML on Omniglot on ${target}.
-  DEVICE_ID      card of this host (non-negative integer; ignored on CPU, use 0)
-  EPOCH          meta-training steps (positive integer)
-${MAML_USAGE_DATA}
-  --key value    any other setting of default_config.yaml, e.g. --output_dir output/run1
-                 --npy_dir /tmp/omniglot_npy --task_num 16 --resume
+Usage: bash scripts/${MAML_SCRIPT} ${first} ${args} [--key value ...]
+  ${where}
+${lines}
+  --key value    any other setting of default_config.yaml, e.g. ${overrides}
 Example:
-  bash scripts/${MAML_SCRIPT} 0 20000 /data/omniglot
-  PYTHON=.venv/bin/python bash scripts/${MAML_SCRIPT} 0 20000 /data/omniglot --output_dir output/run1
-Python: \$PYTHON if set, else python3. Log: <output_dir>/train.log (default output/train.log).
-EOF
-}
-
-_maml_usage_eval() {
-    local target=$1
-    cat <<EOF
-Usage: bash scripts/${MAML_SCRIPT} DEVICE_ID DATA_PATH CKPT_PATH [--key value ...]
-  Evaluate a MAML checkpoint on the fixed Omniglot meta-test tasks on ${target}.
-  DEVICE_ID      card of this host (non-negative integer; ignored on CPU, use 0)
-${MAML_USAGE_DATA}
-${MAML_USAGE_CKPT}
-Example:
-  bash scripts/${MAML_SCRIPT} 0 /data/omniglot output/best.ckpt
-  PYTHON=.venv/bin/python bash scripts/${MAML_SCRIPT} 0 /data/omniglot output/best.ckpt --eval_tasks 1000
-Python: \$PYTHON if set, else python3. Log: <CKPT_PATH>.eval.log; results: <CKPT_PATH>.eval.json
-(with --ensemble N: <CKPT_PATH>.eval_ensembleN.json and .log; with --eval_report R.json: R.json, R.log).
+  bash scripts/${MAML_SCRIPT} ${example}
+Python: \$PYTHON if set (e.g. PYTHON=.venv/bin/python), else python3.
+${outputs}
 EOF
 }
 
@@ -96,9 +96,10 @@ _maml_resolve_python() {
         || _maml_die "python '$MAML_PYTHON' not found: set PYTHON to the interpreter of your venv (e.g. PYTHON=.venv/bin/python)"
 }
 
-# Scan the extra `--key value` / `--key=value` overrides: make path values absolute (relative to
-# the caller's directory) and refuse keys that the positional arguments set. Result: MAML_EXTRA.
-_maml_parse_extra() {
+# maml_parse_overrides "KEY ..." [--key value ...]: scan the `--key value` / `--key=value` overrides of a
+# script whose own arguments set the KEYs: make path values absolute (relative to the caller's directory)
+# and refuse those KEYs (one error line, exit code 2). Result: the array MAML_EXTRA.
+maml_parse_overrides() {
     local positional=$1
     shift
     MAML_EXTRA=()
@@ -137,14 +138,14 @@ _maml_plan() {
     wait "$!" || exit $?
 }
 
-# _maml_run_logged LOG CMD [ARG ...]: run CMD with its output on the console and appended to LOG
-# (a path Python named), under a header line that says when and on what ($MAML_RUN_ON).
+# _maml_run_logged LOG RUN_ON CMD [ARG ...]: run CMD with its output on the console and appended to LOG
+# (a path Python named), under a header line that says when and on what (RUN_ON).
 _maml_run_logged() {
-    local log=$1
-    shift
+    local log=$1 run_on=$2
+    shift 2
     echo "log: $log"
     {
-        echo "==== $(date '+%Y-%m-%d %H:%M:%S') $MAML_SCRIPT: $MAML_RUN_ON"
+        echo "==== $(date '+%Y-%m-%d %H:%M:%S') $MAML_SCRIPT: $run_on"
         echo "run: $*"
         "$@"
     } 2>&1 | (trap '' INT; exec tee -a -- "$log") # tee outlives Ctrl-C to log python's last line
@@ -153,29 +154,32 @@ _maml_run_logged() {
     return "$rc"
 }
 
-_maml_export_device() {
-    local target=$1 device_id=$2
-    export DEVICE_ID=$device_id
-    export PYTHONUNBUFFERED=1
-    MAML_RUN_ON="DEVICE_ID=$device_id"
+# _maml_run_standalone TARGET KIND SCRIPT [ARG ...]: have Python check the settings (DEVICE_ID as
+# --device_id) and name the log, then export DEVICE_ID and run SCRIPT.
+_maml_run_standalone() {
+    local target=$1 kind=$2 script=$3
+    shift 3
+    _maml_plan "$kind" "$@"
+    export DEVICE_ID=$MAML_FIRST PYTHONUNBUFFERED=1
     if [[ $target == Ascend ]]; then
         export RANK_SIZE=1 RANK_ID=0
     fi
+    _maml_run_logged "${MAML_PLAN[0]}" "DEVICE_ID=$MAML_FIRST" "$MAML_PYTHON" "$script" "$@"
 }
 
-# The usage on -h/--help anywhere (exit 0); fewer than the 3 positional arguments: one error line
-# naming them (from the usage's first line) and pointing to --help.
+# _maml_check_arg_count MODE TARGET [ARG ...]: the usage on -h/--help anywhere (exit 0); fewer than the 3
+# positional arguments: one error line naming them (from the usage's first line) and pointing to --help.
 _maml_check_arg_count() {
-    local usage=$1 target=$2 arg synopsis
+    local mode=$1 target=$2 arg synopsis
     shift 2
     for arg in "$@"; do
         if [[ $arg == -h || $arg == --help ]]; then
-            "$usage" "$target"
+            _maml_usage "$mode" "$target"
             exit 0
         fi
     done
     if (($# < 3)); then
-        synopsis=$("$usage" "$target")
+        synopsis=$(_maml_usage "$mode" "$target")
         synopsis=${synopsis%%$'\n'*}
         synopsis=${synopsis#"Usage: bash scripts/$MAML_SCRIPT "}
         arg=arguments
@@ -184,48 +188,33 @@ _maml_check_arg_count() {
     fi
 }
 
-# _maml_read_args KIND USAGE TARGET FIRST ARG2 ARG3 [--key value ...]: the arguments of a launcher of
-# KIND, train (FIRST EPOCH DATA_PATH) or eval (FIRST DATA_PATH CKPT_PATH), FIRST being DEVICE_ID or
-# RANK_SIZE. Sets MAML_FIRST and MAML_SETTINGS (the entry point's arguments, paths made absolute),
-# resolves PYTHON and enters the repo root.
-_maml_read_args() {
-    local kind=$1 usage=$2 target=$3
-    shift 3
-    _maml_check_arg_count "$usage" "$target" "$@"
+# maml_launch MODE TARGET FIRST ARG2 ARG3 [--key value ...]: the launcher of MODE on TARGET (CPU, GPU or
+# Ascend). MODE is standalone_train (DEVICE_ID EPOCH DATA_PATH), eval (DEVICE_ID DATA_PATH CKPT_PATH),
+# distribute_train (RANK_SIZE EPOCH DATA_PATH) or distribute_eval (RANK_SIZE DATA_PATH CKPT_PATH).
+maml_launch() {
+    local mode=$1 target=$2 kind script settings positional
+    shift 2
+    _maml_check_arg_count "$mode" "$target" "$@"
     MAML_FIRST=$1
     _maml_resolve_python
-    if [[ $kind == train ]]; then
-        MAML_SETTINGS=(--device_target "$target" --epoch "$2" --data_path "$(_maml_abs "$3")")
-        shift 3
-        _maml_parse_extra "device_target device_id data_path epoch" "$@"
+    if [[ $mode == *train ]]; then
+        kind=train script=omniglot_train.py positional=epoch
+        settings=(--device_target "$target" --epoch "$2" --data_path "$(_maml_abs "$3")")
     else
-        MAML_SETTINGS=(--device_target "$target" --data_path "$(_maml_abs "$2")" --ckpt "$(_maml_abs "$3")")
-        shift 3
-        _maml_parse_extra "device_target device_id data_path ckpt" "$@"
+        kind=eval script=eval.py positional=ckpt
+        settings=(--device_target "$target" --data_path "$(_maml_abs "$2")" --ckpt "$(_maml_abs "$3")")
     fi
-    MAML_SETTINGS+=("${MAML_EXTRA[@]}")
+    shift 3
+    maml_parse_overrides "device_target device_id data_path $positional" "$@"
+    settings+=("${MAML_EXTRA[@]}")
     cd "$MAML_REPO_ROOT" || exit 1 # not bad input: cd names the reason
-}
-
-# _maml_standalone_main KIND USAGE SCRIPT TARGET DEVICE_ID ...: have Python check the settings
-# (DEVICE_ID as --device_id) and name the log, then export DEVICE_ID and run SCRIPT.
-_maml_standalone_main() {
-    local kind=$1 usage=$2 script=$3 target=$4
-    shift 4
-    _maml_read_args "$kind" "$usage" "$target" "$@"
-    MAML_SETTINGS+=(--device_id "$MAML_FIRST")
-    _maml_plan "$kind" "${MAML_SETTINGS[@]}"
-    _maml_export_device "$target" "$MAML_FIRST"
-    _maml_run_logged "${MAML_PLAN[0]}" "$MAML_PYTHON" "$script" "${MAML_SETTINGS[@]}"
+    if [[ $mode == distribute_* ]]; then
+        _maml_run_msrun "$kind" "$MAML_FIRST" "$script" "${settings[@]}"
+    else
+        _maml_run_standalone "$target" "$kind" "$script" "${settings[@]}" --device_id "$MAML_FIRST"
+    fi
     exit $?
 }
 
-# maml_train_main TARGET DEVICE_ID EPOCH DATA_PATH [--key value ...]
-maml_train_main() {
-    _maml_standalone_main train _maml_usage_train omniglot_train.py "$@"
-}
-
-# maml_eval_main TARGET DEVICE_ID DATA_PATH CKPT_PATH [--key value ...]
-maml_eval_main() {
-    _maml_standalone_main eval _maml_usage_eval eval.py "$@"
-}
+# shellcheck source=scripts/common_distribute.sh
+source "$MAML_REPO_ROOT/scripts/common_distribute.sh"

@@ -1,10 +1,9 @@
 #!/bin/bash
 # The README's main command: install, prepare Omniglot, a short CPU meta-training run and its
 # evaluation on 600 meta-test tasks, with no editing needed.
-# Usage: bash scripts/quickstart.sh [OMNIGLOT_ROOT] [OUTPUT_DIR] [--key value ...]
-#   OMNIGLOT_ROOT  folder with raw/images_background.zip and raw/images_evaluation.zip
-#                  (default ../shared/omniglot; fetch them with
-#                  python src/data_preprocess.py --data_path DIR --download)
+# Usage: bash scripts/quickstart.sh OMNIGLOT_ROOT [OUTPUT_DIR] [--key value ...]
+#   OMNIGLOT_ROOT  folder with raw/images_background.zip and raw/images_evaluation.zip (fetch them
+#                  with python src/data_preprocess.py --data_path DIR --download)
 #   OUTPUT_DIR     where checkpoints, metrics and logs go (default output/quickstart; must not
 #                  hold an earlier run's checkpoints)
 #   --key value    further overrides for both training and evaluation (e.g. --epoch 100); paths
@@ -19,6 +18,10 @@ for arg in "$@"; do
         exit 0
     fi
 done
+if (($# == 0)); then
+    echo "error: expected OMNIGLOT_ROOT [OUTPUT_DIR] [--key value ...], got 0 arguments: see bash scripts/quickstart.sh --help" >&2
+    exit 2
+fi
 NAMES=(OMNIGLOT_ROOT OUTPUT_DIR)
 for i in 1 2; do
     if [[ ${!i:-} == -* ]]; then
@@ -28,14 +31,14 @@ for i in 1 2; do
     fi
 done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DATA_PATH="$(realpath -m -- "${1:-$ROOT/../shared/omniglot}")"
+DATA_PATH="$(realpath -m -- "$1")"
 OUTPUT_DIR="$(realpath -m -- "${2:-$ROOT/output/quickstart}")"
 NPY_DIR="$(realpath -m -- "${NPY_DIR:-$ROOT/data/omniglot}")"
 # The overrides as the launchers take them: path values made absolute (relative to the caller's
 # directory), and no setting that the arguments and NPY_DIR give.
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
-_maml_parse_extra "data_path output_dir npy_dir ckpt" "${@:3}"
+maml_parse_overrides "data_path output_dir npy_dir ckpt" "${@:3}"
 EXTRA=("${MAML_EXTRA[@]}")
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"

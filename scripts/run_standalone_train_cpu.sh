@@ -1,21 +1,4 @@
 #!/bin/bash
-# Meta-train MAML on Omniglot on one CPU device (MindSpore ModelZoo-style launcher).
-#
-# Usage: bash scripts/run_standalone_train_cpu.sh DEVICE_ID EPOCH DATA_PATH [--key value ...]
-#   e.g. bash scripts/run_standalone_train_cpu.sh 0 20000 /data/omniglot --output_dir output/run1
-# DEVICE_ID: card index (non-negative integer); EPOCH: meta-training steps (positive integer);
-# DATA_PATH: Omniglot root (raw/images_{background,evaluation}.zip). Extra --key value pairs are
-# overrides of default_config.yaml, passed through to omniglot_train.py (bare --resume means true).
-#
-# Runs
-#   $PYTHON omniglot_train.py --device_target CPU --device_id DEVICE_ID --epoch EPOCH --data_path DATA_PATH ...
-# from the repo root, which builds omniglot.npy first when it is missing from --npy_dir (default:
-# DATA_PATH); callable from any directory (relative paths are taken from the caller's directory).
-# Output goes to the console and is appended to <output_dir>/train.log; the exit code is python's.
-# Python: $PYTHON if set (e.g. PYTHON=.venv/bin/python), else python3 from PATH.
-# DEVICE_ID is checked and exported but ignored by MindSpore on CPU (use 0).
-# The logic lives in scripts/common.sh.
-
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-maml_train_main CPU "$@"
+maml_launch standalone_train CPU "$@"

@@ -228,8 +228,17 @@ def test_quickstart_help_prints_the_usage_and_installs_nothing(tmp_path, args):
     proc = run_quickstart(tmp_path, *args)
     assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
     lines = proc.stdout.splitlines()
-    assert "Usage: bash scripts/quickstart.sh [OMNIGLOT_ROOT] [OUTPUT_DIR] [--key value ...]" in lines
+    assert "Usage: bash scripts/quickstart.sh OMNIGLOT_ROOT [OUTPUT_DIR] [--key value ...]" in lines
     assert lines[0].startswith("The README's main command") and not any(line.startswith("#") for line in lines)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quickstart_needs_the_data_folder(tmp_path):
+    """`bash scripts/quickstart.sh` alone: exit code 2, one `error:` line naming OMNIGLOT_ROOT; nothing installed."""
+    proc = run_quickstart(tmp_path)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.splitlines() == ["error: expected OMNIGLOT_ROOT [OUTPUT_DIR] [--key value ...], got 0 arguments: "
+                                        "see bash scripts/quickstart.sh --help"]
     assert list(tmp_path.iterdir()) == []
 
 
