@@ -1,10 +1,18 @@
-"""README.md is the model card and README_CN.md its Chinese translation: the same commands and figures."""
+"""README.md is the model card and README_CN.md its Chinese translation: the same commands and figures; what a
+user reads points to a data folder of their own."""
 import re
+import subprocess
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```\w*\n(.*?)^```", re.S | re.M)
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Where the repository's own tests and CI find Omniglot: a folder beside the checkout, which a user's has not.
+INTERNAL_DATA = re.compile(r"shared/omniglot")
+DOCUMENTS = sorted({REPO / "README.md", REPO / "README_CN.md", *REPO.glob("docs/*.md"), *REPO.glob("checkpoints/**/README.md")})
+HELP = sorted(REPO.glob("scripts/run_*_*.sh")) + [REPO / "scripts" / "quickstart.sh"]
 
 
 def blocks(text):
@@ -25,13 +33,24 @@ def test_translation_has_the_same_commands_and_figures():
         assert "<!--" not in text  # no placeholder left
 
 
-def test_user_facing_commands_use_a_users_data_path():
-    """../shared/omniglot, where the repository's own tests keep the data, is named once, as the default."""
-    for name in ("README.md", "README_CN.md"):
-        text = (REPO / name).read_text()
-        assert text.count("../shared/omniglot") == 1, name
-    commands = "\n".join(line for block in blocks((REPO / "README.md").read_text()) for line in block)
-    assert "--data_path /data/omniglot" in commands and "shared" not in commands
-    for readme in (REPO / "checkpoints").glob("*/README.md"):  # the commands that trained and scored each checkpoint
-        commands = "\n".join(line for block in blocks(readme.read_text()) for line in block)
-        assert "/data/omniglot" in commands and "shared" not in commands, readme
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(REPO)))
+def test_documents_name_no_repository_internal_data_path(document):
+    assert not INTERNAL_DATA.search(document.read_text())
+
+
+@pytest.mark.parametrize("script", HELP, ids=lambda p: p.name)
+def test_script_usage_names_no_repository_internal_data_path(script):
+    proc = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout, proc.stderr
+    assert not INTERNAL_DATA.search(proc.stdout)
+
+
+def test_readme_commands_read_the_users_data_folder():
+    """Every README command that reads Omniglot is given the folder the README asks the user for."""
+    readers = ("omniglot_train.py", "eval.py", "src/demo_task.py", "src/data_preprocess.py", "benchmarks/",
+               "scripts/quickstart.sh", "scripts/run_")
+    lines = [line for block in blocks((REPO / "README.md").read_text()) for line in block]
+    reading = [line for line in lines if any(reader in line for reader in readers)]
+    assert reading
+    for line in reading:
+        assert "/data/omniglot" in line, line
