@@ -106,7 +106,7 @@ def violations(target, names, convs, float64, table):
         for name, group, out_channel in sorted(set(convs)):
             if group > 1 and out_channel != group:
                 problems.append(f"{name} with group {group} and {out_channel} output channels: Ascend runs group > 1 "
-                                "only depthwise (in = out channels = group); use conv_impl per_task")
+                                "only depthwise (in = out channels = group); use conv_impl matmul or per_task")
     return problems
 
 

@@ -6,12 +6,13 @@ graph needs (docs/op_support.md):
 - GPU: the elementary batch norm. MindSpore's GPU BatchNormGradGrad reads the inverse standard deviation
   the forward kernel saves as if it were the variance, so the fused form's second derivative is suspect
   until a device check (benchmarks/device_check.py) shows it right.
-- Ascend: one convolution per task (Conv2D's group > 1 is only depthwise there) and the elementary batch
-  norm (BatchNormGradGrad has only an AICPU kernel).
+- Ascend: the convolution as matrix products (`matmul`) (Conv2D's group > 1 is only depthwise
+  there; one convolution per task makes a graph that grows with the task count and compiles for many
+  minutes at 32 tasks) and the elementary batch norm (BatchNormGradGrad has only an AICPU kernel).
 """
-CONV_IMPLS = ("grouped", "per_task")
+CONV_IMPLS = ("grouped", "per_task", "matmul")
 BN_IMPLS = ("fused", "elementary")
-AUTO = {"CPU": ("grouped", "fused"), "GPU": ("grouped", "elementary"), "Ascend": ("per_task", "elementary")}
+AUTO = {"CPU": ("grouped", "fused"), "GPU": ("grouped", "elementary"), "Ascend": ("matmul", "elementary")}
 CONV_CHOICES = ("auto",) + CONV_IMPLS
 BN_CHOICES = ("auto",) + BN_IMPLS
 

@@ -27,9 +27,12 @@ itself, and one image alone is classified as within a batch. The moments are the
 reductions (`bn_impl="elementary"`, also usable for every batch norm), which any backend can
 differentiate twice; the fused kernel cannot restrict its statistics to part of its batch.
 
-The grouped convolution has a second form, `conv_impl="per_task"`: one ordinary convolution per task,
-concatenated, for backends whose grouped convolution is only depthwise (Ascend). Both forms compute
-the same numbers from the same weights (src/formulation.py picks them per backend).
+The grouped convolution has two other forms for backends whose grouped convolution is only depthwise
+(Ascend): `conv_impl="per_task"`, one ordinary convolution per task, concatenated; and
+`conv_impl="matmul"`, every output's 3x3 patch gathered by products with constant 0/1 matrices and
+multiplied by each task's weights in one batched matrix product: matrix products only, in a graph whose
+size does not grow with the task count.
+All forms compute the same numbers from the same weights (src/formulation.py picks them per backend).
 """
 import numpy as np
 import mindspore as ms
@@ -53,7 +56,7 @@ class Learner(nn.Cell):
         lr_steps > 0: that many learned inner learning rates per adapted weight, starting at update_lr;
         transductive: queries normalised with their own batch's statistics, else with the support set's;
         bn_impl: the batch norm of a whole batch's statistics, MindSpore's fused kernel or reductions;
-        conv_impl: the tasks' convolutions as one grouped convolution or one convolution per task."""
+        conv_impl: the tasks' convolutions as one grouped convolution, one per task, or a batched matmul."""
         super().__init__()
         if bn_impl not in BN_IMPLS:
             raise ValueError(f"bn_impl must be one of {BN_IMPLS}, got {bn_impl!r}")
@@ -118,10 +121,12 @@ class Learner(nn.Cell):
 
     def convolution(self, h, conv_w):
         """The 3x3 stride-2 'same' convolution of h (N, tasks * C_in, H, W), task t's channel group with its
-        weights conv_w[t] (tasks, C_out, C_in, 3, 3): grouped, or per task and concatenated."""
+        weights conv_w[t] (tasks, C_out, C_in, 3, 3): grouped, as a batched matmul, or per task and concatenated."""
         tasks = conv_w.shape[0]
         if self.conv_impl == "grouped":
             return _conv(h, conv_w.reshape((-1,) + conv_w.shape[2:]), tasks)
+        if self.conv_impl == "matmul":
+            return _conv_matmul(h, conv_w)
         inputs = ops.split(h, h.shape[1] // tasks, axis=1)
         return ops.concat([_conv(inputs[t], conv_w[t], 1) for t in range(tasks)], axis=1)
 
@@ -162,3 +167,31 @@ class Learner(nn.Cell):
 def _conv(h, weight, groups):
     """3x3 stride-2 convolution with 'same' padding (the extra row and column at the bottom and right)."""
     return P.Conv2D(weight.shape[0], weight.shape[2:], pad_mode="same", stride=2, group=groups)(h, weight)
+
+
+def _tap_rows(size):
+    """(3 * out, size) 0/1 matrix whose row k * out + o picks the input row under kernel row k of output row o of
+    the 3x3 stride-2 'same' convolution along an axis of `size` (all zeros where that row is padding)."""
+    out = -(-size // 2)
+    before = max(2 * (out - 1) + KERNEL - size, 0) // 2
+    rows = np.zeros((KERNEL * out, size), np.float32)
+    for k in range(KERNEL):
+        for o in range(out):
+            if 0 <= 2 * o + k - before < size:
+                rows[k * out + o, 2 * o + k - before] = 1
+    return rows
+
+
+def _conv_matmul(h, conv_w):
+    """The convolution of `Learner.convolution` from matrix products alone: constant 0/1 matrices gather each
+    output pixel's 3x3 input patch (im2col, padding included), one BatchMatMul applies task t's weights
+    flattened to (C_out, C_in * 9). Matrix products differentiate twice into matrix products on every backend."""
+    tasks, c_out, c_in = conv_w.shape[:3]
+    num, _, height, width = h.shape
+    rows, cols = ms.Tensor(_tap_rows(height)), ms.Tensor(_tap_rows(width))
+    out_h, out_w = rows.shape[0] // KERNEL, cols.shape[0] // KERNEL
+    patches = ops.matmul(ops.matmul(rows, h), cols.T)  # (num, tasks * C_in, 3 * out_h, 3 * out_w)
+    # -> (tasks, C_in * 9, num * out_h * out_w), the weights' (C_in, ky, kx) order
+    patches = patches.reshape(num, tasks, c_in, KERNEL, out_h, KERNEL, out_w).transpose(1, 2, 3, 5, 0, 4, 6)
+    out = ops.bmm(conv_w.reshape(tasks, c_out, -1), patches.reshape(tasks, c_in * KERNEL * KERNEL, -1))
+    return out.reshape(tasks, c_out, num, out_h, out_w).transpose(2, 0, 1, 3, 4).reshape(num, tasks * c_out, out_h, out_w)

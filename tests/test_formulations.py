@@ -14,7 +14,8 @@ from tests.test_maml import (BLOCKS, FILTERS, N_WAY, TASKS, UPDATE_LR, UPDATE_ST
                              _relative_error, _set_params, _tensors, batch, graph_mode_cpu)  # noqa: F401 (fixtures)
 
 REFERENCE = ("grouped", "fused")
-OTHERS = [("grouped", "elementary"), ("per_task", "fused"), ("per_task", "elementary")]
+OTHERS = [("grouped", "elementary"), ("per_task", "fused"), ("per_task", "elementary"), ("matmul", "fused"),
+          ("matmul", "elementary")]
 # float32 sums in another order: the formulations agree to this fraction of the largest magnitude.
 RTOL = 1e-4
 STEP_WEIGHTS = np.float32([0.3, 0.7])  # the multi-step loss
@@ -95,7 +96,7 @@ def test_auto_resolves_per_backend_and_explicit_choices_win(target):
     assert resolve(cfg) == AUTO[target]
     learner = build_maml(cfg).learner
     assert (learner.conv_impl, learner.bn_impl) == AUTO[target]
-    assert AUTO["Ascend"][0] == "per_task" and AUTO["GPU"][1] == AUTO["Ascend"][1] == "elementary"
+    assert AUTO["Ascend"][0] == "matmul" and AUTO["GPU"][1] == AUTO["Ascend"][1] == "elementary"
     cfg = load_config(["--device_target", target, "--conv_impl", "per_task", "--bn_impl", "fused"])
     assert resolve(cfg) == ("per_task", "fused")
 
@@ -109,7 +110,7 @@ def test_unknown_formulation_is_refused(args):
 
 def test_checkpoint_of_one_formulation_scores_identically_with_another(tmp_path, batch):
     """The formulation is not part of a checkpoint's shape: trained with grouped + fused (CPU's auto), it loads
-    for an Ascend-style per_task + elementary network, which then predicts what the original predicts."""
+    for an Ascend-style matmul + elementary network, which then predicts what the original predicts."""
     from src import checkpoint
     from src.maml import AdaptAndScore
     from tests.tiny_checkpoints import save_tiny_checkpoint
@@ -119,7 +120,7 @@ def test_checkpoint_of_one_formulation_scores_identically_with_another(tmp_path,
     path = save_tiny_checkpoint(tmp_path / "tiny.ckpt", *settings)
     predictions = []
     for formulation in (["--conv_impl", "grouped", "--bn_impl", "fused"],
-                        ["--conv_impl", "per_task", "--bn_impl", "elementary"]):
+                        ["--conv_impl", "matmul", "--bn_impl", "elementary"]):
         cfg, params, meta = checkpoint.load_for_inference(["--ckpt", str(path), *formulation])
         checkpoint.check_compatible(meta, cfg, path)
         maml = build_maml(cfg)
