@@ -3,7 +3,7 @@
     python benchmarks/device_check.py --device_target GPU --data_path /data/omniglot --npy_dir /tmp/omniglot_npy
     python benchmarks/device_check.py --device_target CPU --short ...        (the check itself, in CI)
 
-On the device, with the device's settings (src/device.py: TF32/HF32 off) it
+On the device, with the device's settings (src/model_utils/device.py: TF32/HF32 off) it
 1. computes the meta-gradient of a fixed batch (a 16-filter network, 4 tasks, 5 inner steps, the MAML++
    options and the multi-step loss on) in both orders, with each formulation the backend's `auto` can pick
    and with the fused batch norm too, and compares each with the CPU's (grouped + fused): relative error
@@ -28,15 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 
 import mindspore as ms  # noqa: E402
 
-from src import checkpoint  # noqa: E402
-from src.config import load_config  # noqa: E402
-from src.dataset import prepare_omniglot, split_class_ids, split_rotates  # noqa: E402
-from src.device import setup_device  # noqa: E402
-from src.episode_sampler import EpisodeSampler, fixed_task_batches  # noqa: E402
-from src.errors import ArgumentParser, UserError, run_cli  # noqa: E402
+from src.data.dataset import prepare_omniglot  # noqa: E402
+from src.data.episode_sampler import EpisodeSampler, fixed_task_batches  # noqa: E402
+from src.data.splits import split_class_ids, split_rotates  # noqa: E402
+from src.engine.loading import inference_settings, trained_maml  # noqa: E402
 from src.formulation import AUTO  # noqa: E402
 from src.maml import AdaptAndScore, MetaGradient, build_maml  # noqa: E402
-from src.meta_training import MetaTraining  # noqa: E402
+from src.meta_optimizer import MetaOptimizer  # noqa: E402
+from src.model_utils.config import load_config  # noqa: E402
+from src.model_utils.device import setup_device  # noqa: E402
+from src.model_utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from src.multi_step_loss import step_loss_weights  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,10 +88,10 @@ def train_losses(common, target, steps):
     classes = split_class_ids(data.classes, cfg.split)["train"]
     sampler = EpisodeSampler(data.images, classes, cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num,
                              split_rotates(cfg.split), cfg.seed)
-    training = MetaTraining(cfg)
+    meta_optimizer = MetaOptimizer(cfg)
     losses, seconds = [], []
     for step in range(steps):
-        cell, extra = training.step_at(step)
+        cell, extra = meta_optimizer.step_at(step)
         batch = [ms.Tensor(part) for part in sampler.next_batch()] + list(extra)
         start = time.perf_counter()
         losses.append(float(cell(*batch)[0].asnumpy()))
@@ -100,10 +101,8 @@ def train_losses(common, target, steps):
 
 def test_accuracies(common, target, tasks):
     """Per-task query accuracy of the shipped checkpoint on the first `tasks` fixed test tasks."""
-    cfg, params, _ = checkpoint.load_for_inference(common + ["--device_target", target, "--ckpt", str(CHECKPOINT)])
-    maml = build_maml(cfg)
-    checkpoint.load_into(maml.learner, params, CHECKPOINT)
-    scorer = AdaptAndScore(maml, cfg.update_step_test)
+    cfg, params, _ = inference_settings(common + ["--device_target", target, "--ckpt", str(CHECKPOINT)])
+    scorer = AdaptAndScore(trained_maml(cfg, params, CHECKPOINT), cfg.update_step_test)
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: None)
     classes = split_class_ids(data.classes, cfg.split)["test"]
     accs = []

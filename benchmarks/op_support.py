@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: `import src...` from the repo root
 
-from src.errors import run_cli  # noqa: E402 (imports no MindSpore: MS_DEV_SAVE_GRAPHS is set before it starts)
+from src.model_utils.errors import run_cli  # noqa: E402 (imports no MindSpore: MS_DEV_SAVE_GRAPHS is set before it starts)
 TABLE = REPO / "docs" / "op_support.md"
 ACCEPTED = ("yes", "internal", "graph")
 BACKENDS = ("CPU", "GPU", "Ascend")
@@ -115,10 +115,10 @@ def build_graphs(argv, folder):
     import numpy as np
     import mindspore as ms
 
-    from src.config import load_config
+    from src.engine.loading import SINGLE_IMAGE
     from src.maml import AdaptAndScore, build_maml
-    from src.inference import SINGLE_IMAGE
-    from src.meta_training import MetaTraining
+    from src.meta_optimizer import MetaOptimizer
+    from src.model_utils.config import load_config
     from src.multi_step_loss import step_loss_weights
     from step_options import synthetic_batch
     from export import graph_inputs
@@ -131,9 +131,9 @@ def build_graphs(argv, folder):
     weights = ms.Tensor(step_loss_weights(cfg.update_step, cfg.msl_epochs, 0))
     for first_order in (False, True):
         cfg["first_order"] = first_order
-        training = MetaTraining(cfg)
-        training.train_step(*batch, weights)
-        training.train_step(*batch)
+        meta_optimizer = MetaOptimizer(cfg)
+        meta_optimizer.train_step(*batch, weights)
+        meta_optimizer.train_step(*batch)
     maml = build_maml(cfg)
     AdaptAndScore(maml, cfg.update_step_test)(*batch)
     AdaptAndScore(maml, cfg.update_step_test).predict(*batch[:3])
@@ -149,7 +149,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         # Read when MindSpore starts: the dumps of every graph compiled in this process.
         os.environ.update(MS_DEV_SAVE_GRAPHS="1", MS_DEV_SAVE_GRAPHS_PATH=str(Path(folder) / "ir"))
-        from src.config import load_config
+        from src.model_utils.config import load_config
         from src.formulation import resolve
 
         cfg = load_config(SMALL + argv)

@@ -12,7 +12,7 @@
 #   2. makes DATA_PATH, CKPT_PATH, a relative PYTHON and the path overrides --npy_dir, --output_dir,
 #      --config_path and --eval_report absolute (relative to the caller's directory), then cds to the
 #      repo root, so it works from any directory;
-#   3. asks Python where the log goes (`python -m src.launch_plan train|eval ...`, _maml_plan; Python checks
+#   3. asks Python where the log goes (`python -m src.model_utils.launch_plan train|eval ...`, _maml_plan; Python checks
 #      and creates the log file, which may only be an earlier log; it also checks the
 #      settings as the program will (eval: as eval.py merges them with the checkpoint's; --resume: the
 #      checkpoint it continues), that the data is there and the outputs, and stops here with one
@@ -129,11 +129,11 @@ _maml_parse_extra() {
 }
 
 # _maml_plan KIND [ARG ...]: have Python check the settings of a run of KIND and plan it
-# (`python -m src.launch_plan KIND ARG ...`); its answer, NUL-separated fields that no path can split,
+# (`python -m src.model_utils.launch_plan KIND ARG ...`); its answer, NUL-separated fields that no path can split,
 # goes to the array MAML_PLAN. A refusal ends the script with Python's error line and exit code.
 _maml_plan() {
     MAML_PLAN=()
-    mapfile -d '' -t MAML_PLAN < <("$MAML_PYTHON" -m src.launch_plan "$@")
+    mapfile -d '' -t MAML_PLAN < <("$MAML_PYTHON" -m src.model_utils.launch_plan "$@")
     wait "$!" || exit $?
 }
 

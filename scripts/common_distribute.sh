@@ -7,10 +7,10 @@
 #   1. checks its arguments as the standalone launchers do (one `error:` line and exit 2 on a wrong
 #      count, path overrides made absolute), then has python check RANK_SIZE, the settings and
 #      paths once, build omniglot.npy if it is missing or stale, and name the log, the ranks' log
-#      folder and the scheduler's port (src/launch_plan.py: one error line and exit 2 before any
+#      folder and the scheduler's port (src/model_utils/launch_plan.py: one error line and exit 2 before any
 #      rank starts);
 #   2. starts RANK_SIZE ranks on this host with msrun (MindSpore's launcher), through
-#      `$PYTHON -m src.msrun RANK_SIZE PORT LOG_DIR SCRIPT ...` (src/msrun.py: msrun's command line
+#      `$PYTHON -m src.model_utils.msrun RANK_SIZE PORT LOG_DIR SCRIPT ...` (src/model_utils/msrun.py: msrun's command line
 #      and environment, which benchmarks/bench_meta_step.py uses too; one worker_N.log per rank in
 #      LOG_DIR);
 #   3. streams the ranks' output to the console and to a log file (train: <output_dir>/train.log,
@@ -64,7 +64,7 @@ _maml_run_msrun() {
     shift 2
     MAML_RUN_ON="RANK_SIZE=$rank_size, scheduler port $port"
     echo "ranks: $rank_size; the log of rank N: $log_dir/worker_N.log"
-    _maml_run_logged "$log" "$MAML_PYTHON" -m src.msrun "$rank_size" "$port" "$log_dir" "$@"
+    _maml_run_logged "$log" "$MAML_PYTHON" -m src.model_utils.msrun "$rank_size" "$port" "$log_dir" "$@"
 }
 
 # maml_distribute_train_main TARGET RANK_SIZE EPOCH DATA_PATH [--key value ...]

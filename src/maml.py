@@ -121,7 +121,7 @@ class MetaGradient(nn.Cell):
 class MetaTrainStep(nn.Cell):
     """One meta-update with the optimizer; returns (mean query loss, mean query accuracy) before it.
 
-    In data-parallel training `rank_mean` (src.distributed.MeanOverRanks) turns this rank's means
+    In data-parallel training `rank_mean` (src.model_utils.distributed.MeanOverRanks) turns this rank's means
     over its share of the tasks into the means over all tasks, before the update."""
 
     def __init__(self, maml, optimizer, update_step, first_order=False, rank_mean=None):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import step_options
-from src.config import load_config
+from src.model_utils.config import load_config
 from src.learner import BN_EPS, Learner
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.config import DEFAULT_CONFIG, load_config
-from src.errors import UserError
+from src.model_utils.config import DEFAULT_CONFIG, load_config
+from src.model_utils.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 

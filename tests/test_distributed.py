@@ -1,7 +1,7 @@
-"""Data-parallel training and evaluation (src/distributed.py, scripts/run_distribute_*.sh).
+"""Data-parallel training and evaluation (src/model_utils/distributed.py, scripts/run_distribute_*.sh).
 
 The fast tests check the task split, the gathering of evaluation results, the launch plan, the
-launchers' arguments (a fake python for GPU/Ascend) and msrun's command line (src/msrun.py). The
+launchers' arguments (a fake python for GPU/Ascend) and msrun's command line (src/model_utils/msrun.py). The
 slow ones run msrun with 2 CPU ranks over loopback: 3 meta-steps equal one process's, distributed
 evaluation equals one process's, and a 2-rank checkpoint resumes in one process on the same
 trajectory.
@@ -19,10 +19,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from src import checkpoint, launch_plan, msrun, outputs
-from src.distributed import Ranks
-from src.errors import UserError
-from src.evaluation import evaluate
+from src.engine import checkpoint, run_folder
+from src.engine.evaluation import evaluate
+from src.model_utils import launch_plan, msrun
+from src.model_utils.distributed import Ranks
+from src.model_utils.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -92,24 +93,22 @@ def test_evaluation_split_over_ranks_equals_one_process(size):
 def test_training_cost_sums_the_cpu_time_of_all_ranks():
     """A run's recorded CPU seconds are those of every rank (the AllReduce sum, here of two ranks that each
     spent 2 s), added to those before the resume; wall-clock time is one rank's."""
-    from src.trainer import Trainer
+    from src.engine.progress import RunCost
 
     class Rank(Ranks):
         def gather_columns(self, array):
             return array * self.size  # what AllReduce sum returns when every rank holds the same
 
-    trainer = Trainer.__new__(Trainer)
-    trainer.ranks = Rank(0, 2)
-    trainer.cost_before = {"train_seconds": 100.0, "cpu_seconds": 150.0}
-    trainer.clock_start = (time.time() - 1.0, time.process_time() - 2.0)
-    cost = trainer.cost()
+    run_cost = RunCost(Rank(0, 2), {"train_seconds": 100.0, "cpu_seconds": 150.0})
+    run_cost.wall, run_cost.cpu = time.time() - 1.0, time.process_time() - 2.0
+    cost = run_cost()
     assert cost["cpu_seconds"] == pytest.approx(150.0 + 2 * 2.0, abs=0.2)
     assert cost["train_seconds"] == pytest.approx(100.0 + 1.0, abs=0.2)
 
 
 PIN_PROBE = """
 import os, sys, threading
-from src.distributed import pin_to_own_cores
+from src.model_utils.distributed import pin_to_own_cores
 stop = threading.Event()
 threads = [threading.Thread(target=stop.wait, daemon=True)]
 threads[0].start()
@@ -171,7 +170,7 @@ def test_launch_plan_checks_the_checkpoint_a_resume_continues(tmp_path, ranks):
     from tests.tiny_checkpoints import TINY, save_tiny_checkpoint
 
     tiny = ["--n_way", "3", *TINY]
-    save_tiny_checkpoint(outputs.step_checkpoint_path(tmp_path, 5), "--n_way", "3")
+    save_tiny_checkpoint(run_folder.step_checkpoint_path(tmp_path, 5), "--n_way", "3")
     with pytest.raises(UserError, match="was trained with num_filters=8 but the config has num_filters=16"):
         launch_plan.main(["train", *ranks, *tiny, "--num_filters", "16", "--task_num", "4", "--resume",
                           "--output_dir", str(tmp_path)])
@@ -199,8 +198,8 @@ def test_launch_plan_standalone_names_the_log_only(capsys, tmp_path, omniglot_ro
     (["train", "2", "80"], "MASTER_PORT '80' is not a port from 1024 to 65535"),
     (["eval", "2", ""], "no checkpoint given"),
     (["eval", "--npy_dir", "x"], "no checkpoint given"),
-    (["train", "2"], r"usage: python -m src.launch_plan train\|eval RANK_SIZE MASTER_PORT"),
-    (["run"], r"usage: python -m src.launch_plan train\|eval \[RANK_SIZE MASTER_PORT\]"),
+    (["train", "2"], r"usage: python -m src.model_utils.launch_plan train\|eval RANK_SIZE MASTER_PORT"),
+    (["run"], r"usage: python -m src.model_utils.launch_plan train\|eval \[RANK_SIZE MASTER_PORT\]"),
     (["train", "--task_num", "0"], "task_num must be >= 1"),
 ])
 def test_launch_plan_refuses_bad_settings(argv, message):
@@ -256,10 +255,10 @@ def test_train_launcher_starts_msrun_with_one_worker_per_device(device, tmp_path
                          "FAKE_LOG_DIR": str(out_dir / "msrun_log"), "MASTER_PORT": "34567"})
     assert code == 0, out
     planned, started = fake_python.calls()
-    assert planned["argv"][:5] == ["-m", "src.launch_plan", "train", "8", "34567"]
-    # src.msrun starts the ranks (its command line: test_msrun_command_starts_the_ranks_on_this_host).
+    assert planned["argv"][:5] == ["-m", "src.model_utils.launch_plan", "train", "8", "34567"]
+    # src.model_utils.msrun starts the ranks (its command line: test_msrun_command_starts_the_ranks_on_this_host).
     argv = started["argv"]
-    assert argv[:5] == ["-m", "src.msrun", "8", "34567", str(out_dir / "msrun_log")]
+    assert argv[:5] == ["-m", "src.model_utils.msrun", "8", "34567", str(out_dir / "msrun_log")]
     script = argv[5:]
     assert script[0] == "omniglot_train.py"
     assert option(script, "--device_target") == TARGETS[device] and option(script, "--epoch") == "100"
@@ -278,9 +277,9 @@ def test_eval_launcher_starts_msrun_and_logs_beside_the_report(device, tmp_path,
                          "FAKE_LOG_DIR": str(tmp_path / "r.msrun_log")})
     assert code == 0, out
     planned, started = fake_python.calls()
-    assert planned["argv"][:5] == ["-m", "src.launch_plan", "eval", "2", ""]
+    assert planned["argv"][:5] == ["-m", "src.model_utils.launch_plan", "eval", "2", ""]
     argv = started["argv"]
-    assert argv[:5] == ["-m", "src.msrun", "2", "23456", str(tmp_path / "r.msrun_log")]
+    assert argv[:5] == ["-m", "src.model_utils.msrun", "2", "23456", str(tmp_path / "r.msrun_log")]
     script = argv[5:]
     assert script[0] == "eval.py" and option(script, "--ckpt") == str(tmp_path / "best.ckpt")
     assert option(script, "--eval_report") == str(report)
@@ -319,14 +318,14 @@ def test_msrun_needs_an_interpreter_named_python_or_python3(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("sigint", ["default", "ignored"])
 def test_msrun_interrupted_exits_130(tmp_path, sigint):
-    """`python -m src.msrun 1 PORT LOGS sleeper.py`, then Ctrl-C (SIGINT to its process group) once the rank runs:
+    """`python -m src.model_utils.msrun 1 PORT LOGS sleeper.py`, then Ctrl-C (SIGINT to its process group) once the rank runs:
     exit code 130 and "error: interrupted" on a line of its own, though the rank's output ends mid-line (msrun alone
     exits 0). The same when started with SIGINT ignored, as a job started with `&` by a script is: msrun stops the
     ranks on SIGINT all the same, so the run must not pass for finished."""
     sleeper = tmp_path / "sleeper.py"
     sleeper.write_text('import time\nprint("up", end="", flush=True)  # a rank whose output ends mid-line\ntime.sleep(120)\n')
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None
-    proc = subprocess.Popen([sys.executable, "-m", "src.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
+    proc = subprocess.Popen([sys.executable, "-m", "src.model_utils.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
                              str(sleeper)], cwd=REPO, start_new_session=True, preexec_fn=ignore,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     worker_log, deadline = tmp_path / "logs" / "worker_0.log", time.time() + 120
@@ -338,10 +337,10 @@ def test_msrun_interrupted_exits_130(tmp_path, sigint):
 
 
 def test_msrun_fails_when_a_rank_fails(tmp_path):
-    """`python -m src.msrun 1 PORT LOGS failing.py`, whose rank exits 3: msrun's exit code is not 0."""
+    """`python -m src.model_utils.msrun 1 PORT LOGS failing.py`, whose rank exits 3: msrun's exit code is not 0."""
     failing = tmp_path / "failing.py"
     failing.write_text("raise SystemExit(3)\n")
-    done = subprocess.run([sys.executable, "-m", "src.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
+    done = subprocess.run([sys.executable, "-m", "src.model_utils.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
                            str(failing)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0, done.stdout + done.stderr
 
@@ -384,7 +383,7 @@ def losses(out):
 
 def largest_relative_difference(a_path, b_path):
     """max |a - b| / max |a| over each float tensor of two checkpoints (weights and Adam moments)."""
-    a, b = checkpoint.load(a_path)[0], checkpoint.load(b_path)[0]
+    a, b = checkpoint.read(a_path)[0], checkpoint.read(b_path)[0]
     assert a.keys() == b.keys()
     worst = 0.0
     for name in a.keys():
@@ -399,7 +398,7 @@ def trajectory_difference(reference, other, step):
     `step`, with their steps checked to be `other`'s."""
     a, b = losses(reference), losses(other)
     loss_diff = max(abs(b[s] - a[s]) / abs(a[s]) for s in b)
-    name = outputs.step_checkpoint_path(reference, step).name
+    name = run_folder.step_checkpoint_path(reference, step).name
     return sorted(b), loss_diff, largest_relative_difference(reference / name, other / name)
 
 

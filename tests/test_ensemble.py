@@ -5,11 +5,11 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from src import checkpoint
-from src.ensemble import EnsembleScore
-from src.errors import UserError
-from src.metrics import best_validated_steps
-from src.outputs import ensemble_checkpoints, step_checkpoint_path
+from src.engine import checkpoint
+from src.engine.ensemble import EnsembleScore, ensemble_checkpoints
+from src.engine.run_folder import step_checkpoint_path
+from src.model_utils.errors import UserError
+from src.model_utils.metrics_file import best_validated_steps
 
 
 def write_metrics(folder, accs):

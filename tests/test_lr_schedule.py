@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-from src.config import load_config
+from src.model_utils.config import load_config
 from src.lr_schedule import MetaLearningRate
-from src.meta_training import MetaTraining
+from src.meta_optimizer import MetaOptimizer
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -48,7 +48,7 @@ def test_schedule_memory_does_not_grow_with_epoch():
         cfg = load_config(["--epoch", str(10 ** 7), "--meta_lr_schedule", schedule, "--lr_decay_steps", "1000"])
         lr = MetaLearningRate(cfg)
         assert not list(lr.get_parameters())
-        optimizer = MetaTraining(cfg).optimizer
+        optimizer = MetaOptimizer(cfg).optimizer
         assert max(param.size for param in optimizer.get_parameters()) < cfg.epoch
         assert 0 < lr(ms.Tensor(2 ** 31 - 1, ms.int32)).asnumpy() <= np.float32(cfg.meta_lr)
 

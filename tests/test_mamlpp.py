@@ -13,13 +13,14 @@ import pytest
 from mindspore import nn
 
 from predict import softmax
-from src import checkpoint
-from src.config import load_config
-from src.demo_task import make_demo_task
-from src.errors import UserError
-from src.image_folder import read_queries, read_support
+from src.data.demo_task import make_demo_task
+from src.data.image_folder import read_queries, read_support
+from src.engine import checkpoint
+from src.engine.loading import inference_settings
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
-from src.meta_training import MetaTraining
+from src.meta_optimizer import MetaOptimizer
+from src.model_utils.config import load_config
+from src.model_utils.errors import UserError
 from src.multi_step_loss import step_loss_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,10 +57,10 @@ def test_options_are_off_by_default():
 
 
 def test_meta_training_runs_first_order_then_the_configured_order():
-    """src/meta_training.py builds the step that the trainer and the benchmarks run: with first_order_steps, a
+    """src/meta_optimizer.py builds the step that the trainer and the benchmarks run: with first_order_steps, a
     first-order step sharing the parameters and Adam runs the first meta-steps; the multi-step loss weights are
     an input while they anneal."""
-    training = MetaTraining(load_config(TINY + ["--update_step", "2", "--first_order_steps", "2", "--msl_epochs", "3"]))
+    training = MetaOptimizer(load_config(TINY + ["--update_step", "2", "--first_order_steps", "2", "--msl_epochs", "3"]))
     (first, w0), (again, _), (second, w2), (_, w3) = (training.step_at(step) for step in range(4))
     assert first is again is training.first_order_step and second is training.train_step and first is not second
     assert first.meta_gradient.first_order and not second.meta_gradient.first_order
@@ -67,7 +68,7 @@ def test_meta_training_runs_first_order_then_the_configured_order():
     assert [training.first_order_at(step) for step in range(3)] == [True, True, False]
     assert len(w0) == len(w2) == 1 and w3 == ()
     np.testing.assert_array_equal(w0[0].asnumpy(), step_loss_weights(2, 3, 0))
-    plain = MetaTraining(load_config(TINY + ["--first_order"]))
+    plain = MetaOptimizer(load_config(TINY + ["--first_order"]))
     assert plain.step_at(0)[0] is plain.step_at(10 ** 6)[0] is plain.train_step and plain.first_order_at(10 ** 6)
 
 
@@ -86,13 +87,13 @@ def _trained_checkpoint(path, cfg):
 def test_checkpoint_round_trip_of_per_step_parameters(tmp_path):
     cfg = load_config(TINY + PLUSPLUS)
     saved = _trained_checkpoint(tmp_path / "pp.ckpt", cfg)
-    params, _ = checkpoint.load(tmp_path / "pp.ckpt")
+    params, _ = checkpoint.read(tmp_path / "pp.ckpt")
     assert params["learner.bn0.gamma"].shape == (2, 8) and params["learner.inner_lr.conv0.weight"].shape == (2,)
     assert "optimizer.moment1.learner.inner_lr.fc.bias" in params
     # What eval.py and predict.py load: the options come from the checkpoint's config.
-    loaded_cfg, params, meta = checkpoint.load_for_inference(["--ckpt", str(tmp_path / "pp.ckpt")])
+    loaded_cfg, params, meta = inference_settings(["--ckpt", str(tmp_path / "pp.ckpt")])
     assert (loaded_cfg.learn_inner_lr, loaded_cfg.per_step_bn, loaded_cfg.update_step) == (True, True, 2)
-    maml = checkpoint.load_into(build_maml(loaded_cfg), params, tmp_path / "pp.ckpt").learner
+    maml = checkpoint.restore(build_maml(loaded_cfg), params, tmp_path / "pp.ckpt").learner
     assert {p.name for p in maml.trainable_params()} == set(saved)
     for p in maml.trainable_params():
         np.testing.assert_array_equal(p.asnumpy(), saved[p.name], err_msg=p.name)
@@ -105,7 +106,7 @@ def test_checkpoint_round_trip_of_per_step_parameters(tmp_path):
 def test_checkpoint_of_other_per_step_shapes_is_refused(tmp_path, args, message):
     _trained_checkpoint(tmp_path / "pp.ckpt", load_config(TINY + PLUSPLUS))
     with pytest.raises(UserError) as err:
-        checkpoint.load_for_inference(["--ckpt", str(tmp_path / "pp.ckpt"), *args])
+        inference_settings(["--ckpt", str(tmp_path / "pp.ckpt"), *args])
     assert message in str(err.value)
 
 
@@ -117,11 +118,11 @@ def test_checkpoint_without_the_options_loads_as_before(tmp_path):
         del cfg[key]
     maml = build_maml(load_config(TINY))
     checkpoint.save(tmp_path / "old.ckpt", maml.learner, step=1, cfg=cfg)
-    loaded_cfg, params, _ = checkpoint.load_for_inference(["--ckpt", str(tmp_path / "old.ckpt")])
+    loaded_cfg, params, _ = inference_settings(["--ckpt", str(tmp_path / "old.ckpt")])
     assert not loaded_cfg.learn_inner_lr and not loaded_cfg.per_step_bn
-    checkpoint.load_into(build_maml(loaded_cfg).learner, params, tmp_path / "old.ckpt")
+    checkpoint.restore(build_maml(loaded_cfg).learner, params, tmp_path / "old.ckpt")
     with pytest.raises(UserError, match="trained with learn_inner_lr=False but the config has learn_inner_lr=True"):
-        checkpoint.load_for_inference(["--ckpt", str(tmp_path / "old.ckpt"), "--learn_inner_lr"])
+        inference_settings(["--ckpt", str(tmp_path / "old.ckpt"), "--learn_inner_lr"])
 
 
 # ---------------------------------------------------------------- end to end on real Omniglot
@@ -152,7 +153,7 @@ def test_mamlpp_training_then_eval_predict_and_export(omniglot_root, omniglot_np
     assert "first-order to step 2, then second-order, on CPU, steps 1..6" in log
     rates = [float(r) for r in re.findall(r"meta_lr ([\d.e-]+)", log)]
     assert rates[-1] == pytest.approx(0.0001) and rates == sorted(rates, reverse=True)
-    params, meta = checkpoint.load(out / "maml_step0000006.ckpt")
+    params, meta = checkpoint.read(out / "maml_step0000006.ckpt")
     initial = build_maml(load_config(TINY + PLUSPLUS)).learner
     for p in initial.trainable_params():
         assert not np.array_equal(params[p.name].asnumpy(), p.asnumpy()), f"{p.name} was not learned"

@@ -3,7 +3,7 @@ checks of quickstart.sh (its run: tests/test_quickstart.py).
 
 Argument checks and the GPU/Ascend plumbing run the scripts with a fake PYTHON that records its
 argv and environment (no MindSpore run, no hardware faked) and hands only the standalone
-`-m src.launch_plan`, which checks the settings and names the log, to the real interpreter; the CPU scripts also run for real
+`-m src.model_utils.launch_plan`, which checks the settings and names the log, to the real interpreter; the CPU scripts also run for real
 on tiny settings (marked slow). A probe runs a standalone and a data-parallel launcher with too few
 arguments as a user would type them.
 """

@@ -16,9 +16,11 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from src import checkpoint, launch_plan, outputs
-from src.errors import UserError
-from src.metrics import counted
+from src.engine import checkpoint, run_folder
+from src.engine.ensemble import ensemble_checkpoints
+from src.model_utils import launch_plan
+from src.model_utils.errors import UserError
+from src.model_utils.log import counted
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--num_filters", "8", "--num_blocks", "2", "--task_num", "2", "--k_qry", "2", "--k_qry_test", "2", "--update_step", "1",
@@ -115,15 +117,15 @@ def test_resume_is_exact(trained, cli, tmp_path):
     out_b = tmp_path / "b"
     first = cli("omniglot_train.py", *RUN, "--epoch", "2", "--output_dir", str(out_b))
     assert first.returncode == 0, first.stderr
-    first_meta = checkpoint.load(out_b / "maml_step0000002.ckpt")[1]
+    first_meta = checkpoint.read(out_b / "maml_step0000002.ckpt")[1]
     second = cli("omniglot_train.py", *RUN, "--epoch", "4", "--resume", "--output_dir", str(out_b))
     assert second.returncode == 0, second.stderr
     assert re.search(r"resumed from \S*maml_step0000002\.ckpt at step 2", second.stdout)
     assert "not loaded" not in second.stderr  # no MindSpore warning about the learning-rate table
     assert "steps 3..4" in second.stdout
     assert "settings changed since maml_step0000002.ckpt: epoch 2 -> 4\n" in second.stdout
-    params_a, meta_a = checkpoint.load(out_a / "maml_step0000004.ckpt")
-    params_b, meta_b = checkpoint.load(out_b / "maml_step0000004.ckpt")
+    params_a, meta_a = checkpoint.read(out_a / "maml_step0000004.ckpt")
+    params_b, meta_b = checkpoint.read(out_b / "maml_step0000004.ckpt")
     assert meta_a["step"] == meta_b["step"] == 4
     assert meta_a["sampler_state"] == meta_b["sampler_state"]
     # The cost carries over a resume: run b's totals cover both of its runs.
@@ -163,7 +165,7 @@ def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
         try:
             deadline = time.time() + 300
             while proc.poll() is None and time.time() < deadline:
-                if out.is_dir() and len(outputs.step_checkpoints(out)) >= 3:
+                if out.is_dir() and len(run_folder.step_checkpoints(out)) >= 3:
                     break
                 time.sleep(0.02)
             assert proc.poll() is None, (tmp_path / "log").read_text()
@@ -173,15 +175,15 @@ def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
     # What a kill inside a save leaves: MindSpore's own half-written file and our not yet renamed one.
     (out / ".maml_step9999999.maml-tmp-99999999.tmp").write_bytes(b"\x00" * 100)
     (out / ".maml_step9999999.maml-tmp-99999999.ckpt").write_bytes(b"\x00" * 100)
-    found = outputs.step_checkpoints(out)
+    found = run_folder.step_checkpoints(out)
     for path in found:
-        assert checkpoint.load(path)[1]["step"] == int(path.stem[len(outputs.PREFIX):])
-    newest = int(found[-1].stem[len(outputs.PREFIX):])
+        assert checkpoint.read(path)[1]["step"] == int(path.stem[len(run_folder.PREFIX):])
+    newest = int(found[-1].stem[len(run_folder.PREFIX):])
     resumed = cli("omniglot_train.py", *args, "--epoch", str(newest + 1), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {found[-1]} at step {newest}" in resumed.stdout
     assert not list(out.glob(".*"))
-    _, meta = checkpoint.load(outputs.step_checkpoint_path(out, newest + 1))
+    _, meta = checkpoint.read(run_folder.step_checkpoint_path(out, newest + 1))
     assert meta["step"] == newest + 1
     # The killed run's records past its last checkpoint are gone: each step once, none past the end.
     assert sorted(step for event, step in metrics(out) if event == "train") == list(range(1, newest + 2))
@@ -198,7 +200,7 @@ def test_resume_falls_back_past_a_corrupt_newest_checkpoint(trained, cli, tmp_pa
     assert re.search(r"warning: skipping maml_step0000006\.ckpt: checkpoint \S+ (is unreadable or corrupt|has no step)",
                      proc.stderr), proc.stderr
     assert f"resumed from {out / 'maml_step0000004.ckpt'} at step 4" in proc.stdout
-    assert checkpoint.load(out / "maml_step0000005.ckpt")[1]["step"] == 5
+    assert checkpoint.read(out / "maml_step0000005.ckpt")[1]["step"] == 5
     # Pruning kept the newest checkpoint of this run's history; the unreadable one waits to be replaced.
     assert sorted(p.name for p in out.glob("maml_step*")) == ["maml_step0000005.ckpt", "maml_step0000006.ckpt"]
 
@@ -207,7 +209,7 @@ def test_resume_keeps_a_better_best_ckpt(trained, cli, tmp_path):
     """best.ckpt is replaced only by a model that beats it, even one saved after the step a resume continues from."""
     out = tmp_path / "run"
     shutil.copytree(trained[0], out)
-    best = checkpoint.load(out / "best.ckpt")
+    best = checkpoint.read(out / "best.ckpt")
     better = out / "better.ckpt"
     ms.save_checkpoint([{"name": k, "data": v} for k, v in best[0].items()], str(better), crc_check=True,
                        append_dict={"step": 4, "best_val_acc": 2.0, "config": json.dumps(best[1]["config"]),
@@ -244,9 +246,9 @@ def test_a_resume_on_other_tasks_ranks_its_own_validations(trained, cli, tmp_pat
     assert {"event": "validation_settings", "step": 4, "changed": ["k_spt 1 -> 3"]} in records
     stage_val = [r for r in records if r["event"] == "val" and r["step"] > 4]
     assert [r["step"] for r in stage_val] == [6]
-    assert checkpoint.load(stage / "best.ckpt")[1]["step"] == 6
-    assert checkpoint.load(stage / "best.ckpt")[1]["best_val_acc"] == pytest.approx(stage_val[0]["acc"])
-    assert outputs.ensemble_checkpoints(stage, 1) == [(6, stage / "maml_step0000006.ckpt")]
+    assert checkpoint.read(stage / "best.ckpt")[1]["step"] == 6
+    assert checkpoint.read(stage / "best.ckpt")[1]["best_val_acc"] == pytest.approx(stage_val[0]["acc"])
+    assert ensemble_checkpoints(stage, 1) == [(6, stage / "maml_step0000006.ckpt")]
 
 def test_resume_past_the_end_is_refused(trained, cli, tmp_path):
     out = tmp_path / "run"
@@ -317,7 +319,7 @@ def test_divergence_keeps_the_last_good_checkpoint(trained, cli, tmp_path, save_
     after = snapshot(out)
     assert {name: data for name, data in after.items() if name != "metrics.jsonl"} == \
         {name: data for name, data in before.items() if name != "metrics.jsonl"}
-    params, meta = checkpoint.load(out / "maml_step0000004.ckpt")
+    params, meta = checkpoint.read(out / "maml_step0000004.ckpt")
     assert meta["step"] == 4
     assert all(np.isfinite(p.asnumpy()).all() for p in params.values())
 
@@ -365,7 +367,7 @@ def test_eval_report_goes_where_asked(trained, cli, tmp_path):
 def test_checkpoint_with_convolution_biases_still_loads(trained, cli, tmp_path):
     """Checkpoints written before the network dropped its convolution biases (batch norm cancels them)
     load and score exactly as before, however large their biases."""
-    params, meta = checkpoint.load(trained[0] / "best.ckpt")
+    params, meta = checkpoint.read(trained[0] / "best.ckpt")
     rng = np.random.default_rng(0)
     legacy = [{"name": name, "data": p} for name, p in params.items()]
     for block in range(2):
@@ -394,9 +396,9 @@ def test_keep_best_checkpoints_then_ensemble(cli, data_args, tmp_path):
     records = metrics(out)
     ranked = sorted((-r["acc"], step) for (event, step), r in records.items() if event == "val")
     best_two = [step for _, step in ranked[:2]]
-    kept = sorted(int(path.stem[len(outputs.PREFIX):]) for path in out.glob(f"{outputs.PREFIX}*.ckpt"))
+    kept = sorted(int(path.stem[len(run_folder.PREFIX):]) for path in out.glob(f"{run_folder.PREFIX}*.ckpt"))
     assert kept == sorted(set(best_two) | {6})
-    assert checkpoint.load(out / "best.ckpt")[1]["step"] == best_two[0]
+    assert checkpoint.read(out / "best.ckpt")[1]["step"] == best_two[0]
 
     evaluate = ["--eval_tasks", "6", "--eval_batch", "4"]
     single = cli("eval.py", "--ckpt", str(out / "best.ckpt"), *evaluate)
@@ -421,8 +423,8 @@ def test_keep_best_checkpoints_then_ensemble(cli, data_args, tmp_path):
     assert snapshot(out) == before
     other = tmp_path / "other"
     shutil.copytree(out, other)
-    member = outputs.step_checkpoint_path(other, best_two[1])
-    params, meta = checkpoint.load(member)
+    member = run_folder.step_checkpoint_path(other, best_two[1])
+    params, meta = checkpoint.read(member)
     checkpoint.save(member, [{"name": name, "data": p} for name, p in params.items()], meta["step"],
                     {**meta["config"], "update_lr": 0.25}, meta["sampler_state"], meta["best_val_acc"])
     before = snapshot(other)

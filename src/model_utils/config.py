@@ -7,12 +7,14 @@ from pathlib import Path
 
 import yaml
 
-from src.errors import ArgumentParser, UserError, shown
-from src.memory import check_batch_memory
-from src.paths import checked_path
+from src.data.release import NUM_DRAWERS, SOURCE_SIZE
+from src.data.splits import SPLITS, split_sizes
 from src.formulation import BN_CHOICES, CONV_CHOICES
+from src.model_utils.errors import ArgumentParser, UserError, shown
+from src.model_utils.memory import check_batch_memory
+from src.model_utils.paths import checked_path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "default_config.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "default_config.yaml"
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 MODES = ("GRAPH", "PYNATIVE")
 MAX_SEED = 2**32 - 1
@@ -32,7 +34,7 @@ UPPER_BOUNDS = {
     "ensemble": (100, "checkpoints fine-tuned on every test task"),
 }
 META_LR_SCHEDULES = ("step", "cosine")
-# Settings that name files or folders: refused with control characters or over-long names (src/paths.py).
+# Settings that name files or folders: refused with control characters or over-long names (src/model_utils/paths.py).
 PATH_KEYS = ("data_path", "npy_dir", "output_dir", "ckpt", "eval_report", "support_dir", "query_dir")
 # A settings file is a page of `key: value` lines: a larger one is a mistake (or an attack), not a config.
 MAX_CONFIG_BYTES = 2**20
@@ -133,9 +135,6 @@ def _parse_overrides(argv, defaults):
 def validate(cfg, trains=True):
     """Reject settings that cannot work, naming the valid values. k_qry is checked only for a program that
     trains: eval.py, predict.py and export.py never draw training queries (and inherit k_qry)."""
-    from src.data_preprocess import NUM_DRAWERS, SOURCE_SIZE
-    from src.dataset import SPLITS, split_sizes
-
     def need(ok, message):
         if not ok:
             raise UserError(message)

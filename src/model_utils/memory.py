@@ -6,7 +6,7 @@ every conv block and its gradient, which one inner step of fine-tuning keeps at 
 """
 import os
 
-from src.errors import UserError
+from src.model_utils.errors import UserError
 
 
 def machine_bytes():
