@@ -1,14 +1,14 @@
 """Time one meta-training step of the package on synthetic episodes (no data needed).
 
     python benchmarks/bench_meta_step.py --order second --task_num 32 --update_step 5
-    python benchmarks/bench_meta_step.py --order second --task_num 8 --learn_inner_lr --per_step_bn --msl_epochs 1
+    python benchmarks/bench_meta_step.py --order second --task_num 8 --learn_inner_lr --per_step_bn --msl_steps 1
     python benchmarks/bench_meta_step.py --order second --conv_impl per_task --bn_impl elementary
 
 Any other key of default_config.yaml passes through as `--key value` (e.g. --cpu_threads 1, the
 MAML++ options).
 
 Runs the exact step omniglot_train.py runs at its first meta-step (src/meta_optimizer.py: build_maml
-+ MetaTrainStep + Adam with the meta learning rate schedule; with msl_epochs the multi-step loss with
++ MetaTrainStep + Adam with the meta learning rate schedule; with msl_steps the multi-step loss with
 its first weights, with first_order_steps the first-order step) and prints each step's time, then as
 its last line one JSON object: order (of the timed step), task_num, cpu_threads, the MAML++ options,
 conv_impl and bn_impl (the formulations timed, `auto` resolved for the device),
@@ -65,7 +65,7 @@ from src.model_utils.launch_plan import free_port  # noqa: E402
 
 def forward_flop(cfg, images):
     """Multiply-adds x2 of one forward pass over `images` images of one task."""
-    flop, size, in_ch = 0, cfg.imgsz, cfg.imgc
+    flop, size, in_ch = 0, cfg.imgsz, 1
     for _ in range(cfg.num_blocks):
         size = (size + 1) // 2  # 3x3, stride 2, 'same'
         flop += 2 * cfg.num_filters * in_ch * 9 * size * size
@@ -178,7 +178,7 @@ def main(argv=None):
     result = {"order": "first" if first_order else "second", "n_way": cfg.n_way, "k_spt": cfg.k_spt,
               "k_qry": cfg.k_qry, "task_num": cfg.task_num, "update_step": cfg.update_step,
               "cpu_threads": cfg.cpu_threads,
-              **{key: cfg[key] for key in ("msl_epochs", "learn_inner_lr", "per_step_bn", "first_order_steps")},
+              **{key: cfg[key] for key in ("msl_steps", "learn_inner_lr", "per_step_bn", "first_order_steps")},
               **dict(zip(("conv_impl", "bn_impl"), resolve(cfg))),
               "s_per_step": round(s_per_step, 4),
               "compile_s": round(compile_s, 2),

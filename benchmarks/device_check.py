@@ -47,7 +47,7 @@ GRAD_RTOL = 1e-3  # float32 sums in another order, five inner steps deep
 LOSS_RTOL = 2e-3  # 20 Adam steps let float32 differences grow
 ACC_ATOL = 0.005  # half a percentage point: a few of 7500 queries may flip
 GRAD_SETTINGS = ["--num_filters", "16", "--task_num", "4", "--k_qry", "2", "--update_step", "5",
-                 "--learn_inner_lr", "true", "--per_step_bn", "true", "--msl_epochs", "100"]
+                 "--learn_inner_lr", "true", "--per_step_bn", "true", "--msl_steps", "100"]
 TRAIN_SETTINGS = ["--task_num", "8", "--update_step", "5", "--seed", "1"]
 TRAIN_STEPS, EVAL_TASKS = 20, 100
 SHORT_TRAIN_STEPS, SHORT_EVAL_TASKS = 3, 8
@@ -72,7 +72,7 @@ def meta_gradients(common, target, formulation):
         return np.tile(np.repeat(np.arange(cfg.n_way, dtype=np.int32), shots), (cfg.task_num, 1))
 
     batch = [images(cfg.k_spt), labels(cfg.k_spt), images(cfg.k_qry), labels(cfg.k_qry),
-             step_loss_weights(cfg.update_step, cfg.msl_epochs, 0)]
+             step_loss_weights(cfg.update_step, cfg.msl_steps, 0)]
     out = {}
     for order in ("second", "first"):
         maml = build_maml(cfg)

@@ -30,7 +30,7 @@ BACKENDS = ("CPU", "GPU", "Ascend")
 # option that adds operators.
 SMALL = ["--n_way", "3", "--num_filters", "4", "--num_blocks", "2", "--imgsz", "12", "--task_num", "2",
          "--update_step", "2", "--update_step_test", "2", "--learn_inner_lr", "true", "--per_step_bn", "true",
-         "--msl_epochs", "10", "--k_qry", "1", "--k_qry_test", "1"]
+         "--msl_steps", "10", "--k_qry", "1", "--k_qry_test", "1"]
 # A node of a dumped IR graph: `%12(name) = Conv2D(%10, %11) primitive_attrs: {...}` or `= PrimFunc_Mul(...)`.
 IR_NODE = re.compile(r"^\s*%[\w.]+(?:\([^)]*\))? = (?:PrimFunc_)?([A-Za-z_]\w*)\((.*)$")
 GROUP = re.compile(r"\bgroup: I64\((\d+)\)")
@@ -128,7 +128,7 @@ def build_graphs(argv, folder):
     cfg = load_config(argv)
     batch = [ms.Tensor(a) for a in synthetic_batch(cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num,
                                                    np.random.default_rng(0), cfg.imgsz)]
-    weights = ms.Tensor(step_loss_weights(cfg.update_step, cfg.msl_epochs, 0))
+    weights = ms.Tensor(step_loss_weights(cfg.update_step, cfg.msl_steps, 0))
     for first_order in (False, True):
         cfg["first_order"] = first_order
         meta_optimizer = MetaOptimizer(cfg)

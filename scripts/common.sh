@@ -195,9 +195,9 @@ _maml_read_args() {
     MAML_FIRST=$1
     _maml_resolve_python
     if [[ $kind == train ]]; then
-        MAML_SETTINGS=(--device_target "$target" --epoch "$2" --data_path "$(_maml_abs "$3")")
+        MAML_SETTINGS=(--device_target "$target" --meta_steps "$2" --data_path "$(_maml_abs "$3")")
         shift 3
-        _maml_parse_extra "device_target device_id data_path epoch" "$@"
+        _maml_parse_extra "device_target device_id data_path meta_steps epoch" "$@"
     else
         MAML_SETTINGS=(--device_target "$target" --data_path "$(_maml_abs "$2")" --ckpt "$(_maml_abs "$3")")
         shift 3

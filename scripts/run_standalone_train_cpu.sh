@@ -8,7 +8,7 @@
 # overrides of default_config.yaml, passed through to omniglot_train.py (bare --resume means true).
 #
 # Runs
-#   $PYTHON omniglot_train.py --device_target CPU --device_id DEVICE_ID --epoch EPOCH --data_path DATA_PATH ...
+#   $PYTHON omniglot_train.py --device_target CPU --device_id DEVICE_ID --meta_steps EPOCH --data_path DATA_PATH ...
 # from the repo root, which builds omniglot.npy first when it is missing from --npy_dir (default:
 # DATA_PATH); callable from any directory (relative paths are taken from the caller's directory).
 # Output goes to the console and is appended to <output_dir>/train.log; the exit code is python's.

@@ -33,7 +33,7 @@ class MetaOptimizer:
         """The cell that runs meta-step `step` (0 for the first), and the inputs it takes after the
         episodes: the multi-step loss weights while they anneal, else none (the last step's loss alone)."""
         cell = self.first_order_step if self.first_order_at(step) else self.train_step
-        weights = step_loss_weights(self.cfg.update_step, self.cfg.msl_epochs, step)
+        weights = step_loss_weights(self.cfg.update_step, self.cfg.msl_steps, step)
         return cell, () if weights is None else (ms.Tensor(weights),)
 
     def meta_lr_at(self, step):

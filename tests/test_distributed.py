@@ -60,11 +60,11 @@ def test_meta_batch_split_into_equal_contiguous_shares():
 class _Scorer:
     """Stands in for AdaptAndScore: each task's accuracy after each step is a function of its images alone."""
 
-    steps, every_step = 2, True
+    fine_tune_steps, every_step = 2, True
 
     def __call__(self, x_spt, y_spt, x_qry, y_qry):
         per_task = x_qry.asnumpy().mean(axis=(1, 2, 3, 4))
-        accs = np.stack([per_task * (step + 1) for step in range(self.steps + 1)]).astype(np.float32)
+        accs = np.stack([per_task * (step + 1) for step in range(self.fine_tune_steps + 1)]).astype(np.float32)
         return np.zeros_like(accs), accs
 
 
@@ -174,8 +174,8 @@ def test_launch_plan_checks_the_checkpoint_a_resume_continues(tmp_path, ranks):
     with pytest.raises(UserError, match="was trained with num_filters=8 but the config has num_filters=16"):
         launch_plan.main(["train", *ranks, *tiny, "--num_filters", "16", "--task_num", "4", "--resume",
                           "--output_dir", str(tmp_path)])
-    with pytest.raises(UserError, match=f"the run in {tmp_path} is already at step 5 and epoch is 5: pass a larger"):
-        launch_plan.main(["train", *ranks, *tiny, "--epoch", "5", "--task_num", "4", "--resume",
+    with pytest.raises(UserError, match=f"the run in {tmp_path} is already at step 5 and meta_steps is 5: pass a larger"):
+        launch_plan.main(["train", *ranks, *tiny, "--meta_steps", "5", "--task_num", "4", "--resume",
                           "--output_dir", str(tmp_path)])
 
 
@@ -225,7 +225,7 @@ def test_launchers_are_valid_bash_and_print_usage(script):
     (["0", "3", "{data}"], 2, "error: RANK_SIZE '0' is not an integer from 1 to 9999"),
     (["-1", "3", "{data}"], 2, "error: RANK_SIZE '-1' is not an integer from 1 to 9999"),
     (["2", "3", "{data}", "--task_num", "5"], 2, "error: task_num 5 cannot be split evenly over 2 ranks"),
-    (["2", "x", "{data}"], 2, "error: --epoch takes an integer, got 'x'"),
+    (["2", "x", "{data}"], 2, "error: --meta_steps takes an integer, got 'x'"),
     (["2", "3", "{data}/absent"], 2, "error: no Omniglot data"),
     (["2", "3", "{data}", "--device_id", "1"], 2, "error: --device_id is set by this script"),
 ], ids=["rank_size", "negative_rank_size", "indivisible", "epoch", "data_path", "device_id"])
@@ -261,7 +261,7 @@ def test_train_launcher_starts_msrun_with_one_worker_per_device(device, tmp_path
     assert argv[:5] == ["-m", "src.model_utils.msrun", "8", "34567", str(out_dir / "msrun_log")]
     script = argv[5:]
     assert script[0] == "omniglot_train.py"
-    assert option(script, "--device_target") == TARGETS[device] and option(script, "--epoch") == "100"
+    assert option(script, "--device_target") == TARGETS[device] and option(script, "--meta_steps") == "100"
     assert option(script, "--output_dir") == str(out_dir) and option(script, "--task_num") == "32"
     assert "--device_id" not in script  # msrun gives each rank its card (DEVICE_ID = local rank)
     assert started["cwd"] == str(REPO) and "DEVICE_ID" not in started["env"]
@@ -290,13 +290,13 @@ def test_msrun_command_starts_the_ranks_on_this_host(tmp_path):
     """The command line the launch scripts and bench_meta_step.py share: msrun run by this interpreter, each
     rank started as python3 from this interpreter's folder, MindSpore's warnings off unless GLOG_v is set."""
     python = tmp_path / "venv" / "bin" / "python3"
-    argv, env = msrun.command(4, 34567, tmp_path / "logs", ["omniglot_train.py", "--epoch", 3], python=str(python),
+    argv, env = msrun.command(4, 34567, tmp_path / "logs", ["omniglot_train.py", "--meta_steps", 3], python=str(python),
                               environ={"PATH": "/usr/bin", "HOME": "/home/me"})
     assert argv[:3] == [str(python), "-m", "mindspore.parallel.cluster.run"]
     assert [option(argv, key) for key in ("--worker_num", "--local_worker_num", "--master_addr", "--master_port",
                                           "--log_dir", "--join")] == \
         ["4", "4", "127.0.0.1", "34567", str(tmp_path / "logs"), "True"]
-    assert argv[argv.index("True") + 1:] == ["python3", "omniglot_train.py", "--epoch", "3"]
+    assert argv[argv.index("True") + 1:] == ["python3", "omniglot_train.py", "--meta_steps", "3"]
     assert env == {"PATH": f"{python.parent}:/usr/bin", "HOME": "/home/me", "PYTHONUNBUFFERED": "1", "GLOG_v": "3"}
     assert msrun.command(2, 1, "l", ["s.py"], python=str(python), environ={"GLOG_v": "1"})[1]["GLOG_v"] == "1"
 
@@ -364,7 +364,7 @@ def runs(omniglot_root, omniglot_npy_dir, tmp_path_factory):
                                *args], capture_output=True, text=True, timeout=600, cwd=base)
         assert proc.returncode == 0, proc.stderr
 
-    train(base / "one", "--epoch", "5")
+    train(base / "one", "--meta_steps", "5")
     code, out = run(TRAIN["cpu"], "2", "3", omniglot_root, "--npy_dir", omniglot_npy_dir, *TINY,
                     "--output_dir", base / "two", cwd=base, env={"PYTHON": sys.executable}, timeout=600)
     assert code == 0, out
@@ -372,7 +372,7 @@ def runs(omniglot_root, omniglot_npy_dir, tmp_path_factory):
     (base / "resumed").mkdir()
     for path in (base / "two").glob("maml_step*.ckpt"):
         (base / "resumed" / path.name).write_bytes(path.read_bytes())
-    train(base / "resumed", "--epoch", "5", "--resume")
+    train(base / "resumed", "--meta_steps", "5", "--resume")
     return SimpleNamespace(base=base, data=data, log=ranks_log)
 
 

@@ -143,10 +143,10 @@ def test_3_a_second_run_in_a_folder_in_use_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_3_two_identical_runs_one_second_apart(omniglot_npy_dir, tmp_path):
-    """Two `omniglot_train.py --output_dir D --epoch 30` one second apart: the second exits 2 naming the first's pid,
+    """Two `omniglot_train.py --output_dir D --meta_steps 30` one second apart: the second exits 2 naming the first's pid,
     the first finishes (exit 0) and metrics.jsonl records each step once."""
     out = tmp_path / "D"
-    argv = [sys.executable, str(script("omniglot_train.py")), "--output_dir", str(out), "--epoch", "30",
+    argv = [sys.executable, str(script("omniglot_train.py")), "--output_dir", str(out), "--meta_steps", "30",
             "--npy_dir", str(omniglot_npy_dir), "--data_path", str(omniglot_npy_dir), *TINY, "--task_num", "2",
             "--update_step", "1", "--update_step_test", "1", "--val_tasks", "2", "--eval_every", "0", "--log_every", "1",
             "--cpu_threads", "1"]

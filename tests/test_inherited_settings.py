@@ -78,6 +78,6 @@ def test_a_resume_with_another_fine_tuning_step_size_validates_other_tasks(tmp_p
 
     save_tiny_checkpoint(tmp_path / "maml_step0000005.ckpt", "--update_lr", "0.4")
     (tmp_path / "best.ckpt").write_bytes((tmp_path / "maml_step0000005.ckpt").read_bytes())
-    cfg = load_config([*TINY, "--update_lr", "0.2", "--epoch", "10"])
+    cfg = load_config([*TINY, "--update_lr", "0.2", "--meta_steps", "10"])
     with pytest.raises(UserError, match=r"other tasks than this run's \(update_lr 0.4 -> 0.2\)"):
         load_for_resume(tmp_path, cfg, print)

@@ -37,7 +37,7 @@ def graph_mode_cpu():
 @pytest.mark.parametrize("args, message", [
     (["--meta_lr_schedule", "linear"], "meta_lr_schedule 'linear' is not valid: use one of step, cosine"),
     (["--meta_lr_schedule", "cosine", "--min_meta_lr", "0.01"], "min_meta_lr must be >= 0 and below meta_lr (0.001)"),
-    (["--msl_epochs", "-1"], "msl_epochs must be >= 0 (0 = off), got -1"),
+    (["--msl_steps", "-1"], "msl_steps must be >= 0 (0 = off), got -1"),
     (["--first_order_steps", "-5"], "first_order_steps must be >= 0 (0 = off), got -5"),
     (["--per_step_bn", "--update_step", "0"], "per_step_bn needs update_step >= 1"),
     (["--learn_inner_lr", "--update_step", "0"], "learn_inner_lr needs update_step >= 1"),
@@ -50,7 +50,7 @@ def test_bad_option_values_are_refused(args, message):
 
 def test_options_are_off_by_default():
     cfg = load_config([])
-    assert (cfg.msl_epochs, cfg.learn_inner_lr, cfg.per_step_bn, cfg.meta_lr_schedule, cfg.first_order_steps) == \
+    assert (cfg.msl_steps, cfg.learn_inner_lr, cfg.per_step_bn, cfg.meta_lr_schedule, cfg.first_order_steps) == \
         (0, False, False, "step", 0)
     learner = build_maml(cfg).learner
     assert not learner.inner_lrs and all(learner.adapted) and learner.steps == 0
@@ -60,7 +60,7 @@ def test_meta_training_runs_first_order_then_the_configured_order():
     """src/meta_optimizer.py builds the step that the trainer and the benchmarks run: with first_order_steps, a
     first-order step sharing the parameters and Adam runs the first meta-steps; the multi-step loss weights are
     an input while they anneal."""
-    training = MetaOptimizer(load_config(TINY + ["--update_step", "2", "--first_order_steps", "2", "--msl_epochs", "3"]))
+    training = MetaOptimizer(load_config(TINY + ["--update_step", "2", "--first_order_steps", "2", "--msl_steps", "3"]))
     (first, w0), (again, _), (second, w2), (_, w3) = (training.step_at(step) for step in range(4))
     assert first is again is training.first_order_step and second is training.train_step and first is not second
     assert first.meta_gradient.first_order and not second.meta_gradient.first_order
@@ -114,7 +114,7 @@ def test_checkpoint_without_the_options_loads_as_before(tmp_path):
     """A checkpoint written before the options (no such keys in its config) is a plain MAML network;
     asking for an option with it is refused, not a shape crash."""
     cfg = dict(load_config(TINY))
-    for key in ("learn_inner_lr", "per_step_bn", "msl_epochs", "meta_lr_schedule", "min_meta_lr", "first_order_steps"):
+    for key in ("learn_inner_lr", "per_step_bn", "msl_steps", "meta_lr_schedule", "min_meta_lr", "first_order_steps"):
         del cfg[key]
     maml = build_maml(load_config(TINY))
     checkpoint.save(tmp_path / "old.ckpt", maml.learner, step=1, cfg=cfg)
@@ -144,7 +144,7 @@ def test_mamlpp_training_then_eval_predict_and_export(omniglot_root, omniglot_np
     out = tmp_path / "run"
     log = run("omniglot_train.py", *data, *TINY, *PLUSPLUS, "--task_num", "2", "--k_qry", "2", "--k_qry_test", "2",
               "--update_step_test", "10", "--val_tasks", "4", "--eval_batch", "4", "--log_every", "1", "--eval_every", "6",
-              "--save_every", "6", "--epoch", "6", "--msl_epochs", "4", "--first_order_steps", "2",
+              "--save_every", "6", "--meta_steps", "6", "--msl_steps", "4", "--first_order_steps", "2",
               "--meta_lr_schedule", "cosine", "--meta_lr", "0.002", "--min_meta_lr", "0.0001", "--cpu_threads", "1",
               "--output_dir", str(out))
     # Three graphs, each compiled on first use: first-order with the multi-step loss (step 1), second-order
@@ -187,11 +187,11 @@ def test_benchmark_takes_the_options(tmp_path):
     with first_order_steps), with the options, and says so."""
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_meta_step.py"), "--task_num", "1",
                            "--update_step", "2", "--steps", "1", "--warmup", "0", "--cpu_threads", "1",
-                           "--num_filters", "8", "--learn_inner_lr", "--per_step_bn", "--msl_epochs", "10",
+                           "--num_filters", "8", "--learn_inner_lr", "--per_step_bn", "--msl_steps", "10",
                            "--first_order_steps", "3"],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert (result["learn_inner_lr"], result["per_step_bn"], result["msl_epochs"], result["update_step"],
+    assert (result["learn_inner_lr"], result["per_step_bn"], result["msl_steps"], result["update_step"],
             result["first_order_steps"], result["order"]) == (True, True, 10, 2, 3, "first")
     assert result["s_per_step"] > 0

@@ -295,8 +295,8 @@ def test_plot_output_never_replaces_the_metrics(tmp_path):
     (["--meta_lr", "nan"], "meta_lr must be a finite number > 0, got nan"),
     (["--update_lr=-inf"], "update_lr must be a finite number > 0, got -inf"),
     (["--lr_scheduler_gamma", "inf"], "lr_scheduler_gamma must be a finite number > 0"),
-    (["--epoch", "1000000000"], "epoch must be at most 10000000"),
-    (["--epoch", "99999999999999999999999"], "epoch must be at most 10000000"),
+    (["--meta_steps", "1000000000"], "meta_steps must be at most 10000000"),
+    (["--meta_steps", "99999999999999999999999"], "meta_steps must be at most 10000000"),
     (["--update_step", "101"], "update_step must be at most 100"),
     (["--update_step_test", "1000000000"], "update_step_test must be at most 10000"),
     (["--imgsz", "1000"], "imgsz must be at most 105 (the size of the Omniglot originals), got 1000"),
@@ -315,11 +315,11 @@ def test_bad_values_are_refused_when_read(argv, expected):
 
 def test_bounds_refuse_no_real_use():
     """Each bound at its limit; the batches small enough for the memory of any machine (src/model_utils/memory.py)."""
-    cfg = load_config(["--seed", "4294967295", "--eval_seed", "0", "--epoch", "10000000", "--update_step", "100",
+    cfg = load_config(["--seed", "4294967295", "--eval_seed", "0", "--meta_steps", "10000000", "--update_step", "100",
                        "--update_step_test", "10000", "--imgsz", "105", "--eval_tasks", "100000", "--meta_lr", "1e-9",
                        "--task_num", "1", "--eval_batch", "1", "--n_way", "2", "--k_qry", "1", "--k_qry_test", "1",
                        "--num_filters", "4096", "--num_blocks", "16"])
-    assert (cfg.seed, cfg.epoch, cfg.imgsz) == (4294967295, 10**7, 105)
+    assert (cfg.seed, cfg.meta_steps, cfg.imgsz) == (4294967295, 10**7, 105)
     cfg = load_config(["--task_num", "10000", "--eval_batch", "10000", "--n_way", "2", "--k_qry", "1", "--k_qry_test",
                        "1", "--num_filters", "8", "--num_blocks", "2"])
     assert (cfg.task_num, cfg.eval_batch) == (10000, 10000)

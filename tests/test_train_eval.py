@@ -58,7 +58,7 @@ def cli(data_args, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(cli, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
-    proc = cli("omniglot_train.py", *RUN, "--epoch", "4", "--output_dir", str(out))
+    proc = cli("omniglot_train.py", *RUN, "--meta_steps", "4", "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr
     return out, proc.stdout
 
@@ -115,15 +115,15 @@ def test_training_logs_checkpoints_and_metrics(trained):
 def test_resume_is_exact(trained, cli, tmp_path):
     out_a, _ = trained
     out_b = tmp_path / "b"
-    first = cli("omniglot_train.py", *RUN, "--epoch", "2", "--output_dir", str(out_b))
+    first = cli("omniglot_train.py", *RUN, "--meta_steps", "2", "--output_dir", str(out_b))
     assert first.returncode == 0, first.stderr
     first_meta = checkpoint.read(out_b / "maml_step0000002.ckpt")[1]
-    second = cli("omniglot_train.py", *RUN, "--epoch", "4", "--resume", "--output_dir", str(out_b))
+    second = cli("omniglot_train.py", *RUN, "--meta_steps", "4", "--resume", "--output_dir", str(out_b))
     assert second.returncode == 0, second.stderr
     assert re.search(r"resumed from \S*maml_step0000002\.ckpt at step 2", second.stdout)
     assert "not loaded" not in second.stderr  # no MindSpore warning about the learning-rate table
     assert "steps 3..4" in second.stdout
-    assert "settings changed since maml_step0000002.ckpt: epoch 2 -> 4\n" in second.stdout
+    assert "settings changed since maml_step0000002.ckpt: meta_steps 2 -> 4\n" in second.stdout
     params_a, meta_a = checkpoint.read(out_a / "maml_step0000004.ckpt")
     params_b, meta_b = checkpoint.read(out_b / "maml_step0000004.ckpt")
     assert meta_a["step"] == meta_b["step"] == 4
@@ -161,7 +161,7 @@ def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
     args = TINY + ["--save_every", "1", "--eval_every", "0", "--keep_checkpoint_max", "3", "--output_dir", str(out)]
     with open(tmp_path / "log", "w") as log:
         proc = subprocess.Popen([sys.executable, str(REPO / "omniglot_train.py"), *data_args, *args,
-                                 "--epoch", "100000"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+                                 "--meta_steps", "100000"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
         try:
             deadline = time.time() + 300
             while proc.poll() is None and time.time() < deadline:
@@ -179,7 +179,7 @@ def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
     for path in found:
         assert checkpoint.read(path)[1]["step"] == int(path.stem[len(run_folder.PREFIX):])
     newest = int(found[-1].stem[len(run_folder.PREFIX):])
-    resumed = cli("omniglot_train.py", *args, "--epoch", str(newest + 1), "--resume")
+    resumed = cli("omniglot_train.py", *args, "--meta_steps", str(newest + 1), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {found[-1]} at step {newest}" in resumed.stdout
     assert not list(out.glob(".*"))
@@ -195,7 +195,7 @@ def test_resume_falls_back_past_a_corrupt_newest_checkpoint(trained, cli, tmp_pa
     good = (out / "maml_step0000004.ckpt").read_bytes()
     corrupt = out / "maml_step0000006.ckpt"
     corrupt.write_bytes(good[: len(good) // 2])
-    proc = cli("omniglot_train.py", *RUN, "--epoch", "5", "--resume", "--output_dir", str(out))
+    proc = cli("omniglot_train.py", *RUN, "--meta_steps", "5", "--resume", "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"warning: skipping maml_step0000006\.ckpt: checkpoint \S+ (is unreadable or corrupt|has no step)",
                      proc.stderr), proc.stderr
@@ -216,7 +216,7 @@ def test_resume_keeps_a_better_best_ckpt(trained, cli, tmp_path):
                                     "sampler_state": json.dumps(best[1]["sampler_state"])})
     better.replace(out / "best.ckpt")
     before = (out / "best.ckpt").read_bytes()
-    proc = cli("omniglot_train.py", *RUN, "--epoch", "6", "--resume", "--output_dir", str(out))
+    proc = cli("omniglot_train.py", *RUN, "--meta_steps", "6", "--resume", "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "new best validation accuracy" not in proc.stdout and (out / "best.ckpt").read_bytes() == before
 
@@ -230,7 +230,7 @@ def test_a_resume_on_other_tasks_ranks_its_own_validations(trained, cli, tmp_pat
     run = tmp_path / "run"
     shutil.copytree(trained[0], run)
     before = snapshot(run)
-    proc = cli("omniglot_train.py", *RUN, "--k_spt", "3", "--epoch", "6", "--resume", "--output_dir", str(run))
+    proc = cli("omniglot_train.py", *RUN, "--k_spt", "3", "--meta_steps", "6", "--resume", "--output_dir", str(run))
     refused(proc, f"{run / 'best.ckpt'} is the best of validations on other tasks than this run's (k_spt 1 -> 3) "
                   "and would be replaced: move it away")
     assert proc.returncode == 2 and snapshot(run) == before
@@ -239,7 +239,7 @@ def test_a_resume_on_other_tasks_ranks_its_own_validations(trained, cli, tmp_pat
     stage.mkdir()
     for name in ("maml_step0000004.ckpt", "metrics.jsonl"):
         shutil.copy2(trained[0] / name, stage / name)
-    proc = cli("omniglot_train.py", *RUN, "--k_spt", "3", "--epoch", "6", "--resume", "--output_dir", str(stage))
+    proc = cli("omniglot_train.py", *RUN, "--k_spt", "3", "--meta_steps", "6", "--resume", "--output_dir", str(stage))
     assert proc.returncode == 0, proc.stderr
     assert "validation scores other tasks from now on" in proc.stdout
     records = [json.loads(line) for line in (stage / "metrics.jsonl").read_text().splitlines()]
@@ -254,8 +254,8 @@ def test_resume_past_the_end_is_refused(trained, cli, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(trained[0], out)
     before = snapshot(out)
-    line = refused(cli("omniglot_train.py", *RUN, "--epoch", "4", "--resume", "--output_dir", str(out)))
-    assert line == (f"error: the run in {out} is already at step 4 and epoch is 4: pass a larger epoch (--epoch, or "
+    line = refused(cli("omniglot_train.py", *RUN, "--meta_steps", "4", "--resume", "--output_dir", str(out)))
+    assert line == (f"error: the run in {out} is already at step 4 and meta_steps is 4: pass a larger meta_steps (--meta_steps, or "
                     "EPOCH of the launch scripts) to train further")
     assert snapshot(out) == before
 
@@ -275,7 +275,7 @@ def test_corrupt_checkpoint_is_refused(trained, cli, tmp_path, damage):
 def test_output_dir_that_is_a_file(cli, tmp_path):
     target = tmp_path / "notes.txt"
     target.write_text("keep me")
-    refused(cli("omniglot_train.py", *TINY, "--epoch", "2", "--output_dir", str(target)), "is a file")
+    refused(cli("omniglot_train.py", *TINY, "--meta_steps", "2", "--output_dir", str(target)), "is a file")
     assert target.read_text() == "keep me"
 
 
@@ -283,7 +283,7 @@ def test_existing_checkpoints_need_resume(trained, cli, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(trained[0], out)
     before = snapshot(out)
-    refused(cli("omniglot_train.py", *RUN, "--epoch", "4", "--output_dir", str(out)), "already holds checkpoints",
+    refused(cli("omniglot_train.py", *RUN, "--meta_steps", "4", "--output_dir", str(out)), "already holds checkpoints",
             "--resume")
     assert snapshot(out) == before
 
@@ -311,7 +311,7 @@ def test_divergence_keeps_the_last_good_checkpoint(trained, cli, tmp_path, save_
     (out / "best.ckpt").unlink()  # validation fine-tunes with update_lr: a resume changing it may not replace it
     before = snapshot(out)
     # An inner learning rate of 1e30 makes the meta-gradient nan at once.
-    proc = cli("omniglot_train.py", *RUN, "--epoch", "8", "--resume", "--update_lr", "1e30",
+    proc = cli("omniglot_train.py", *RUN, "--meta_steps", "8", "--resume", "--update_lr", "1e30",
                "--save_every", save_every, "--eval_every", "0", "--output_dir", str(out))
     line = refused(proc, f"{problem} at step {step}", f"the last good checkpoint {out / 'maml_step0000004.ckpt'} is kept")
     assert "--meta_lr" in line
@@ -390,7 +390,7 @@ def test_keep_best_checkpoints_then_ensemble(cli, data_args, tmp_path):
     scores the mean logits of the N best, reports their steps apart from CKPT.eval.json, and with N = 1
     gives exactly best.ckpt's accuracy (the same weights)."""
     out = tmp_path / "run"
-    proc = cli("omniglot_train.py", *TINY, *N_WAY, "--epoch", "6", "--eval_every", "2", "--save_every", "2",
+    proc = cli("omniglot_train.py", *TINY, *N_WAY, "--meta_steps", "6", "--eval_every", "2", "--save_every", "2",
                "--keep_checkpoint_max", "1", "--keep_best_checkpoints", "2", "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr
     records = metrics(out)

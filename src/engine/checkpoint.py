@@ -13,12 +13,12 @@ import mindspore as ms
 
 from src.engine.run_folder import step_checkpoint_path, step_checkpoints
 from src.model_utils.atomic_file import replacing
-from src.model_utils.config import UPPER_BOUNDS
+from src.model_utils.config import UPPER_BOUNDS, current_names
 from src.model_utils.errors import UserError
 
 _META_KEYS = ("step", "config", "sampler_state", "best_val_acc")
 COST_KEYS = ("train_seconds", "cpu_seconds")
-MAX_STEP = UPPER_BOUNDS["epoch"][0]  # no run reaches a later step
+MAX_STEP = UPPER_BOUNDS["meta_steps"][0]  # no run reaches a later step
 
 
 def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0, cost=None):
@@ -51,6 +51,7 @@ def _meta(params, path):
         raise _damaged(path, f"has a malformed step/config entry ({err.__class__.__name__})") from None
     if not isinstance(meta["config"], dict) or not isinstance(meta["sampler_state"], (dict, type(None))):
         raise _damaged(path, "has a config or sampler_state entry that is not a JSON object")
+    meta["config"] = current_names(meta["config"])  # the settings under their current names
     if not 0 <= meta["step"] <= MAX_STEP:
         raise _damaged(path, f"has step {meta['step']}")
     for key in COST_KEYS:  # None where the checkpoint was written before that cost was recorded

@@ -23,7 +23,7 @@ def evaluate(scorer, images, class_ids, cfg, num_tasks, rotate, ranks=Ranks()):
     share of the same batches and every rank returns the result of all tasks.
     """
     batch_size = min(cfg.eval_batch, num_tasks)
-    accs = np.zeros((scorer.steps + 1 if scorer.every_step else 1, num_tasks), np.float32)
+    accs = np.zeros((scorer.fine_tune_steps + 1 if scorer.every_step else 1, num_tasks), np.float32)
     for index, batch in enumerate(fixed_task_batches(images, class_ids, cfg.n_way, cfg.k_spt, cfg.k_qry_test,
                                                      num_tasks, batch_size, rotate, cfg.eval_seed)):
         if not ranks.owns(index):

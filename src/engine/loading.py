@@ -19,7 +19,7 @@ def load_for_resume(output_dir, cfg, warn, cell=None):
     """(path, meta) of the newest step checkpoint in output_dir that reads (and fits `cell`'s shapes), its
     weights copied into `cell`; without `cell` (the launch scripts' check) nothing is copied. Damaged
     checkpoints are passed over, each named through `warn`; the one found must fit cfg's network and be
-    short of its epoch. None: output_dir holds no step checkpoint."""
+    short of its meta_steps. None: output_dir holds no step checkpoint."""
     found = step_checkpoints(output_dir)
     for path in reversed(found):
         try:
@@ -36,9 +36,10 @@ def load_for_resume(output_dir, cfg, warn, cell=None):
             raise UserError(f"{best} is the best of validations on other tasks than this run's ({', '.join(changes)}) "
                             f"and would be replaced: move it away, or resume in a new folder holding {path.name} "
                             "and metrics.jsonl")
-        if meta["step"] >= cfg.epoch:
-            raise UserError(f"the run in {output_dir} is already at step {meta['step']} and epoch is {cfg.epoch}: "
-                            "pass a larger epoch (--epoch, or EPOCH of the launch scripts) to train further")
+        if meta["step"] >= cfg.meta_steps:
+            raise UserError(f"the run in {output_dir} is already at step {meta['step']} and meta_steps is "
+                            f"{cfg.meta_steps}: pass a larger meta_steps (--meta_steps, or EPOCH of the launch "
+                            "scripts) to train further")
         if cell is not None:
             checkpoint.restore(cell, params, path)
         return path, meta

@@ -48,11 +48,11 @@ class Progress:
             self.metrics.write(event="train", step=step, loss=loss, acc=acc, meta_lr=self.meta_lr_at(step - 1),
                                **self.cost())
             self.restart()
-        elif step % cfg.log_every == 0 or step == cfg.epoch:
+        elif step % cfg.log_every == 0 or step == cfg.meta_steps:
             per_step = (time.time() - self.window_start) / self.window_steps
-            eta = per_step * (cfg.epoch - step)
+            eta = per_step * (cfg.meta_steps - step)
             meta_lr = self.meta_lr_at(step - 1)
-            log(f"step {step}/{cfg.epoch}  loss {loss:.4f}  acc {100 * acc:.2f}%  meta_lr {meta_lr:.3g}  "
+            log(f"step {step}/{cfg.meta_steps}  loss {loss:.4f}  acc {100 * acc:.2f}%  meta_lr {meta_lr:.3g}  "
                 f"{per_step:.3f} s/step  {cfg.task_num / per_step:.1f} tasks/s  ETA {eta / 60:.1f} min")
             self.metrics.write(event="train", step=step, loss=loss, acc=acc, meta_lr=meta_lr,
                                s_per_step=per_step, **self.cost())

@@ -4,7 +4,7 @@ from src.engine.eval_report import PROTOCOL_KEYS
 from src.model_utils.errors import UserError
 
 # Settings that fix the shapes of the weights: a checkpoint only fits a network built with the same.
-SHAPE_KEYS = ("n_way", "imgc", "num_filters", "num_blocks")
+SHAPE_KEYS = ("n_way", "num_filters", "num_blocks")
 # MAML++ options that add per-step meta-parameters, one per inner step of training (update_step);
 # checkpoints older than these options were trained without them.
 STEP_PARAM_KEYS = ("learn_inner_lr", "per_step_bn")

@@ -42,7 +42,7 @@ def _order(cfg, step):
 
 class TrainingRun:
     """A meta-training run built from the config (continuing its newest step checkpoint with --resume);
-    `run()` trains to `epoch` meta-steps, validating and saving on the way."""
+    `run()` trains to `meta_steps` meta-steps, validating and saving on the way."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -113,19 +113,19 @@ class TrainingRun:
             raise UserError(f"{problem} at step {self.step}; {kept}: lower --meta_lr or --update_lr and resume")
 
     def run(self):
-        """Train to `epoch` steps; returns the final validation result."""
+        """Train to `meta_steps` meta-steps; returns the final validation result."""
         cfg = self.cfg
         log(f"training {cfg.n_way}-way {cfg.k_spt}-shot, {counted(cfg.task_num, 'task')} per step, "
             f"{counted(cfg.update_step, 'inner step')}, {_order(cfg, self.step)}, on {cfg.device_target}"
-            f"{f' x {self.ranks.size} ranks' if self.ranks.size > 1 else ''}, steps {self.step + 1}..{cfg.epoch}")
+            f"{f' x {self.ranks.size} ranks' if self.ranks.size > 1 else ''}, steps {self.step + 1}..{cfg.meta_steps}")
         run_start, result = time.time(), None
-        while self.step < cfg.epoch:
+        while self.step < cfg.meta_steps:
             batch = [ms.Tensor(part[self.ranks.share(cfg.task_num)]) for part in self.sampler.next_batch()]
             cell, loss_weights = self.meta_optimizer.step_at(self.step)
             step_start = time.time()
             loss, acc = (float(value.asnumpy()) for value in cell(*batch, *loss_weights))
             self.step += 1
-            last = self.step == cfg.epoch
+            last = self.step == cfg.meta_steps
             validating = last or (cfg.eval_every and self.step % cfg.eval_every == 0)
             saving = last or self.step % cfg.save_every == 0
             self.check_finite(loss, validating or saving)  # validation may save best.ckpt: it counts as saving
