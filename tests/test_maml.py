@@ -378,7 +378,7 @@ class PlainMetaGradient(nn.Cell):
 
 
 @pytest.mark.parametrize("first_order", [False, True])
-def test_options_off_meta_gradient_is_todays_bit_for_bit(maml, batch, theta, first_order):
+def test_options_off_meta_gradient_is_plain_mamls_bit_for_bit(maml, batch, theta, first_order):
     _set_params(maml.learner, theta)
     assert not maml.learner.inner_lrs and all(maml.learner.adapted)
     (loss, acc), grads = MetaGradient(maml, UPDATE_STEP, first_order)(*_tensors(batch))

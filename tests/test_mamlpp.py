@@ -110,21 +110,6 @@ def test_checkpoint_of_other_per_step_shapes_is_refused(tmp_path, args, message)
     assert message in str(err.value)
 
 
-def test_checkpoint_without_the_options_loads_as_before(tmp_path):
-    """A checkpoint written before the options (no such keys in its config) is a plain MAML network;
-    asking for an option with it is refused, not a shape crash."""
-    cfg = dict(load_config(TINY))
-    for key in ("learn_inner_lr", "per_step_bn", "msl_steps", "meta_lr_schedule", "min_meta_lr", "first_order_steps"):
-        del cfg[key]
-    maml = build_maml(load_config(TINY))
-    checkpoint.save(tmp_path / "old.ckpt", maml.learner, step=1, cfg=cfg)
-    loaded_cfg, params, _ = inference_settings(["--ckpt", str(tmp_path / "old.ckpt")])
-    assert not loaded_cfg.learn_inner_lr and not loaded_cfg.per_step_bn
-    checkpoint.restore(build_maml(loaded_cfg).learner, params, tmp_path / "old.ckpt")
-    with pytest.raises(UserError, match="trained with learn_inner_lr=False but the config has learn_inner_lr=True"):
-        inference_settings(["--ckpt", str(tmp_path / "old.ckpt"), "--learn_inner_lr"])
-
-
 # ---------------------------------------------------------------- end to end on real Omniglot
 
 @pytest.mark.slow

@@ -16,8 +16,8 @@ from src.model_utils.atomic_file import replacing
 from src.model_utils.config import UPPER_BOUNDS, current_names
 from src.model_utils.errors import UserError
 
-_META_KEYS = ("step", "config", "sampler_state", "best_val_acc")
 COST_KEYS = ("train_seconds", "cpu_seconds")
+_META_KEYS = ("step", "config", "sampler_state", "best_val_acc") + COST_KEYS
 MAX_STEP = UPPER_BOUNDS["meta_steps"][0]  # no run reaches a later step
 
 
@@ -25,10 +25,11 @@ def save(path, cell, step, cfg, sampler_state=None, best_val_acc=-1.0, cost=None
     """Write atomically (src/model_utils/atomic_file.py): a crash or a failed write leaves the previous file intact.
 
     `cost` ({COST_KEYS: seconds}) is the wall-clock and CPU time of all runs up to `step`, so a
-    resumed run reports its total cost.
+    resumed run reports its total cost (none: 0, a network that was not trained).
     """
+    cost = cost or dict.fromkeys(COST_KEYS, 0.0)
     meta = {"step": step, "config": json.dumps(dict(cfg)), "sampler_state": json.dumps(sampler_state),
-            "best_val_acc": float(best_val_acc), **{key: float(value) for key, value in (cost or {}).items()}}
+            "best_val_acc": float(best_val_acc), **{key: float(cost[key]) for key in COST_KEYS}}
     with replacing(path, "make the folder writable or free some space, then pass --resume") as tmp:
         # Created first so that an unwritable folder is our one-line error rather than MindSpore's log.
         tmp.touch()
@@ -54,8 +55,8 @@ def _meta(params, path):
     meta["config"] = current_names(meta["config"])  # the settings under their current names
     if not 0 <= meta["step"] <= MAX_STEP:
         raise _damaged(path, f"has step {meta['step']}")
-    for key in COST_KEYS:  # None where the checkpoint was written before that cost was recorded
-        meta[key] = _seconds(params.pop(key), key, path) if key in params else None
+    for key in COST_KEYS:
+        meta[key] = _seconds(params.pop(key), key, path)
     return meta
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from src.engine import checkpoint
 from src.engine.loading import trained_maml
 from src.engine.run_folder import METRICS_NAME, step_checkpoint_path
-from src.engine.trained_settings import INHERITED_KEYS, trained_settings
+from src.engine.trained_settings import INHERITED_KEYS
 from src.maml import AdaptAndScore
 from src.model_utils.errors import UserError
 from src.model_utils.metrics_file import best_validated_steps
@@ -41,10 +41,10 @@ def load_members(cfg, ckpt_meta):
     """[(step, path, params)] of the `cfg.ensemble` best validated checkpoints in the folder of cfg.ckpt, each
     trained and validated with the settings of cfg.ckpt (`ckpt_meta`)."""
     members = []
-    expected = trained_settings(ckpt_meta)
+    expected = ckpt_meta["config"]
     for step, path in ensemble_checkpoints(Path(cfg.ckpt).parent, cfg.ensemble):
         params, meta = checkpoint.read(path)
-        own = trained_settings(meta)
+        own = meta["config"]
         for key in MEMBER_KEYS:
             if own.get(key) != expected.get(key):
                 raise UserError(f"--ensemble {cfg.ensemble}: {path} was trained with {key}={own.get(key)}, {cfg.ckpt} "

@@ -59,8 +59,6 @@ def inference_settings(argv, defaults=None):
     params, meta = checkpoint.read(path)
     saved = meta["config"]
     inherit = {key: saved[key] for key in INHERITED_KEYS if key in saved} | (defaults or {})
-    if "k_qry_test" not in saved and "k_qry" in saved:
-        inherit["k_qry_test"] = saved["k_qry"]  # checkpoints older than k_qry_test were validated with k_qry
     try:
         cfg = load_config(argv, inherit=inherit, trains=False)
     except UserError as err:

@@ -52,8 +52,5 @@ def resume(out, cfg, cell, sampler):
     best_val_acc = -1.0 if changes else _best_so_far(out, meta)
     if changes:
         log("validation scores other tasks from now on: best.ckpt and --ensemble take this run's validations only")
-    for key in checkpoint.COST_KEYS:
-        if meta[key] is None:
-            log(f"{path} predates the {key} record: this run's {key} counts from step {meta['step']}")
     log(f"resumed from {path} at step {meta['step']}")
-    return Start(meta["step"], path, best_val_acc, {key: meta[key] or 0.0 for key in checkpoint.COST_KEYS}, changes)
+    return Start(meta["step"], path, best_val_acc, {key: meta[key] for key in checkpoint.COST_KEYS}, changes)
