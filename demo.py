@@ -13,11 +13,11 @@ checkpoint is loaded once, at start; other settings (e.g. --update_step_test) ar
 import sys
 from pathlib import Path
 
-from src.drawn_task import drawn_task
-from src.errors import ArgumentParser, UserError, one_line, run_cli
-from src.inference import fine_tuning, load_trained_maml
+from src.data.drawn_task import drawn_task
+from src.engine.loading import fine_tuning, load_for_inference
 from src.maml import AdaptAndScore
-from src.metrics import log
+from src.model_utils.errors import ArgumentParser, UserError, one_line, run_cli
+from src.model_utils.log import log
 from predict import class_probabilities
 
 DEFAULT_CKPT = Path(__file__).resolve().parent / "checkpoints" / "omniglot_5way_1shot" / "best.ckpt"
@@ -96,7 +96,7 @@ def main(argv=None):
         import gradio  # noqa: F401  (an optional extra: say how to install it rather than fail later)
     except ImportError:
         raise UserError("the demo needs Gradio, which is not installed: pip install -r requirements-demo.txt") from None
-    cfg, maml, meta = load_trained_maml(["--ckpt", args.ckpt, *rest])
+    cfg, maml, meta = load_for_inference(["--ckpt", args.ckpt, *rest], user_images=True)
     if cfg.transductive:
         raise UserError("--transductive true: the demo classifies one query, on its own: drop --transductive")
     log(f"classifying with {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way), fine-tuned in {fine_tuning(cfg)}",

@@ -14,20 +14,21 @@ import json
 import time
 from pathlib import Path
 
-from src import distributed
-from src.atomic_file import write_atomic
-from src.dataset import prepare_omniglot, split_class_ids, split_rotates
-from src.ensemble import ensemble_scorer
-from src.errors import run_cli
-from src.evaluation import evaluate
-from src.inference import fine_tuning, load_checkpoint, trained_maml
+from src.data.dataset import prepare_omniglot
+from src.data.splits import split_class_ids, split_rotates
+from src.engine.ensemble import ensemble_scorer
+from src.engine.eval_report import PROTOCOL_KEYS, check_eval_report, report_ckpt
+from src.engine.evaluation import evaluate
+from src.engine.loading import fine_tuning, load_for_inference
 from src.maml import AdaptAndScore
-from src.metrics import counted, log
-from src.outputs import PROTOCOL_KEYS, check_eval_report, report_ckpt
+from src.model_utils import distributed
+from src.model_utils.atomic_file import write_atomic
+from src.model_utils.errors import run_cli
+from src.model_utils.log import counted, log
 
 
 def main(argv=None):
-    cfg, params, meta = load_checkpoint(argv)
+    cfg, maml, meta = load_for_inference(argv)
     ranks = distributed.current()
     ckpt = Path(cfg.ckpt)
     # Before any work: never a checkpoint, another file of the user's or a report of another evaluation.
@@ -36,7 +37,7 @@ def main(argv=None):
         scorer, steps = ensemble_scorer(cfg, meta)
         what = f"the ensemble of the {cfg.ensemble} best validated checkpoints in {ckpt.parent} (steps {', '.join(map(str, steps))})"
     else:
-        scorer = AdaptAndScore(trained_maml(cfg, params, ckpt), cfg.update_step_test, cfg.eval_per_step)
+        scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
         what = f"{ckpt} (step {meta['step']})"
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
     test_classes = split_class_ids(data.classes, cfg.split)["test"]

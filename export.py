@@ -5,11 +5,11 @@
 
 The graph fine-tunes the checkpoint's meta-parameters on a support set and classifies the queries,
 as predict.py does, so a deployment adapts to its own classes. Inputs: support images
-(1, N, imgc, imgsz, imgsz) float32, their labels (1, N) int32 in 0..n_way-1, query images
-(1, M, imgc, imgsz, imgsz) float32; output: query logits (1, M, n_way) after update_step_test
+(1, N, 1, imgsz, imgsz) float32, their labels (1, N) int32 in 0..n_way-1, query images
+(1, M, 1, imgsz, imgsz) float32; output: query logits (1, M, n_way) after update_step_test
 inner steps of size update_lr (a MAML++ checkpoint's learned per-step learning rates). N and M may vary from call to call unless fixed with
 --support_images / --query_images, for runtimes that need static shapes. The images must be
-prepared as predict.py prepares them (src/image_folder.py: grey-scale, imgsz x imgsz, ink 1 on 0).
+prepared as predict.py prepares them (src/data/image_folder.py: grey-scale, imgsz x imgsz, ink 1 on 0).
 Each query's logits depend only on the support set and itself (batch norm takes the support set's
 statistics), so a deployment may send one query at a time; `--transductive true` exports the query-batch
 normalisation of MAML's papers instead.
@@ -21,13 +21,13 @@ from pathlib import Path
 
 import mindspore as ms
 
-from src.atomic_file import write_atomic
-from src.errors import ArgumentParser, UserError, run_cli
-from src.inference import fine_tuning, load_trained_maml
-from src.memory import check_memory
-from src.metrics import log
-from src.outputs import check_output_file
-from src.paths import path_type
+from src.engine.loading import fine_tuning, load_for_inference
+from src.model_utils.atomic_file import write_atomic
+from src.model_utils.errors import ArgumentParser, UserError, run_cli
+from src.model_utils.log import log
+from src.model_utils.memory import check_memory
+from src.model_utils.outputs import check_output_file
+from src.model_utils.paths import path_type
 
 FORMATS = ("MINDIR",)
 SUFFIX = ".mindir"
@@ -62,13 +62,13 @@ def parse_args(argv):
 def graph_inputs(cfg, support_images, query_images):
     """Input placeholders of the exported graph; a dimension of None takes any size."""
     def images(count):
-        return ms.Tensor(shape=[1, count or None, cfg.imgc, cfg.imgsz, cfg.imgsz], dtype=ms.float32)
+        return ms.Tensor(shape=[1, count or None, 1, cfg.imgsz, cfg.imgsz], dtype=ms.float32)
     return images(support_images), ms.Tensor(shape=[1, support_images or None], dtype=ms.int32), images(query_images)
 
 
 def main(argv=None):
     args, rest = parse_args(argv)
-    cfg, maml, meta = load_trained_maml(rest)
+    cfg, maml, meta = load_for_inference(rest, user_images=True)
     check_memory(cfg, f"--support_images {args.support_images} --query_images {args.query_images}",
                  args.support_images + args.query_images, "pass smaller fixed numbers (0: any number)")
     inputs = graph_inputs(cfg, args.support_images, args.query_images)
@@ -83,7 +83,7 @@ def main(argv=None):
                 shutil.copyfileobj(src, dst)
         write_atomic(args.path, copy, "pass another --file_name")
     n, m = args.support_images or "N", args.query_images or "M"
-    image = f"{cfg.imgc}, {cfg.imgsz}, {cfg.imgsz}) float32"
+    image = f"1, {cfg.imgsz}, {cfg.imgsz}) float32"
     log(f"wrote {args.path}: inputs support images (1, {n}, {image}, support labels (1, {n}) int32 in "
         f"0..{cfg.n_way - 1}, query images (1, {m}, {image}; output query logits (1, {m}, {cfg.n_way}) float32")
     return args.path

@@ -4,20 +4,15 @@
                           [--label NAME ...] --output curves.png
 
 --output may replace a plot this program wrote, never another file or image.
-
-A resumed run drops the records past the step it resumes from, so metrics.jsonl holds each step
-once. Files written by earlier versions may hold a step twice (from before and after a resume):
-the later record wins, as it belongs to the history the checkpoint continues. Their training time
-is named train_s/cpu_s instead of train_seconds/cpu_seconds; both are read.
 """
 import struct
 from pathlib import Path
 
-from src.atomic_file import write_atomic
-from src.errors import ArgumentParser, UserError, run_cli
-from src.metrics import read_records
-from src.outputs import check_output_file
-from src.paths import path_type
+from src.model_utils.atomic_file import write_atomic
+from src.model_utils.errors import ArgumentParser, UserError, run_cli
+from src.model_utils.metrics_file import read_records
+from src.model_utils.outputs import check_output_file
+from src.model_utils.paths import path_type
 
 HOURS = {"wall": ("train_seconds", "wall-clock"), "cpu": ("cpu_seconds", "CPU")}
 # The PNG text entry that marks this program's plots: --output replaces no other image.
@@ -25,7 +20,7 @@ MARK = ("Software", "plot_curves.py (MAML for MindSpore)")
 
 
 def read_metrics(path):
-    """{event: [records sorted by step]}, one record per (event, step)."""
+    """{event: [records sorted by step]}, one record per (event, step): the last, should a step be recorded twice."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"metrics file {path} not found: pass --metrics the metrics.jsonl of a training output_dir")
@@ -35,6 +30,10 @@ def read_metrics(path):
         events.setdefault(event, []).append(record)
     if not events.get("val"):
         raise UserError(f"{path} has no validation records yet: train past the first eval_every steps")
+    untimed = next((r for r in events["val"] if not all(key in r for key, _ in HOURS.values())), None)
+    if untimed:
+        raise UserError(f"{path}: the validation record of step {untimed['step']} has no training time "
+                        f"({', '.join(key for key, _ in HOURS.values())}): pass a metrics.jsonl written by omniglot_train.py")
     return events
 
 
@@ -61,8 +60,7 @@ def plot(runs, output, hours="wall"):
         if train:
             by_step.plot([r["step"] for r in train], [100 * r["acc"] for r in train], color=line.get_color(),
                          alpha=0.3, linewidth=0.8, label=f"{label} training query")
-        timed = [r for r in val if key in r]
-        by_time.plot([r[key] / 3600 for r in timed], [100 * r["acc"] for r in timed], marker=".",
+        by_time.plot([r[key] / 3600 for r in val], [100 * r["acc"] for r in val], marker=".",
                      color=line.get_color(), label=label)
     by_step.set_xlabel("meta-training step")
     by_time.set_xlabel(f"{kind} training time (hours)")

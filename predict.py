@@ -20,11 +20,11 @@ import sys
 import numpy as np
 import mindspore as ms
 
-from src.errors import one_line, run_cli
-from src.image_folder import read_queries, read_support
-from src.inference import fine_tuning, load_trained_maml
+from src.data.image_folder import read_queries, read_support
+from src.engine.loading import fine_tuning, load_for_inference
 from src.maml import AdaptAndScore
-from src.metrics import log
+from src.model_utils.errors import one_line, run_cli
+from src.model_utils.log import log
 
 
 def softmax(logits):
@@ -40,7 +40,7 @@ def class_probabilities(adapt, x_spt, y_spt, x_qry, n_classes):
 
 
 def main(argv=None):
-    cfg, maml, meta = load_trained_maml(argv)
+    cfg, maml, meta = load_for_inference(argv, user_images=True)
     names, x_spt, y_spt, skipped_spt = read_support(cfg.support_dir, cfg.imgsz, cfg.n_way)
     files, x_qry, skipped_qry = read_queries(cfg.query_dir, cfg.imgsz)
     skipped = skipped_spt + skipped_qry

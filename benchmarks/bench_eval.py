@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: make `import src...` resolve from the repo root
 
-from src.errors import ArgumentParser, UserError, child_error, run_cli  # noqa: E402
+from src.model_utils.errors import ArgumentParser, UserError, child_error, run_cli  # noqa: E402
 
 SCRIPTS = REPO / "scripts"
 

@@ -1,14 +1,14 @@
 """Time one meta-training step of the package on synthetic episodes (no data needed).
 
     python benchmarks/bench_meta_step.py --order second --task_num 32 --update_step 5
-    python benchmarks/bench_meta_step.py --order second --task_num 8 --learn_inner_lr --per_step_bn --msl_epochs 1
+    python benchmarks/bench_meta_step.py --order second --task_num 8 --learn_inner_lr --per_step_bn --msl_steps 1
     python benchmarks/bench_meta_step.py --order second --conv_impl per_task --bn_impl elementary
 
 Any other key of default_config.yaml passes through as `--key value` (e.g. --cpu_threads 1, the
 MAML++ options).
 
-Runs the exact step omniglot_train.py runs at its first meta-step (src/meta_training.py: build_maml
-+ MetaTrainStep + Adam with the meta learning rate schedule; with msl_epochs the multi-step loss with
+Runs the exact step omniglot_train.py runs at its first meta-step (src/meta_optimizer.py: build_maml
++ MetaTrainStep + Adam with the meta learning rate schedule; with msl_steps the multi-step loss with
 its first weights, with first_order_steps the first-order step) and prints each step's time, then as
 its last line one JSON object: order (of the timed step), task_num, cpu_threads, the MAML++ options,
 conv_impl and bn_impl (the formulations timed, `auto` resolved for the device),
@@ -20,7 +20,7 @@ to) and `conv_kernels` (oneDNN's convolution implementations in the same step, f
 benchmarks/onednn_kernels.py).
 
 With `--ranks N` it times the step twice, each in fresh processes: in one process, then data-parallel
-over N ranks started by msrun as the launch scripts start them (src/msrun.py; each rank adapts
+over N ranks started by msrun as the launch scripts start them (src/model_utils/msrun.py; each rank adapts
 task_num / N tasks and is pinned to its own cores, as in training), and prints the one-process JSON
 with `ranks`, `s_per_step_ranks`, `compile_s_ranks` and `speedup` (one process's s/step over the N
 ranks') added.
@@ -54,18 +54,18 @@ from mindspore import ops  # noqa: E402
 from onednn_kernels import probe  # noqa: E402
 from step_options import (PASS_THROUGH, STEP_LEAST, TASK_KEYS, add_step_options, below_least,  # noqa: E402
                           synthetic_batch, task_overrides)
-from src import distributed, msrun  # noqa: E402
-from src.config import load_config  # noqa: E402
-from src.device import setup_device  # noqa: E402
-from src.errors import ArgumentParser, UserError, child_error, run_cli  # noqa: E402
 from src.formulation import resolve  # noqa: E402
-from src.launch_plan import free_port  # noqa: E402
-from src.meta_training import MetaTraining  # noqa: E402
+from src.meta_optimizer import MetaOptimizer  # noqa: E402
+from src.model_utils import distributed, msrun  # noqa: E402
+from src.model_utils.config import load_config  # noqa: E402
+from src.model_utils.device import setup_device  # noqa: E402
+from src.model_utils.errors import ArgumentParser, UserError, child_error, run_cli  # noqa: E402
+from src.model_utils.launch_plan import free_port  # noqa: E402
 
 
 def forward_flop(cfg, images):
     """Multiply-adds x2 of one forward pass over `images` images of one task."""
-    flop, size, in_ch = 0, cfg.imgsz, cfg.imgc
+    flop, size, in_ch = 0, cfg.imgsz, 1
     for _ in range(cfg.num_blocks):
         size = (size + 1) // 2  # 3x3, stride 2, 'same'
         flop += 2 * cfg.num_filters * in_ch * 9 * size * size
@@ -155,9 +155,9 @@ def main(argv=None):
         return 0
     setup_device(cfg)
     ranks = distributed.current()
-    training = MetaTraining(cfg, ranks.mean_cell())
-    train_step, loss_weights = training.step_at(0)
-    first_order = training.first_order_at(0)
+    meta_optimizer = MetaOptimizer(cfg, ranks.mean_cell())
+    train_step, loss_weights = meta_optimizer.step_at(0)
+    first_order = meta_optimizer.first_order_at(0)
     batch = tuple(map(ms.Tensor, synthetic_batch(cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num // ranks.size,
                                                  np.random.default_rng(0), cfg.imgsz))) + loss_weights
 
@@ -178,7 +178,7 @@ def main(argv=None):
     result = {"order": "first" if first_order else "second", "n_way": cfg.n_way, "k_spt": cfg.k_spt,
               "k_qry": cfg.k_qry, "task_num": cfg.task_num, "update_step": cfg.update_step,
               "cpu_threads": cfg.cpu_threads,
-              **{key: cfg[key] for key in ("msl_epochs", "learn_inner_lr", "per_step_bn", "first_order_steps")},
+              **{key: cfg[key] for key in ("msl_steps", "learn_inner_lr", "per_step_bn", "first_order_steps")},
               **dict(zip(("conv_impl", "bn_impl"), resolve(cfg))),
               "s_per_step": round(s_per_step, 4),
               "compile_s": round(compile_s, 2),

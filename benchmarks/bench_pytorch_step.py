@@ -30,7 +30,7 @@ import numpy as np
 
 from step_options import DEFAULTS, STEP_LEAST, add_step_options, below_least, synthetic_batch
 
-IMGC, NUM_FILTERS, NUM_BLOCKS = DEFAULTS["imgc"], DEFAULTS["num_filters"], DEFAULTS["num_blocks"]
+IMGC, NUM_FILTERS, NUM_BLOCKS = 1, DEFAULTS["num_filters"], DEFAULTS["num_blocks"]  # grey-scale images
 UPDATE_LR, META_LR, SEED = DEFAULTS["update_lr"], DEFAULTS["meta_lr"], DEFAULTS["seed"]
 BN_EPS = 1e-5  # src/learner.py's, not a setting (tests/test_bench_pytorch_step.py keeps them equal)
 CHECK_RTOL = 1e-5

@@ -13,9 +13,10 @@ if not __package__:  # run as a script: make `import src...` resolve from the re
 
 import numpy as np
 
-from src.dataset import load_omniglot, split_class_ids
-from src.episode_sampler import EpisodeSampler
-from src.errors import ArgumentParser, UserError, run_cli
+from src.data.episode_sampler import EpisodeSampler
+from src.data.npy_cache import load_omniglot
+from src.data.splits import split_class_ids
+from src.model_utils.errors import ArgumentParser, UserError, run_cli
 
 # (n_way, k_spt, k_qry, task_num): the Finn et al. Omniglot settings used for training.
 CASES = ((5, 1, 15, 32), (20, 1, 15, 16))

@@ -3,7 +3,7 @@
     python benchmarks/device_check.py --device_target GPU --data_path /data/omniglot --npy_dir /tmp/omniglot_npy
     python benchmarks/device_check.py --device_target CPU --short ...        (the check itself, in CI)
 
-On the device, with the device's settings (src/device.py: TF32/HF32 off) it
+On the device, with the device's settings (src/model_utils/device.py: TF32/HF32 off) it
 1. computes the meta-gradient of a fixed batch (a 16-filter network, 4 tasks, 5 inner steps, the MAML++
    options and the multi-step loss on) in both orders, with each formulation the backend's `auto` can pick
    and with the fused batch norm too, and compares each with the CPU's (grouped + fused): relative error
@@ -28,15 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 
 import mindspore as ms  # noqa: E402
 
-from src import checkpoint  # noqa: E402
-from src.config import load_config  # noqa: E402
-from src.dataset import prepare_omniglot, split_class_ids, split_rotates  # noqa: E402
-from src.device import setup_device  # noqa: E402
-from src.episode_sampler import EpisodeSampler, fixed_task_batches  # noqa: E402
-from src.errors import ArgumentParser, UserError, run_cli  # noqa: E402
+from src.data.dataset import prepare_omniglot  # noqa: E402
+from src.data.episode_sampler import EpisodeSampler, fixed_task_batches  # noqa: E402
+from src.data.splits import split_class_ids, split_rotates  # noqa: E402
+from src.engine.loading import inference_settings, trained_maml  # noqa: E402
 from src.formulation import AUTO  # noqa: E402
 from src.maml import AdaptAndScore, MetaGradient, build_maml  # noqa: E402
-from src.meta_training import MetaTraining  # noqa: E402
+from src.meta_optimizer import MetaOptimizer  # noqa: E402
+from src.model_utils.config import load_config  # noqa: E402
+from src.model_utils.device import setup_device  # noqa: E402
+from src.model_utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from src.multi_step_loss import step_loss_weights  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ GRAD_RTOL = 1e-3  # float32 sums in another order, five inner steps deep
 LOSS_RTOL = 2e-3  # 20 Adam steps let float32 differences grow
 ACC_ATOL = 0.005  # half a percentage point: a few of 7500 queries may flip
 GRAD_SETTINGS = ["--num_filters", "16", "--task_num", "4", "--k_qry", "2", "--update_step", "5",
-                 "--learn_inner_lr", "true", "--per_step_bn", "true", "--msl_epochs", "100"]
+                 "--learn_inner_lr", "true", "--per_step_bn", "true", "--msl_steps", "100"]
 TRAIN_SETTINGS = ["--task_num", "8", "--update_step", "5", "--seed", "1"]
 TRAIN_STEPS, EVAL_TASKS = 20, 100
 SHORT_TRAIN_STEPS, SHORT_EVAL_TASKS = 3, 8
@@ -71,7 +72,7 @@ def meta_gradients(common, target, formulation):
         return np.tile(np.repeat(np.arange(cfg.n_way, dtype=np.int32), shots), (cfg.task_num, 1))
 
     batch = [images(cfg.k_spt), labels(cfg.k_spt), images(cfg.k_qry), labels(cfg.k_qry),
-             step_loss_weights(cfg.update_step, cfg.msl_epochs, 0)]
+             step_loss_weights(cfg.update_step, cfg.msl_steps, 0)]
     out = {}
     for order in ("second", "first"):
         maml = build_maml(cfg)
@@ -87,10 +88,10 @@ def train_losses(common, target, steps):
     classes = split_class_ids(data.classes, cfg.split)["train"]
     sampler = EpisodeSampler(data.images, classes, cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num,
                              split_rotates(cfg.split), cfg.seed)
-    training = MetaTraining(cfg)
+    meta_optimizer = MetaOptimizer(cfg)
     losses, seconds = [], []
     for step in range(steps):
-        cell, extra = training.step_at(step)
+        cell, extra = meta_optimizer.step_at(step)
         batch = [ms.Tensor(part) for part in sampler.next_batch()] + list(extra)
         start = time.perf_counter()
         losses.append(float(cell(*batch)[0].asnumpy()))
@@ -100,10 +101,8 @@ def train_losses(common, target, steps):
 
 def test_accuracies(common, target, tasks):
     """Per-task query accuracy of the shipped checkpoint on the first `tasks` fixed test tasks."""
-    cfg, params, _ = checkpoint.load_for_inference(common + ["--device_target", target, "--ckpt", str(CHECKPOINT)])
-    maml = build_maml(cfg)
-    checkpoint.load_into(maml.learner, params, CHECKPOINT)
-    scorer = AdaptAndScore(maml, cfg.update_step_test)
+    cfg, params, _ = inference_settings(common + ["--device_target", target, "--ckpt", str(CHECKPOINT)])
+    scorer = AdaptAndScore(trained_maml(cfg, params, CHECKPOINT), cfg.update_step_test)
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: None)
     classes = split_class_ids(data.classes, cfg.split)["test"]
     accs = []

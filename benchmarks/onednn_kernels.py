@@ -2,7 +2,7 @@
 
     python benchmarks/onednn_kernels.py [--order second] [--task_num 4] [--update_step 1] [--key value ...]
 
-Runs one meta-training step (built by src/meta_training.py, as training builds it; the first
+Runs one meta-training step (built by src/meta_optimizer.py, as training builds it; the first
 meta-step's) and one evaluation batch (AdaptAndScore, as eval.py does) in a child process with
 ONEDNN_VERBOSE=1, then prints one JSON object: the CPU model, the instruction set oneDNN dispatches
 to (its `isa:` line) and the implementations of every primitive kind it executed. Any other key of
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: make `import src...` resolve from the repo root
 
 from step_options import PASS_THROUGH, add_task_options, synthetic_batch, task_overrides  # noqa: E402
-from src.errors import ArgumentParser, child_error, run_cli  # noqa: E402
+from src.model_utils.errors import ArgumentParser, child_error, run_cli  # noqa: E402
 
 
 def cpu_model():
@@ -72,19 +72,19 @@ def run_once(args, config_keys):
     import numpy as np
     import mindspore as ms
 
-    from src.config import load_config
-    from src.device import setup_device
+    from src.model_utils.config import load_config
+    from src.model_utils.device import setup_device
     from src.maml import AdaptAndScore
-    from src.meta_training import MetaTraining
+    from src.meta_optimizer import MetaOptimizer
 
     cfg = load_config([*task_overrides(args), "--update_step_test=1", *config_keys])
     setup_device(cfg)
-    training = MetaTraining(cfg)
-    step, loss_weights = training.step_at(0)
+    meta_optimizer = MetaOptimizer(cfg)
+    step, loss_weights = meta_optimizer.step_at(0)
     batch = tuple(map(ms.Tensor, synthetic_batch(cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num,
                                                  np.random.default_rng(0), cfg.imgsz)))
     step(*batch, *loss_weights)[0].asnumpy()
-    AdaptAndScore(training.maml, cfg.update_step_test)(*batch)
+    AdaptAndScore(meta_optimizer.maml, cfg.update_step_test)(*batch)
 
 
 def main(argv=None):

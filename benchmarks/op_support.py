@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: `import src...` from the repo root
 
-from src.errors import run_cli  # noqa: E402 (imports no MindSpore: MS_DEV_SAVE_GRAPHS is set before it starts)
+from src.model_utils.errors import run_cli  # noqa: E402 (imports no MindSpore: MS_DEV_SAVE_GRAPHS is set before it starts)
 TABLE = REPO / "docs" / "op_support.md"
 ACCEPTED = ("yes", "internal", "graph")
 BACKENDS = ("CPU", "GPU", "Ascend")
@@ -30,7 +30,7 @@ BACKENDS = ("CPU", "GPU", "Ascend")
 # option that adds operators.
 SMALL = ["--n_way", "3", "--num_filters", "4", "--num_blocks", "2", "--imgsz", "12", "--task_num", "2",
          "--update_step", "2", "--update_step_test", "2", "--learn_inner_lr", "true", "--per_step_bn", "true",
-         "--msl_epochs", "10", "--k_qry", "1", "--k_qry_test", "1"]
+         "--msl_steps", "10", "--k_qry", "1", "--k_qry_test", "1"]
 # A node of a dumped IR graph: `%12(name) = Conv2D(%10, %11) primitive_attrs: {...}` or `= PrimFunc_Mul(...)`.
 IR_NODE = re.compile(r"^\s*%[\w.]+(?:\([^)]*\))? = (?:PrimFunc_)?([A-Za-z_]\w*)\((.*)$")
 GROUP = re.compile(r"\bgroup: I64\((\d+)\)")
@@ -115,10 +115,10 @@ def build_graphs(argv, folder):
     import numpy as np
     import mindspore as ms
 
-    from src.config import load_config
+    from src.engine.loading import SINGLE_IMAGE
     from src.maml import AdaptAndScore, build_maml
-    from src.inference import SINGLE_IMAGE
-    from src.meta_training import MetaTraining
+    from src.meta_optimizer import MetaOptimizer
+    from src.model_utils.config import load_config
     from src.multi_step_loss import step_loss_weights
     from step_options import synthetic_batch
     from export import graph_inputs
@@ -128,12 +128,12 @@ def build_graphs(argv, folder):
     cfg = load_config(argv)
     batch = [ms.Tensor(a) for a in synthetic_batch(cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num,
                                                    np.random.default_rng(0), cfg.imgsz)]
-    weights = ms.Tensor(step_loss_weights(cfg.update_step, cfg.msl_epochs, 0))
+    weights = ms.Tensor(step_loss_weights(cfg.update_step, cfg.msl_steps, 0))
     for first_order in (False, True):
         cfg["first_order"] = first_order
-        training = MetaTraining(cfg)
-        training.train_step(*batch, weights)
-        training.train_step(*batch)
+        meta_optimizer = MetaOptimizer(cfg)
+        meta_optimizer.train_step(*batch, weights)
+        meta_optimizer.train_step(*batch)
     maml = build_maml(cfg)
     AdaptAndScore(maml, cfg.update_step_test)(*batch)
     AdaptAndScore(maml, cfg.update_step_test).predict(*batch[:3])
@@ -149,7 +149,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         # Read when MindSpore starts: the dumps of every graph compiled in this process.
         os.environ.update(MS_DEV_SAVE_GRAPHS="1", MS_DEV_SAVE_GRAPHS_PATH=str(Path(folder) / "ir"))
-        from src.config import load_config
+        from src.model_utils.config import load_config
         from src.formulation import resolve
 
         cfg = load_config(SMALL + argv)

@@ -7,7 +7,7 @@ Fixed N-way 1-shot meta-test tasks of each checkpoint's split (the tasks eval.py
 seed) are rendered from the original 105x105 drawings in the zips, every support and query image is
 changed by one transformation (inverted, moved, scaled, re-stroked, photographed on grey paper,
 rotated, warped), written as an image file, read back by predict.py's own reader
-(src/image_folder.read_image), then fine-tuned and scored with the checkpoint as predict.py does.
+(src/data/image_folder.read_image), then fine-tuned and scored with the checkpoint as predict.py does.
 Prints a table of query accuracy per transformation beside the clean figure on the same tasks and
 writes the same as JSON (--output). --ckpt names the checkpoints (default: the shipped
 checkpoints/omniglot_{N}way_1shot/best.ckpt of each --n_way); other --key value pairs are
@@ -25,16 +25,17 @@ sys.path.insert(0, str(REPO))  # run as a script: make `import src...` resolve f
 import numpy as np  # noqa: E402
 from PIL import Image, ImageFilter, ImageOps  # noqa: E402
 
-from src.atomic_file import write_atomic  # noqa: E402
-from src.data_preprocess import NUM_DRAWERS, SOURCE_SIZE, list_omniglot, read_source  # noqa: E402
-from src.dataset import split_class_ids, split_rotates  # noqa: E402
-from src.episode_sampler import fixed_task_batches  # noqa: E402
-from src.errors import ArgumentParser, UserError, run_cli  # noqa: E402
-from src.image_folder import read_image  # noqa: E402
-from src.inference import load_trained_maml  # noqa: E402
+from src.data.episode_sampler import fixed_task_batches  # noqa: E402
+from src.data.image_folder import read_image  # noqa: E402
+from src.data.release import NUM_DRAWERS, SOURCE_SIZE, list_omniglot, read_source  # noqa: E402
+from src.data.splits import split_class_ids, split_rotates  # noqa: E402
+from src.engine.evaluation import mean_ci95  # noqa: E402
+from src.engine.loading import load_for_inference  # noqa: E402
 from src.maml import AdaptAndScore  # noqa: E402
-from src.metrics import log, mean_ci95  # noqa: E402
-from src.outputs import check_output_file  # noqa: E402
+from src.model_utils.atomic_file import write_atomic  # noqa: E402
+from src.model_utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
+from src.model_utils.log import log  # noqa: E402
+from src.model_utils.outputs import check_output_file  # noqa: E402
 
 import mindspore as ms  # noqa: E402
 
@@ -158,7 +159,7 @@ def _images(task_images, originals, name, imgsz, rng):
 
 def run_checkpoint(argv, names, num_tasks, seed):
     """{transformation: {acc, ci95}} of one checkpoint (its settings from --ckpt and the --key value argv)."""
-    cfg, maml, meta = load_trained_maml(argv)
+    cfg, maml, meta = load_for_inference(argv, user_images=True)
     scorer = AdaptAndScore(maml, cfg.update_step_test)
     test = split_class_ids([entry for entry, _ in list_omniglot(cfg.data_path)], cfg.split)["test"]
     tasks = list(_task_indices(test, cfg, num_tasks, seed))

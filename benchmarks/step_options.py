@@ -30,7 +30,7 @@ def add_step_options(parser):
 
 
 def task_overrides(args):
-    """The task options as default_config.yaml settings (`--key=value`), for src.config.load_config."""
+    """The task options as default_config.yaml settings (`--key=value`), for src.model_utils.config.load_config."""
     return [f"--first_order={args.order == 'first'}", *(f"--{key}={getattr(args, key)}" for key in TASK_KEYS)]
 
 

@@ -12,7 +12,7 @@
 #   2. makes DATA_PATH, CKPT_PATH, a relative PYTHON and the path overrides --npy_dir, --output_dir,
 #      --config_path and --eval_report absolute (relative to the caller's directory), then cds to the
 #      repo root, so it works from any directory;
-#   3. asks Python to check the run and name its log (`python -m src.launch_plan train|eval ...`, _maml_plan):
+#   3. asks Python to check the run and name its log (`python -m src.model_utils.launch_plan train|eval ...`, _maml_plan):
 #      the settings as the program will read them (eval: merged with the checkpoint's; --resume: the
 #      checkpoint it continues), the backend, the data and the outputs; a wrong one stops the launcher
 #      here with Python's `error:` line, before the log begins;
@@ -130,11 +130,11 @@ maml_parse_overrides() {
 }
 
 # _maml_plan KIND [ARG ...]: have Python check the settings of a run of KIND and plan it
-# (`python -m src.launch_plan KIND ARG ...`); its answer, NUL-separated fields that no path can split,
+# (`python -m src.model_utils.launch_plan KIND ARG ...`); its answer, NUL-separated fields that no path can split,
 # goes to the array MAML_PLAN. A refusal ends the script with Python's error line and exit code.
 _maml_plan() {
     MAML_PLAN=()
-    mapfile -d '' -t MAML_PLAN < <("$MAML_PYTHON" -m src.launch_plan "$@")
+    mapfile -d '' -t MAML_PLAN < <("$MAML_PYTHON" -m src.model_utils.launch_plan "$@")
     wait "$!" || exit $?
 }
 
@@ -198,8 +198,8 @@ maml_launch() {
     MAML_FIRST=$1
     _maml_resolve_python
     if [[ $mode == *train ]]; then
-        kind=train script=omniglot_train.py positional=epoch
-        settings=(--device_target "$target" --epoch "$2" --data_path "$(_maml_abs "$3")")
+        kind=train script=omniglot_train.py positional="meta_steps epoch"
+        settings=(--device_target "$target" --meta_steps "$2" --data_path "$(_maml_abs "$3")")
     else
         kind=eval script=eval.py positional=ckpt
         settings=(--device_target "$target" --data_path "$(_maml_abs "$2")" --ckpt "$(_maml_abs "$3")")

@@ -6,7 +6,7 @@
 #                  with python src/data_preprocess.py --data_path DIR --download)
 #   OUTPUT_DIR     where checkpoints, metrics and logs go (default output/quickstart; must not
 #                  hold an earlier run's checkpoints)
-#   --key value    further overrides for both training and evaluation (e.g. --epoch 100); paths
+#   --key value    further overrides for both training and evaluation (e.g. --meta_steps 100); paths
 #                  relative to the caller's folder; not data_path, output_dir or npy_dir (set above)
 # Environment: NPY_DIR (where omniglot.npy is built, default data/omniglot), VENV (default .venv).
 # -h/--help anywhere prints this text and installs nothing. data_preprocess.py checks OMNIGLOT_ROOT:
@@ -26,7 +26,7 @@ NAMES=(OMNIGLOT_ROOT OUTPUT_DIR)
 for i in 1 2; do
     if [[ ${!i:-} == -* ]]; then
         echo "error: ${NAMES[i - 1]} '${!i}' starts with '-': overrides come after OMNIGLOT_ROOT and OUTPUT_DIR," \
-            "e.g. bash scripts/quickstart.sh /data/omniglot output/quickstart --epoch 100" >&2
+            "e.g. bash scripts/quickstart.sh /data/omniglot output/quickstart --meta_steps 100" >&2
         exit 2
     fi
 done

@@ -2,7 +2,7 @@
 
 A MindSpore LearningRateSchedule: its memory does not depend on the length of the run. Two schedules:
 - `step`: meta_lr * lr_scheduler_gamma ** (step // lr_decay_steps); gamma 1.0 keeps it constant.
-- `cosine` (MAML++): from meta_lr at the first step to min_meta_lr at the last (`epoch`) along half
+- `cosine` (MAML++): from meta_lr at the first step to min_meta_lr at the last (`meta_steps`) along half
   a cosine period.
 On CPU both are computed in float64 and rounded to float32, so the step decay is exact to the float32
 rate. On GPU and Ascend they are computed in float32 (MindSpore documents float64 there for few operators,
@@ -25,7 +25,7 @@ class MetaLearningRate(nn.learning_rate_schedule.LearningRateSchedule):
         self.min_meta_lr = ms.Tensor(cfg.min_meta_lr, self.dtype)
         self.gamma = ms.Tensor(cfg.lr_scheduler_gamma, self.dtype)
         self.decay_steps = cfg.lr_decay_steps
-        self.last_step = max(cfg.epoch - 1, 1)
+        self.last_step = max(cfg.meta_steps - 1, 1)
 
     def at(self, step):
         """The rate at `step` (an int32 Tensor) in the schedule's precision: what the progress log reports."""

@@ -121,7 +121,7 @@ class MetaGradient(nn.Cell):
 class MetaTrainStep(nn.Cell):
     """One meta-update with the optimizer; returns (mean query loss, mean query accuracy) before it.
 
-    In data-parallel training `rank_mean` (src.distributed.MeanOverRanks) turns this rank's means
+    In data-parallel training `rank_mean` (src.model_utils.distributed.MeanOverRanks) turns this rank's means
     over its share of the tasks into the means over all tasks, before the update."""
 
     def __init__(self, maml, optimizer, update_step, first_order=False, rank_mean=None):
@@ -185,20 +185,20 @@ class _QueryScore(nn.Cell):
 
 
 class AdaptAndScore:
-    """Fine-tuning as validation, eval.py and predict.py do it: `steps` first-order inner steps from
+    """Fine-tuning as validation, eval.py and predict.py do it: `fine_tune_steps` first-order inner steps from
     the meta-parameters, each a compiled call, so that many steps do not unroll (and compile) the
     network once per step.
 
     Calling it scores the query set: (loss, accuracy) per task as two (rows, tasks) arrays, one row
-    per inner step 0..steps with `every_step`, else the single row after the last step. A query set
+    per inner step 0..fine_tune_steps with `every_step`, else the single row after the last step. A query set
     holds more images than a support set, so scoring it after every step would cost more than the
     steps themselves: by default only the end is scored.
 
     The cells take the weights unpacked: a tuple argument would be taken for a constant by
     MindSpore's graph compiler, recompiled on every call and given no gradient."""
 
-    def __init__(self, maml, steps, every_step=False):
-        self.steps = steps
+    def __init__(self, maml, fine_tune_steps, every_step=False):
+        self.fine_tune_steps = fine_tune_steps
         self.every_step = every_step
         self.start = _StartWeights(maml.learner)
         self.inner_step = _InnerStep(maml)
@@ -206,22 +206,22 @@ class AdaptAndScore:
         self.logits = _QueryLogits(maml.learner)
 
     def fine_tune(self, x_spt, y_spt):
-        """The fast weights after each of 0..steps inner steps, as they are computed."""
+        """The fast weights after each of 0..fine_tune_steps inner steps, as they are computed."""
         weights = self.start(x_spt)
         yield weights
-        for step in range(self.steps):
+        for step in range(self.fine_tune_steps):
             weights = self.inner_step(x_spt, y_spt, _step(step), *weights)
             yield weights
 
     def predict(self, x_spt, y_spt, x_qry):
         """Query logits (tasks, queries, n_way) after fine-tuning on the support set."""
         *_, weights = self.fine_tune(x_spt, y_spt)
-        return self.logits(x_spt, x_qry, _step(self.steps), *weights)
+        return self.logits(x_spt, x_qry, _step(self.fine_tune_steps), *weights)
 
     def __call__(self, x_spt, y_spt, x_qry, y_qry):
         losses, accs = [], []
         for step, weights in enumerate(self.fine_tune(x_spt, y_spt)):
-            if self.every_step or step == self.steps:
+            if self.every_step or step == self.fine_tune_steps:
                 loss, acc = self.score(x_spt, x_qry, y_qry, _step(step), *weights)
                 losses.append(loss.asnumpy())
                 accs.append(acc.asnumpy())
@@ -237,7 +237,7 @@ def build_maml(cfg):
     """The network and inner-loop rule a config describes; training, eval.py, predict.py and export.py share it."""
     steps = cfg.update_step  # the per-step meta-parameters cover the inner steps of training
     conv_impl, bn_impl = resolve(cfg)
-    learner = Learner(cfg.n_way, cfg.imgc, cfg.num_filters, cfg.num_blocks, seed=cfg.seed,
+    learner = Learner(cfg.n_way, num_filters=cfg.num_filters, num_blocks=cfg.num_blocks, seed=cfg.seed,
                       bn_steps=steps if cfg.per_step_bn else 0, lr_steps=steps if cfg.learn_inner_lr else 0,
                       update_lr=cfg.update_lr, transductive=cfg.transductive,
                       bn_impl=bn_impl, conv_impl=conv_impl)

@@ -42,40 +42,40 @@ def omniglot_npy_dir(omniglot_root, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo(omniglot_root, tmp_path_factory):
-    """The demo's task (src/demo_task.py): 5-way 1-shot meta-test characters, 4 queries per class, and its answers."""
-    from src.demo_task import make_demo_task
+    """The demo's task (src/data/demo_task.py): 5-way 1-shot meta-test characters, 4 queries per class, and its answers."""
+    from src.data.demo_task import make_demo_task
 
     out = tmp_path_factory.mktemp("demo") / "task"
     answers = make_demo_task(omniglot_root, out, n_way=5, k_spt=1, k_qry=4, seed=0)
     return out, answers
 
 
-_USABLE_DEVICE = ("import runpy, src.device; src.device.check_available = lambda target: None; "
-                  "runpy.run_module('src.launch_plan', run_name='__main__')")
+_USABLE_DEVICE = ("import runpy, src.model_utils.device; src.model_utils.device.check_available = lambda target: None; "
+                  "runpy.run_module('src.model_utils.launch_plan', run_name='__main__')")
 
 
 @pytest.fixture
 def fake_python(tmp_path):
     """An interpreter named python3 for the launch scripts' tests: it appends {"argv", "cwd", "env"} of
     each call as one JSON line to calls.jsonl and exits with FAKE_EXIT (default 0). The
-    launchers' questions to Python are answered without running anything: the standalone `-m src.launch_plan
+    launchers' questions to Python are answered without running anything: the standalone `-m src.model_utils.launch_plan
     train|eval --key value ...` by the real interpreter (any device taken for usable), the data-parallel one
     (`train|eval RANK_SIZE MASTER_PORT ...`) with the plan FAKE_LOG, FAKE_LOG_DIR, MASTER_PORT (or 23456),
-    NUL-separated as src/launch_plan.py answers."""
+    NUL-separated as src/model_utils/launch_plan.py answers."""
     record = tmp_path / "calls.jsonl"
     fake = tmp_path / "bin" / "python3"
     fake.parent.mkdir()
     fake.write_text(
         f"#!{sys.executable}\n"
         "import json, os, sys\n"
-        "if sys.argv[1:3] == ['-m', 'src.launch_plan'] and sys.argv[4:5] != [] and sys.argv[4].startswith('-'):\n"
-        # As if the device were usable (src.device.check_available: tests/test_device.py).
+        "if sys.argv[1:3] == ['-m', 'src.model_utils.launch_plan'] and sys.argv[4:5] != [] and sys.argv[4].startswith('-'):\n"
+        # As if the device were usable (src.model_utils.device.check_available: tests/test_device.py).
         f"    os.execv({sys.executable!r}, [{sys.executable!r}, '-c', {_USABLE_DEVICE!r}, *sys.argv[3:]])\n"
         f"with open({str(record)!r}, 'a') as f:\n"
         "    keys = ('DEVICE_ID', 'RANK_SIZE', 'RANK_ID', 'CUDA_VISIBLE_DEVICES')\n"
         "    env = {k: os.environ[k] for k in keys if k in os.environ}\n"
         "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(), 'env': env}) + '\\n')\n"
-        "if sys.argv[1:3] == ['-m', 'src.launch_plan']:\n"
+        "if sys.argv[1:3] == ['-m', 'src.model_utils.launch_plan']:\n"
         "    sys.stdout.write('\\0'.join([os.environ['FAKE_LOG'], os.environ['FAKE_LOG_DIR'], sys.argv[5] or '23456', '']))\n"
         "sys.exit(int(os.environ.get('FAKE_EXIT', '0')))\n")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)

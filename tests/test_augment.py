@@ -1,10 +1,10 @@
-"""Meta-training augmentation: affine distortions (src/augment.py, EpisodeSampler(affine=True)) and rotations as
+"""Meta-training augmentation: affine distortions (src/data/augment.py, EpisodeSampler(affine=True)) and rotations as
 new classes on the background split; validation and test tasks are never augmented."""
 import numpy as np
 import pytest
 
-from src.augment import random_affine
-from src.episode_sampler import EpisodeSampler
+from src.data.augment import random_affine
+from src.data.episode_sampler import EpisodeSampler
 
 
 def _stroke(size=28):
@@ -82,15 +82,15 @@ def test_rotations_turn_each_class_as_a_whole(images):
 def test_validation_is_never_augmented(omniglot_npy_dir, tmp_path):
     """A run with every augmentation on validates exactly as one without (same weights, same tasks), while
     its training batches differ."""
-    from src.config import load_config
-    from src.trainer import Trainer
+    from src.model_utils.config import load_config
+    from src.engine.training import TrainingRun
 
     def trainer(name, augmented):
         flags = ["--augment_rotations", "--augment_affine"] if augmented else []
         cfg = load_config(["--data_path", str(omniglot_npy_dir), "--npy_dir", str(omniglot_npy_dir), "--split",
                            "background", "--output_dir", str(tmp_path / name), "--num_filters", "8",
                            "--val_tasks", "8", "--eval_batch", "8", "--update_step_test", "1", *flags])
-        return Trainer(cfg)
+        return TrainingRun(cfg)
 
     plain, augmented = trainer("plain", False), trainer("augmented", True)
     assert plain.validate() == augmented.validate()

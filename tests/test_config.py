@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.config import DEFAULT_CONFIG, load_config
-from src.errors import UserError
+from src.model_utils.config import DEFAULT_CONFIG, load_config
+from src.model_utils.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def test_override_is_cast_to_the_default_type():
     (["--first_order", "true"], True, False),
     (["--first_order", "no"], False, False),
     (["--resume"], False, True),
-    (["--resume", "--epoch", "3"], False, True),
+    (["--resume", "--meta_steps", "3"], False, True),
     (["--resume", "false"], False, False),
 ])
 def test_bool_forms(argv, first_order, resume):
@@ -63,7 +63,7 @@ def test_unknown_option_suggests_the_closest_key():
     # int() takes these; the launch scripts would export DEVICE_ID as written.
     (["--device_id", " 1"], "--device_id takes an integer, got ' 1'"),
     (["--device_id", "+1"], "--device_id takes an integer, got '+1'"),
-    (["--epoch", "1_000"], "--epoch takes an integer, got '1_000'"),
+    (["--meta_steps", "1_000"], "--meta_steps takes an integer, got '1_000'"),
     (["--meta_lr", "fast"], "--meta_lr takes a number"),
     (["--first_order", "maybe"], "--first_order takes true or false"),
 ])
@@ -165,4 +165,31 @@ def test_mamlpp_5shot_stage_differs_from_the_1shot_run_only_where_it_says():
     cosine schedule and the folder, nothing else (a changed network or option would not resume)."""
     one, five = (yaml.safe_load((REPO / "configs" / f"omniglot_20way_{k}shot_mamlpp.yaml").read_text()) for k in (1, 5))
     assert set(one) == set(five)
-    assert {key for key in one if one[key] != five[key]} == {"k_spt", "epoch", "output_dir"}
+    assert {key for key in one if one[key] != five[key]} == {"k_spt", "meta_steps", "output_dir"}
+
+
+def test_old_names_still_work_with_one_warning_each(tmp_path, capsys):
+    """Settings files and command lines of users name meta_steps `epoch`, msl_steps `msl_epochs` and carry the
+    gone `imgc`: they still load, the same as with the current names, each old name warned about once."""
+    from src.model_utils import config
+
+    config._warned.clear()
+    old = tmp_path / "old.yaml"
+    old.write_text("epoch: 7\nmsl_epochs: 3\nimgc: 1\n")
+    cfg = load_config(["--config_path", str(old)])
+    assert (cfg.meta_steps, cfg.msl_steps, "imgc" in cfg) == (7, 3, False)
+    assert load_config(["--epoch", "9", "--imgc", "1"]).meta_steps == 9
+    assert load_config(["--epoch", "9"]).meta_steps == 9  # warned once only
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 5 and all(line.startswith("warning: ") for line in warnings)
+    assert [w for w in warnings if "--epoch" in w] == ["warning: --epoch is now meta_steps (it counts meta-steps): use meta_steps"]
+    assert load_config(["--config_path", str(old), "--meta_steps", "11"]).meta_steps == 11  # the command line wins
+
+
+def test_an_old_name_beside_its_new_one_is_refused(tmp_path):
+    both = tmp_path / "both.yaml"
+    both.write_text("epoch: 7\nmeta_steps: 8\n")
+    with pytest.raises(UserError, match=f"epoch in {both} is the old name of meta_steps, which is given too: drop epoch"):
+        load_config(["--config_path", str(both)])
+    with pytest.raises(UserError, match="--epoch is the old name of meta_steps, which is given too: drop epoch"):
+        load_config(["--epoch", "3", "--meta_steps", "4"])

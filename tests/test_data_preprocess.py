@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.data_preprocess import (INDEX_NAME, NPY_NAME, _detect_layout, _fingerprint, _is_up_to_date,
-                                 build_omniglot, download_omniglot)
-from src.errors import UserError
+from src.data.download import download_omniglot
+from src.data.npy_cache import INDEX_NAME, NPY_NAME, is_up_to_date
+from src.data.release import detect_layout, fingerprint
+from src.data_preprocess import build_omniglot
+from src.model_utils.errors import UserError
 from tests.omniglot_fixtures import copy_zip, first_png, flip_member_byte, png_bytes, serve_directory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +110,7 @@ def test_index_lists_classes_in_canonical_order(index, omniglot_npy_dir):
     assert len({c["alphabet"] for c in classes if c["set"] == "background"}) == 30
     assert len({c["alphabet"] for c in classes if c["set"] == "evaluation"}) == 20
     assert index["source"]["layout"] == "raw"
-    assert not list(omniglot_npy_dir.glob(".*"))  # no temporary file left (src/atomic_file.py names them .*)
+    assert not list(omniglot_npy_dir.glob(".*"))  # no temporary file left (src/model_utils/atomic_file.py names them .*)
 
 
 # ----------------------------------------------------------------------------- caching
@@ -137,21 +139,21 @@ def test_rerun_is_noop_and_force_rebuilds_identically(omniglot_root, omniglot_np
 
 
 def test_cache_is_invalidated_by_size_and_source_changes(omniglot_root, omniglot_npy_dir, tmp_path):
-    fingerprint = _fingerprint(omniglot_root, "raw")
-    assert _is_up_to_date(omniglot_npy_dir, 28, fingerprint)
-    assert not _is_up_to_date(omniglot_npy_dir, 32, fingerprint)
+    source = fingerprint(omniglot_root, "raw")
+    assert is_up_to_date(omniglot_npy_dir, 28, source)
+    assert not is_up_to_date(omniglot_npy_dir, 32, source)
 
     copies = [shutil.copy2(omniglot_root / "raw" / name, tmp_path / name) for name in ZIPS]
     root = root_with(tmp_path, omniglot_root, *copies)
-    assert _is_up_to_date(omniglot_npy_dir, 28, _fingerprint(root, "raw"))  # same size and mtime
+    assert is_up_to_date(omniglot_npy_dir, 28, fingerprint(root, "raw"))  # same size and mtime
     os.utime(root / "raw" / ZIPS[1], ns=(0, 0))
-    assert not _is_up_to_date(omniglot_npy_dir, 28, _fingerprint(root, "raw"))
+    assert not is_up_to_date(omniglot_npy_dir, 28, fingerprint(root, "raw"))
 
     out = tmp_path / "truncated_npy"
     shutil.copytree(omniglot_npy_dir, out)
     with open(out / NPY_NAME, "r+b") as f:
         f.truncate(1000)
-    assert not _is_up_to_date(out, 28, fingerprint)
+    assert not is_up_to_date(out, 28, source)
 
 
 @pytest.mark.parametrize("content, found", [
@@ -178,9 +180,9 @@ def test_both_layouts_present_prefers_raw(tmp_path, omniglot_root):
     root = root_with(tmp_path, omniglot_root)
     for set_name in ("background", "evaluation"):
         (root / "processed" / f"images_{set_name}").mkdir(parents=True)
-    assert _detect_layout(root) == "raw"
+    assert detect_layout(root) == "raw"
     (root / "raw" / ZIPS[1]).unlink()
-    assert _detect_layout(root) == "processed"
+    assert detect_layout(root) == "processed"
 
 
 @pytest.mark.slow

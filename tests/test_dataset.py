@@ -5,9 +5,10 @@ import shutil
 import numpy as np
 import pytest
 
-from src.dataset import (BACKGROUND_VAL_ALPHABETS, SPLITS, load_omniglot, prepare_omniglot, split_class_ids,
-                         split_rotates, split_sizes)
-from src.errors import UserError
+from src.data.dataset import prepare_omniglot
+from src.data.npy_cache import load_omniglot
+from src.data.splits import BACKGROUND_VAL_ALPHABETS, SPLITS, split_class_ids, split_rotates, split_sizes
+from src.model_utils.errors import UserError
 
 
 @pytest.fixture(scope="module")

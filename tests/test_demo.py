@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.drawn_task import drawn_task
-from src.errors import UserError
-from src.image_folder import image_to_ink_map, read_image
+from src.data.drawn_task import drawn_task
+from src.model_utils.errors import UserError
+from src.data.image_folder import image_to_ink_map, read_image
 
 REPO = Path(__file__).resolve().parents[1]
 

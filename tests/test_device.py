@@ -4,9 +4,9 @@ import os
 import mindspore as ms
 import pytest
 
-from src.config import load_config
-from src.device import setup_device
-from src.errors import UserError
+from src.model_utils.config import load_config
+from src.model_utils.device import setup_device
+from src.model_utils.errors import UserError
 
 
 def _usable(target):
@@ -61,7 +61,7 @@ def test_full_float32_on_gpu_and_ascend_unless_allowed(monkeypatch, target, allo
 def test_config_reaches_mindspore(monkeypatch, target, device_id, mode, expected_device, expected_mode):
     calls = {}
     _all_usable(monkeypatch)
-    monkeypatch.setattr("src.device.set_precision", lambda cfg: None)
+    monkeypatch.setattr("src.model_utils.device.set_precision", lambda cfg: None)
     monkeypatch.setattr(ms, "set_device", lambda *args: calls.setdefault("device", args))
     monkeypatch.setattr(ms, "set_context", lambda **kwargs: calls.setdefault("context", kwargs))
     monkeypatch.setattr(ms, "set_seed", lambda seed: calls.setdefault("seed", seed))
@@ -77,7 +77,7 @@ def test_config_reaches_mindspore(monkeypatch, target, device_id, mode, expected
 def test_cpu_threads_reach_mindspore_only_on_cpu(monkeypatch, target, cpu_threads, expected):
     calls = []
     _all_usable(monkeypatch)
-    monkeypatch.setattr("src.device.set_precision", lambda cfg: None)
+    monkeypatch.setattr("src.model_utils.device.set_precision", lambda cfg: None)
     monkeypatch.setattr(ms, "set_device", lambda *args: None)
     monkeypatch.setattr(ms.device_context.cpu.op_tuning, "threads_num", calls.append)
     setup_device(load_config(["--device_target", target, "--cpu_threads", str(cpu_threads)]))

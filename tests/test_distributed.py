@@ -1,7 +1,7 @@
-"""Data-parallel training and evaluation (src/distributed.py, scripts/run_distribute_*.sh).
+"""Data-parallel training and evaluation (src/model_utils/distributed.py, scripts/run_distribute_*.sh).
 
 The fast tests check the task split, the gathering of evaluation results, the launch plan, the
-launchers' arguments (a fake python for GPU/Ascend) and msrun's command line (src/msrun.py). The
+launchers' arguments (a fake python for GPU/Ascend) and msrun's command line (src/model_utils/msrun.py). The
 slow ones run msrun with 2 CPU ranks over loopback: 3 meta-steps equal one process's, distributed
 evaluation equals one process's, and a 2-rank checkpoint resumes in one process on the same
 trajectory.
@@ -19,10 +19,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from src import checkpoint, launch_plan, msrun, outputs
-from src.distributed import Ranks
-from src.errors import UserError
-from src.evaluation import evaluate
+from src.engine import checkpoint, run_folder
+from src.engine.evaluation import evaluate
+from src.model_utils import launch_plan, msrun
+from src.model_utils.distributed import Ranks
+from src.model_utils.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -59,11 +60,11 @@ def test_meta_batch_split_into_equal_contiguous_shares():
 class _Scorer:
     """Stands in for AdaptAndScore: each task's accuracy after each step is a function of its images alone."""
 
-    steps, every_step = 2, True
+    fine_tune_steps, every_step = 2, True
 
     def __call__(self, x_spt, y_spt, x_qry, y_qry):
         per_task = x_qry.asnumpy().mean(axis=(1, 2, 3, 4))
-        accs = np.stack([per_task * (step + 1) for step in range(self.steps + 1)]).astype(np.float32)
+        accs = np.stack([per_task * (step + 1) for step in range(self.fine_tune_steps + 1)]).astype(np.float32)
         return np.zeros_like(accs), accs
 
 
@@ -92,24 +93,22 @@ def test_evaluation_split_over_ranks_equals_one_process(size):
 def test_training_cost_sums_the_cpu_time_of_all_ranks():
     """A run's recorded CPU seconds are those of every rank (the AllReduce sum, here of two ranks that each
     spent 2 s), added to those before the resume; wall-clock time is one rank's."""
-    from src.trainer import Trainer
+    from src.engine.progress import RunCost
 
     class Rank(Ranks):
         def gather_columns(self, array):
             return array * self.size  # what AllReduce sum returns when every rank holds the same
 
-    trainer = Trainer.__new__(Trainer)
-    trainer.ranks = Rank(0, 2)
-    trainer.cost_before = {"train_seconds": 100.0, "cpu_seconds": 150.0}
-    trainer.clock_start = (time.time() - 1.0, time.process_time() - 2.0)
-    cost = trainer.cost()
+    run_cost = RunCost(Rank(0, 2), {"train_seconds": 100.0, "cpu_seconds": 150.0})
+    run_cost.wall, run_cost.cpu = time.time() - 1.0, time.process_time() - 2.0
+    cost = run_cost()
     assert cost["cpu_seconds"] == pytest.approx(150.0 + 2 * 2.0, abs=0.2)
     assert cost["train_seconds"] == pytest.approx(100.0 + 1.0, abs=0.2)
 
 
 PIN_PROBE = """
 import os, sys, threading
-from src.distributed import pin_to_own_cores
+from src.model_utils.distributed import pin_to_own_cores
 stop = threading.Event()
 threads = [threading.Thread(target=stop.wait, daemon=True)]
 threads[0].start()
@@ -171,12 +170,12 @@ def test_launch_plan_checks_the_checkpoint_a_resume_continues(tmp_path, ranks):
     from tests.tiny_checkpoints import TINY, save_tiny_checkpoint
 
     tiny = ["--n_way", "3", *TINY]
-    save_tiny_checkpoint(outputs.step_checkpoint_path(tmp_path, 5), "--n_way", "3")
+    save_tiny_checkpoint(run_folder.step_checkpoint_path(tmp_path, 5), "--n_way", "3")
     with pytest.raises(UserError, match="was trained with num_filters=8 but the config has num_filters=16"):
         launch_plan.main(["train", *ranks, *tiny, "--num_filters", "16", "--task_num", "4", "--resume",
                           "--output_dir", str(tmp_path)])
-    with pytest.raises(UserError, match=f"the run in {tmp_path} is already at step 5 and epoch is 5: pass a larger"):
-        launch_plan.main(["train", *ranks, *tiny, "--epoch", "5", "--task_num", "4", "--resume",
+    with pytest.raises(UserError, match=f"the run in {tmp_path} is already at step 5 and meta_steps is 5: pass a larger"):
+        launch_plan.main(["train", *ranks, *tiny, "--meta_steps", "5", "--task_num", "4", "--resume",
                           "--output_dir", str(tmp_path)])
 
 
@@ -199,8 +198,8 @@ def test_launch_plan_standalone_names_the_log_only(capsys, tmp_path, omniglot_ro
     (["train", "2", "80"], "MASTER_PORT '80' is not a port from 1024 to 65535"),
     (["eval", "2", ""], "no checkpoint given"),
     (["eval", "--npy_dir", "x"], "no checkpoint given"),
-    (["train", "2"], r"usage: python -m src.launch_plan train\|eval RANK_SIZE MASTER_PORT"),
-    (["run"], r"usage: python -m src.launch_plan train\|eval \[RANK_SIZE MASTER_PORT\]"),
+    (["train", "2"], r"usage: python -m src.model_utils.launch_plan train\|eval RANK_SIZE MASTER_PORT"),
+    (["run"], r"usage: python -m src.model_utils.launch_plan train\|eval \[RANK_SIZE MASTER_PORT\]"),
     (["train", "--task_num", "0"], "task_num must be >= 1"),
 ])
 def test_launch_plan_refuses_bad_settings(argv, message):
@@ -226,7 +225,7 @@ def test_launchers_are_valid_bash_and_print_usage(script):
     (["0", "3", "{data}"], 2, "error: RANK_SIZE '0' is not an integer from 1 to 9999"),
     (["-1", "3", "{data}"], 2, "error: RANK_SIZE '-1' is not an integer from 1 to 9999"),
     (["2", "3", "{data}", "--task_num", "5"], 2, "error: task_num 5 cannot be split evenly over 2 ranks"),
-    (["2", "x", "{data}"], 2, "error: --epoch takes an integer, got 'x'"),
+    (["2", "x", "{data}"], 2, "error: --meta_steps takes an integer, got 'x'"),
     (["2", "3", "{data}/absent"], 2, "error: no Omniglot data"),
     (["2", "3", "{data}", "--device_id", "1"], 2, "error: --device_id is set by this script"),
 ], ids=["rank_size", "negative_rank_size", "indivisible", "epoch", "data_path", "device_id"])
@@ -256,13 +255,13 @@ def test_train_launcher_starts_msrun_with_one_worker_per_device(device, tmp_path
                          "FAKE_LOG_DIR": str(out_dir / "msrun_log"), "MASTER_PORT": "34567"})
     assert code == 0, out
     planned, started = fake_python.calls()
-    assert planned["argv"][:5] == ["-m", "src.launch_plan", "train", "8", "34567"]
-    # src.msrun starts the ranks (its command line: test_msrun_command_starts_the_ranks_on_this_host).
+    assert planned["argv"][:5] == ["-m", "src.model_utils.launch_plan", "train", "8", "34567"]
+    # src.model_utils.msrun starts the ranks (its command line: test_msrun_command_starts_the_ranks_on_this_host).
     argv = started["argv"]
-    assert argv[:5] == ["-m", "src.msrun", "8", "34567", str(out_dir / "msrun_log")]
+    assert argv[:5] == ["-m", "src.model_utils.msrun", "8", "34567", str(out_dir / "msrun_log")]
     script = argv[5:]
     assert script[0] == "omniglot_train.py"
-    assert option(script, "--device_target") == TARGETS[device] and option(script, "--epoch") == "100"
+    assert option(script, "--device_target") == TARGETS[device] and option(script, "--meta_steps") == "100"
     assert option(script, "--output_dir") == str(out_dir) and option(script, "--task_num") == "32"
     assert "--device_id" not in script  # msrun gives each rank its card (DEVICE_ID = local rank)
     assert started["cwd"] == str(REPO) and "DEVICE_ID" not in started["env"]
@@ -278,9 +277,9 @@ def test_eval_launcher_starts_msrun_and_logs_beside_the_report(device, tmp_path,
                          "FAKE_LOG_DIR": str(tmp_path / "r.msrun_log")})
     assert code == 0, out
     planned, started = fake_python.calls()
-    assert planned["argv"][:5] == ["-m", "src.launch_plan", "eval", "2", ""]
+    assert planned["argv"][:5] == ["-m", "src.model_utils.launch_plan", "eval", "2", ""]
     argv = started["argv"]
-    assert argv[:5] == ["-m", "src.msrun", "2", "23456", str(tmp_path / "r.msrun_log")]
+    assert argv[:5] == ["-m", "src.model_utils.msrun", "2", "23456", str(tmp_path / "r.msrun_log")]
     script = argv[5:]
     assert script[0] == "eval.py" and option(script, "--ckpt") == str(tmp_path / "best.ckpt")
     assert option(script, "--eval_report") == str(report)
@@ -291,13 +290,13 @@ def test_msrun_command_starts_the_ranks_on_this_host(tmp_path):
     """The command line the launch scripts and bench_meta_step.py share: msrun run by this interpreter, each
     rank started as python3 from this interpreter's folder, MindSpore's warnings off unless GLOG_v is set."""
     python = tmp_path / "venv" / "bin" / "python3"
-    argv, env = msrun.command(4, 34567, tmp_path / "logs", ["omniglot_train.py", "--epoch", 3], python=str(python),
+    argv, env = msrun.command(4, 34567, tmp_path / "logs", ["omniglot_train.py", "--meta_steps", 3], python=str(python),
                               environ={"PATH": "/usr/bin", "HOME": "/home/me"})
     assert argv[:3] == [str(python), "-m", "mindspore.parallel.cluster.run"]
     assert [option(argv, key) for key in ("--worker_num", "--local_worker_num", "--master_addr", "--master_port",
                                           "--log_dir", "--join")] == \
         ["4", "4", "127.0.0.1", "34567", str(tmp_path / "logs"), "True"]
-    assert argv[argv.index("True") + 1:] == ["python3", "omniglot_train.py", "--epoch", "3"]
+    assert argv[argv.index("True") + 1:] == ["python3", "omniglot_train.py", "--meta_steps", "3"]
     assert env == {"PATH": f"{python.parent}:/usr/bin", "HOME": "/home/me", "PYTHONUNBUFFERED": "1", "GLOG_v": "3"}
     assert msrun.command(2, 1, "l", ["s.py"], python=str(python), environ={"GLOG_v": "1"})[1]["GLOG_v"] == "1"
 
@@ -319,14 +318,14 @@ def test_msrun_needs_an_interpreter_named_python_or_python3(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("sigint", ["default", "ignored"])
 def test_msrun_interrupted_exits_130(tmp_path, sigint):
-    """`python -m src.msrun 1 PORT LOGS sleeper.py`, then Ctrl-C (SIGINT to its process group) once the rank runs:
+    """`python -m src.model_utils.msrun 1 PORT LOGS sleeper.py`, then Ctrl-C (SIGINT to its process group) once the rank runs:
     exit code 130 and "error: interrupted" on a line of its own, though the rank's output ends mid-line (msrun alone
     exits 0). The same when started with SIGINT ignored, as a job started with `&` by a script is: msrun stops the
     ranks on SIGINT all the same, so the run must not pass for finished."""
     sleeper = tmp_path / "sleeper.py"
     sleeper.write_text('import time\nprint("up", end="", flush=True)  # a rank whose output ends mid-line\ntime.sleep(120)\n')
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None
-    proc = subprocess.Popen([sys.executable, "-m", "src.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
+    proc = subprocess.Popen([sys.executable, "-m", "src.model_utils.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
                              str(sleeper)], cwd=REPO, start_new_session=True, preexec_fn=ignore,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     worker_log, deadline = tmp_path / "logs" / "worker_0.log", time.time() + 120
@@ -338,10 +337,10 @@ def test_msrun_interrupted_exits_130(tmp_path, sigint):
 
 
 def test_msrun_fails_when_a_rank_fails(tmp_path):
-    """`python -m src.msrun 1 PORT LOGS failing.py`, whose rank exits 3: msrun's exit code is not 0."""
+    """`python -m src.model_utils.msrun 1 PORT LOGS failing.py`, whose rank exits 3: msrun's exit code is not 0."""
     failing = tmp_path / "failing.py"
     failing.write_text("raise SystemExit(3)\n")
-    done = subprocess.run([sys.executable, "-m", "src.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
+    done = subprocess.run([sys.executable, "-m", "src.model_utils.msrun", "1", str(launch_plan.free_port()), str(tmp_path / "logs"),
                            str(failing)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0, done.stdout + done.stderr
 
@@ -365,7 +364,7 @@ def runs(omniglot_root, omniglot_npy_dir, tmp_path_factory):
                                *args], capture_output=True, text=True, timeout=600, cwd=base)
         assert proc.returncode == 0, proc.stderr
 
-    train(base / "one", "--epoch", "5")
+    train(base / "one", "--meta_steps", "5")
     code, out = run(TRAIN["cpu"], "2", "3", omniglot_root, "--npy_dir", omniglot_npy_dir, *TINY,
                     "--output_dir", base / "two", cwd=base, env={"PYTHON": sys.executable}, timeout=600)
     assert code == 0, out
@@ -373,7 +372,7 @@ def runs(omniglot_root, omniglot_npy_dir, tmp_path_factory):
     (base / "resumed").mkdir()
     for path in (base / "two").glob("maml_step*.ckpt"):
         (base / "resumed" / path.name).write_bytes(path.read_bytes())
-    train(base / "resumed", "--epoch", "5", "--resume")
+    train(base / "resumed", "--meta_steps", "5", "--resume")
     return SimpleNamespace(base=base, data=data, log=ranks_log)
 
 
@@ -384,7 +383,7 @@ def losses(out):
 
 def largest_relative_difference(a_path, b_path):
     """max |a - b| / max |a| over each float tensor of two checkpoints (weights and Adam moments)."""
-    a, b = checkpoint.load(a_path)[0], checkpoint.load(b_path)[0]
+    a, b = checkpoint.read(a_path)[0], checkpoint.read(b_path)[0]
     assert a.keys() == b.keys()
     worst = 0.0
     for name in a.keys():
@@ -399,7 +398,7 @@ def trajectory_difference(reference, other, step):
     `step`, with their steps checked to be `other`'s."""
     a, b = losses(reference), losses(other)
     loss_diff = max(abs(b[s] - a[s]) / abs(a[s]) for s in b)
-    name = outputs.step_checkpoint_path(reference, step).name
+    name = run_folder.step_checkpoint_path(reference, step).name
     return sorted(b), loss_diff, largest_relative_difference(reference / name, other / name)
 
 

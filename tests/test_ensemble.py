@@ -5,11 +5,11 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from src import checkpoint
-from src.ensemble import EnsembleScore
-from src.errors import UserError
-from src.metrics import best_validated_steps
-from src.outputs import ensemble_checkpoints, step_checkpoint_path
+from src.engine import checkpoint
+from src.engine.ensemble import EnsembleScore, ensemble_checkpoints
+from src.engine.run_folder import step_checkpoint_path
+from src.model_utils.errors import UserError
+from src.model_utils.metrics_file import best_validated_steps
 
 
 def write_metrics(folder, accs):
@@ -32,7 +32,7 @@ def test_best_validations_rank_by_accuracy_then_earlier_step(tmp_path):
 
 
 def test_a_step_validated_twice_counts_once_with_its_later_record(tmp_path):
-    """A metrics file of an earlier version may hold a step's validation from before and after a resume:
+    """A metrics file holding a step's validation twice (a file appended to by hand, or by another tool):
     the ensemble must not take that step twice, and its accuracy is the later one's."""
     metrics = write_metrics(tmp_path, [(500, 0.90), (1000, 0.97), (1500, 0.93), (1000, 0.92), (2000, 0.95)])
     assert best_validated_steps(metrics, 3) == ([2000, 1500, 1000], 4)

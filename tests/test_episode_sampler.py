@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from src.errors import UserError
-from src.episode_sampler import EpisodeSampler, fixed_task_batches
+from src.model_utils.errors import UserError
+from src.data.episode_sampler import EpisodeSampler, fixed_task_batches
 
 SIZE = 4
 MARKER = 1000.0  # float16 holds the integers up to 2048 exactly
@@ -195,7 +195,8 @@ def test_fixed_task_batches_checks_arguments_at_once(changes, match):
 
 
 def test_real_omniglot_images_and_rotations(omniglot_npy_dir):
-    from src.dataset import load_omniglot, split_class_ids
+    from src.data.npy_cache import load_omniglot
+    from src.data.splits import split_class_ids
 
     data = load_omniglot(omniglot_npy_dir)
     train = split_class_ids(data.classes, "finn")["train"]

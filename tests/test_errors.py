@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from src.errors import child_error
+from src.model_utils.errors import child_error
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def run(body, pipe_to_head=False):
     """Run `run_cli(main)` with `main` defined by body, in a fresh interpreter, optionally piped into `head -n 1`."""
-    code = f"from src.errors import UserError, run_cli\ndef main(argv):\n{body}\nrun_cli(main)\n"
+    code = f"from src.model_utils.errors import UserError, run_cli\ndef main(argv):\n{body}\nrun_cli(main)\n"
     command = [sys.executable, "-c", code]
     if not pipe_to_head:
         return subprocess.run(command, capture_output=True, text=True, cwd=REPO)
@@ -37,7 +37,7 @@ def test_closed_output_pipe_stops_quietly():
 @pytest.mark.parametrize("argv, message", [(["--size"], "expected one argument"),
                                            (["--size", "3"], "invalid choice: 3 (choose from 1, 2)")])
 def test_argument_errors_are_one_line_not_the_usage(argv, message):
-    proc = run("    from src.errors import ArgumentParser\n"
+    proc = run("    from src.model_utils.errors import ArgumentParser\n"
                "    parser = ArgumentParser()\n"
                "    parser.add_argument('--size', type=int, choices=[1, 2])\n"
                f"    parser.parse_args({argv!r})")

@@ -13,8 +13,8 @@ from mindspore import nn
 
 import export
 import predict
-from src.errors import UserError
-from src.image_folder import read_queries, read_support
+from src.model_utils.errors import UserError
+from src.data.image_folder import read_queries, read_support
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_5WAY = REPO / "checkpoints" / "omniglot_5way_1shot" / "best.ckpt"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-from src.config import load_config
+from src.model_utils.config import load_config
 from src.formulation import AUTO, resolve
 from src.learner import Learner
 from src.maml import MAML, MetaGradient, build_maml
@@ -103,7 +103,7 @@ def test_auto_resolves_per_backend_and_explicit_choices_win(target):
 
 @pytest.mark.parametrize("args", [["--conv_impl", "depthwise"], ["--bn_impl", "Fused"]])
 def test_unknown_formulation_is_refused(args):
-    from src.errors import UserError
+    from src.model_utils.errors import UserError
     with pytest.raises(UserError, match=f"{args[0][2:]} .* is not valid: use one of auto, "):
         load_config(args)
 
@@ -111,7 +111,9 @@ def test_unknown_formulation_is_refused(args):
 def test_checkpoint_of_one_formulation_scores_identically_with_another(tmp_path, batch):
     """The formulation is not part of a checkpoint's shape: trained with grouped + fused (CPU's auto), it loads
     for an Ascend-style matmul + elementary network, which then predicts what the original predicts."""
-    from src import checkpoint
+    from src.engine import checkpoint
+    from src.engine.loading import inference_settings
+    from src.engine.trained_settings import check_compatible
     from src.maml import AdaptAndScore
     from tests.tiny_checkpoints import save_tiny_checkpoint
 
@@ -121,11 +123,11 @@ def test_checkpoint_of_one_formulation_scores_identically_with_another(tmp_path,
     predictions = []
     for formulation in (["--conv_impl", "grouped", "--bn_impl", "fused"],
                         ["--conv_impl", "matmul", "--bn_impl", "elementary"]):
-        cfg, params, meta = checkpoint.load_for_inference(["--ckpt", str(path), *formulation])
-        checkpoint.check_compatible(meta, cfg, path)
+        cfg, params, meta = inference_settings(["--ckpt", str(path), *formulation])
+        check_compatible(meta, cfg, path)
         maml = build_maml(cfg)
         assert (maml.learner.conv_impl, maml.learner.bn_impl) == (formulation[1], formulation[3])
-        checkpoint.load_into(maml.learner, params, path)
+        checkpoint.restore(maml.learner, params, path)
         x_spt, y_spt, x_qry, _ = _tensors(batch)  # 12x12 images: the network ends in a spatial mean
         predictions.append(AdaptAndScore(maml, UPDATE_STEP).predict(x_spt, y_spt, x_qry).asnumpy())
     assert np.abs(predictions[0]).max() > 0

@@ -10,8 +10,8 @@ import time
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from src.config import DEFAULT_CONFIG, load_config
-from src.errors import LINE_CHARS, run_cli
+from src.model_utils.config import DEFAULT_CONFIG, load_config
+from src.model_utils.errors import LINE_CHARS, run_cli
 
 KEYS = sorted(yaml.safe_load(DEFAULT_CONFIG.read_text()))
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -15,9 +15,9 @@ from pathlib import Path
 import mindspore as ms
 import pytest
 
-from src import run_lock
-from src.config import load_config
-from src.errors import LINE_CHARS
+from src.model_utils import run_lock
+from src.model_utils.config import load_config
+from src.model_utils.errors import LINE_CHARS
 from src.maml import build_maml
 from tests.tiny_checkpoints import TINY, save_tiny_checkpoint
 
@@ -112,7 +112,7 @@ def test_2_the_launch_plan_cannot_be_split(fake_python, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert log.exists() and sha(tmp_path / "notes") == before
     msrun = fake_python.calls()[-1]["argv"]
-    assert msrun[:5] == ["-m", "src.msrun", "2", "23456", str(tmp_path / "logs")]
+    assert msrun[:5] == ["-m", "src.model_utils.msrun", "2", "23456", str(tmp_path / "logs")]
 
 
 def test_3_a_second_run_in_a_folder_in_use_is_refused(tmp_path):
@@ -122,7 +122,7 @@ def test_3_a_second_run_in_a_folder_in_use_is_refused(tmp_path):
     out = tmp_path / "D"
     out.mkdir()
     (out / "metrics.jsonl").write_text('{"event": "train", "step": 1}\n')
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from src import run_lock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from src.model_utils import run_lock; "
                                f"run_lock.hold({str(out)!r}); print('held', flush=True); time.sleep(300)"],
                               cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
@@ -143,10 +143,10 @@ def test_3_a_second_run_in_a_folder_in_use_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_3_two_identical_runs_one_second_apart(omniglot_npy_dir, tmp_path):
-    """Two `omniglot_train.py --output_dir D --epoch 30` one second apart: the second exits 2 naming the first's pid,
+    """Two `omniglot_train.py --output_dir D --meta_steps 30` one second apart: the second exits 2 naming the first's pid,
     the first finishes (exit 0) and metrics.jsonl records each step once."""
     out = tmp_path / "D"
-    argv = [sys.executable, str(script("omniglot_train.py")), "--output_dir", str(out), "--epoch", "30",
+    argv = [sys.executable, str(script("omniglot_train.py")), "--output_dir", str(out), "--meta_steps", "30",
             "--npy_dir", str(omniglot_npy_dir), "--data_path", str(omniglot_npy_dir), *TINY, "--task_num", "2",
             "--update_step", "1", "--update_step_test", "1", "--val_tasks", "2", "--eval_every", "0", "--log_every", "1",
             "--cpu_threads", "1"]
@@ -205,13 +205,13 @@ def test_5_weights_of_the_wrong_shape_are_one_line(tmp_path):
 
 def test_5_resume_falls_back_past_weights_of_the_wrong_shape(tmp_path):
     """Step 10's checkpoint holds weights of the wrong shape: resuming takes step 5's, warning about step 10's."""
-    from src import checkpoint
+    from src.engine.loading import load_for_resume
 
     save_with(tmp_path / "maml_step0000005.ckpt")
     save_with(tmp_path / "maml_step0000010.ckpt", {"step": 10}, cell_settings=("--num_filters", "4", "--num_blocks", "2"))
     warnings = []
     cfg = load_config([*TINY, "--output_dir", str(tmp_path), "--resume"])
-    path, _, meta = checkpoint.resumable(tmp_path, cfg, warnings.append, build_maml(cfg))
+    path, meta = load_for_resume(tmp_path, cfg, warnings.append, build_maml(cfg))
     assert (path.name, meta["step"]) == ("maml_step0000005.ckpt", 5)
     assert len(warnings) == 1 and "skipping maml_step0000010.ckpt" in warnings[0] and "of shape (4," in warnings[0]
 
@@ -237,15 +237,15 @@ def test_6_14_export_shapes_are_bounded_by_memory(tiny_ckpt, tmp_path, option, v
     ["predict.py", "--ckpt", "CKPT", "--support_dir", LONG],
     ["export.py", "--ckpt", "CKPT", "--file_name", LONG],
     ["src/data_preprocess.py", "--data_path", LONG],
-    ["src/demo_task.py", "--data_path", ".", "--output_path", LONG],
+    ["src/data/demo_task.py", "--data_path", ".", "--output_path", LONG],
     ["plot_curves.py", "--metrics", "m.jsonl", "--output", f"{LONG}.png"],
-    ["src/launch_plan.py", "train", "--output_dir", LONG],
+    ["src/model_utils/launch_plan.py", "train", "--output_dir", LONG],
 ])
 def test_7_a_name_over_255_bytes_is_one_line(tiny_ckpt, tmp_path, command):
     """Any path component over 255 bytes, in every entry point: exit 2, one line naming the option; nothing made."""
     command = [str(tiny_ckpt) if arg == "CKPT" else arg for arg in command]
-    if command[0] == "src/launch_plan.py":
-        command = ["-m", "src.launch_plan", *command[1:]]
+    if command[0] == "src/model_utils/launch_plan.py":
+        command = ["-m", "src.model_utils.launch_plan", *command[1:]]
         line = refused([sys.executable, *command], REPO)
     else:
         line = refused(command, tmp_path)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-from src.config import load_config
+from src.model_utils.config import load_config
 from src.lr_schedule import MetaLearningRate
-from src.meta_training import MetaTraining
+from src.meta_optimizer import MetaOptimizer
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -24,16 +24,16 @@ def _rates(cfg, steps):
 def test_step_decay_is_exact_in_float32(meta_lr, gamma, decay_steps):
     """The step decay gives meta_lr * gamma ** (step // lr_decay_steps) in float32 bit for bit, so runs with a
     step schedule keep their exact learning rates."""
-    epoch = 40
+    meta_steps = 40
     cfg = load_config(["--meta_lr", str(meta_lr), "--lr_scheduler_gamma", str(gamma), "--lr_decay_steps",
-                       str(decay_steps), "--epoch", str(epoch)])
-    expected = np.array([meta_lr * gamma ** (step // decay_steps) for step in range(epoch)], np.float32)
-    np.testing.assert_array_equal(_rates(cfg, range(epoch)), expected)
+                       str(decay_steps), "--meta_steps", str(meta_steps)])
+    expected = np.array([meta_lr * gamma ** (step // decay_steps) for step in range(meta_steps)], np.float32)
+    np.testing.assert_array_equal(_rates(cfg, range(meta_steps)), expected)
 
 
 def test_cosine_goes_from_meta_lr_to_min_meta_lr():
     cfg = load_config(["--meta_lr_schedule", "cosine", "--meta_lr", "0.001", "--min_meta_lr", "0.00001",
-                       "--epoch", "101"])
+                       "--meta_steps", "101"])
     rates = _rates(cfg, range(101))
     assert rates[0] == np.float32(0.001) and rates[-1] == np.float32(0.00001)
     assert rates[50] == pytest.approx((0.001 + 0.00001) / 2, rel=1e-6)
@@ -41,20 +41,20 @@ def test_cosine_goes_from_meta_lr_to_min_meta_lr():
     assert np.all(np.diff(rates) < 0)
 
 
-def test_schedule_memory_does_not_grow_with_epoch():
+def test_schedule_memory_does_not_grow_with_meta_steps():
     """A run of the longest allowed length builds at once: neither the schedule nor the optimizer holds a
     tensor with an entry per step."""
     for schedule in ("step", "cosine"):
-        cfg = load_config(["--epoch", str(10 ** 7), "--meta_lr_schedule", schedule, "--lr_decay_steps", "1000"])
+        cfg = load_config(["--meta_steps", str(10 ** 7), "--meta_lr_schedule", schedule, "--lr_decay_steps", "1000"])
         lr = MetaLearningRate(cfg)
         assert not list(lr.get_parameters())
-        optimizer = MetaTraining(cfg).optimizer
-        assert max(param.size for param in optimizer.get_parameters()) < cfg.epoch
+        optimizer = MetaOptimizer(cfg).optimizer
+        assert max(param.size for param in optimizer.get_parameters()) < cfg.meta_steps
         assert 0 < lr(ms.Tensor(2 ** 31 - 1, ms.int32)).asnumpy() <= np.float32(cfg.meta_lr)
 
 
 def test_progress_log_value_is_the_float64_rate():
-    cfg = load_config(["--meta_lr", "0.002", "--lr_scheduler_gamma", "0.5", "--lr_decay_steps", "2", "--epoch", "4"])
+    cfg = load_config(["--meta_lr", "0.002", "--lr_scheduler_gamma", "0.5", "--lr_decay_steps", "2", "--meta_steps", "4"])
     lr = MetaLearningRate(cfg)
     assert [float(lr.at(ms.Tensor(step, ms.int32)).asnumpy()) for step in range(4)] == [0.002, 0.002, 0.001, 0.001]
 
@@ -62,7 +62,7 @@ def test_progress_log_value_is_the_float64_rate():
 @pytest.mark.parametrize("schedule", ["step", "cosine"])
 def test_device_schedule_is_float32_and_within_a_few_ulps_of_the_cpu_rates(schedule):
     """GPU and Ascend compute the rate in float32 (no float64 in their graphs); CPU keeps its float64 numbers."""
-    argv = ["--meta_lr_schedule", schedule, "--meta_lr", "0.003", "--min_meta_lr", "0.00001", "--epoch", "1001",
+    argv = ["--meta_lr_schedule", schedule, "--meta_lr", "0.003", "--min_meta_lr", "0.00001", "--meta_steps", "1001",
             "--lr_scheduler_gamma", "0.7", "--lr_decay_steps", "100"]
     steps = range(0, 1001, 7)
     cpu = _rates(load_config(argv), steps)

@@ -282,8 +282,9 @@ def test_adapt_and_score_scores_after_each_inner_step(maml, task_grad, batch, th
 def test_short_meta_training_beats_untrained_model_on_meta_test_tasks(omniglot_npy_dir):
     """5-way 1-shot, 80 meta-steps of second-order MAML: accuracy on fixed meta-test tasks rises far above
     the untrained network's, fine-tuned for 3 steps alike (chance is 0.2)."""
-    from src.dataset import load_omniglot, split_class_ids
-    from src.episode_sampler import EpisodeSampler, fixed_task_batches
+    from src.data.npy_cache import load_omniglot
+    from src.data.splits import split_class_ids
+    from src.data.episode_sampler import EpisodeSampler, fixed_task_batches
 
     data = load_omniglot(omniglot_npy_dir)
     splits = split_class_ids(data.classes, "finn")
@@ -377,7 +378,7 @@ class PlainMetaGradient(nn.Cell):
 
 
 @pytest.mark.parametrize("first_order", [False, True])
-def test_options_off_meta_gradient_is_todays_bit_for_bit(maml, batch, theta, first_order):
+def test_options_off_meta_gradient_is_plain_mamls_bit_for_bit(maml, batch, theta, first_order):
     _set_params(maml.learner, theta)
     assert not maml.learner.inner_lrs and all(maml.learner.adapted)
     (loss, acc), grads = MetaGradient(maml, UPDATE_STEP, first_order)(*_tensors(batch))

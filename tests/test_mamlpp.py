@@ -13,13 +13,14 @@ import pytest
 from mindspore import nn
 
 from predict import softmax
-from src import checkpoint
-from src.config import load_config
-from src.demo_task import make_demo_task
-from src.errors import UserError
-from src.image_folder import read_queries, read_support
+from src.data.demo_task import make_demo_task
+from src.data.image_folder import read_queries, read_support
+from src.engine import checkpoint
+from src.engine.loading import inference_settings
 from src.maml import AdaptAndScore, MetaTrainStep, build_maml
-from src.meta_training import MetaTraining
+from src.meta_optimizer import MetaOptimizer
+from src.model_utils.config import load_config
+from src.model_utils.errors import UserError
 from src.multi_step_loss import step_loss_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ def graph_mode_cpu():
 @pytest.mark.parametrize("args, message", [
     (["--meta_lr_schedule", "linear"], "meta_lr_schedule 'linear' is not valid: use one of step, cosine"),
     (["--meta_lr_schedule", "cosine", "--min_meta_lr", "0.01"], "min_meta_lr must be >= 0 and below meta_lr (0.001)"),
-    (["--msl_epochs", "-1"], "msl_epochs must be >= 0 (0 = off), got -1"),
+    (["--msl_steps", "-1"], "msl_steps must be >= 0 (0 = off), got -1"),
     (["--first_order_steps", "-5"], "first_order_steps must be >= 0 (0 = off), got -5"),
     (["--per_step_bn", "--update_step", "0"], "per_step_bn needs update_step >= 1"),
     (["--learn_inner_lr", "--update_step", "0"], "learn_inner_lr needs update_step >= 1"),
@@ -49,17 +50,17 @@ def test_bad_option_values_are_refused(args, message):
 
 def test_options_are_off_by_default():
     cfg = load_config([])
-    assert (cfg.msl_epochs, cfg.learn_inner_lr, cfg.per_step_bn, cfg.meta_lr_schedule, cfg.first_order_steps) == \
+    assert (cfg.msl_steps, cfg.learn_inner_lr, cfg.per_step_bn, cfg.meta_lr_schedule, cfg.first_order_steps) == \
         (0, False, False, "step", 0)
     learner = build_maml(cfg).learner
     assert not learner.inner_lrs and all(learner.adapted) and learner.steps == 0
 
 
 def test_meta_training_runs_first_order_then_the_configured_order():
-    """src/meta_training.py builds the step that the trainer and the benchmarks run: with first_order_steps, a
+    """src/meta_optimizer.py builds the step that the trainer and the benchmarks run: with first_order_steps, a
     first-order step sharing the parameters and Adam runs the first meta-steps; the multi-step loss weights are
     an input while they anneal."""
-    training = MetaTraining(load_config(TINY + ["--update_step", "2", "--first_order_steps", "2", "--msl_epochs", "3"]))
+    training = MetaOptimizer(load_config(TINY + ["--update_step", "2", "--first_order_steps", "2", "--msl_steps", "3"]))
     (first, w0), (again, _), (second, w2), (_, w3) = (training.step_at(step) for step in range(4))
     assert first is again is training.first_order_step and second is training.train_step and first is not second
     assert first.meta_gradient.first_order and not second.meta_gradient.first_order
@@ -67,7 +68,7 @@ def test_meta_training_runs_first_order_then_the_configured_order():
     assert [training.first_order_at(step) for step in range(3)] == [True, True, False]
     assert len(w0) == len(w2) == 1 and w3 == ()
     np.testing.assert_array_equal(w0[0].asnumpy(), step_loss_weights(2, 3, 0))
-    plain = MetaTraining(load_config(TINY + ["--first_order"]))
+    plain = MetaOptimizer(load_config(TINY + ["--first_order"]))
     assert plain.step_at(0)[0] is plain.step_at(10 ** 6)[0] is plain.train_step and plain.first_order_at(10 ** 6)
 
 
@@ -86,13 +87,13 @@ def _trained_checkpoint(path, cfg):
 def test_checkpoint_round_trip_of_per_step_parameters(tmp_path):
     cfg = load_config(TINY + PLUSPLUS)
     saved = _trained_checkpoint(tmp_path / "pp.ckpt", cfg)
-    params, _ = checkpoint.load(tmp_path / "pp.ckpt")
+    params, _ = checkpoint.read(tmp_path / "pp.ckpt")
     assert params["learner.bn0.gamma"].shape == (2, 8) and params["learner.inner_lr.conv0.weight"].shape == (2,)
     assert "optimizer.moment1.learner.inner_lr.fc.bias" in params
     # What eval.py and predict.py load: the options come from the checkpoint's config.
-    loaded_cfg, params, meta = checkpoint.load_for_inference(["--ckpt", str(tmp_path / "pp.ckpt")])
+    loaded_cfg, params, meta = inference_settings(["--ckpt", str(tmp_path / "pp.ckpt")])
     assert (loaded_cfg.learn_inner_lr, loaded_cfg.per_step_bn, loaded_cfg.update_step) == (True, True, 2)
-    maml = checkpoint.load_into(build_maml(loaded_cfg), params, tmp_path / "pp.ckpt").learner
+    maml = checkpoint.restore(build_maml(loaded_cfg), params, tmp_path / "pp.ckpt").learner
     assert {p.name for p in maml.trainable_params()} == set(saved)
     for p in maml.trainable_params():
         np.testing.assert_array_equal(p.asnumpy(), saved[p.name], err_msg=p.name)
@@ -105,23 +106,8 @@ def test_checkpoint_round_trip_of_per_step_parameters(tmp_path):
 def test_checkpoint_of_other_per_step_shapes_is_refused(tmp_path, args, message):
     _trained_checkpoint(tmp_path / "pp.ckpt", load_config(TINY + PLUSPLUS))
     with pytest.raises(UserError) as err:
-        checkpoint.load_for_inference(["--ckpt", str(tmp_path / "pp.ckpt"), *args])
+        inference_settings(["--ckpt", str(tmp_path / "pp.ckpt"), *args])
     assert message in str(err.value)
-
-
-def test_checkpoint_without_the_options_loads_as_before(tmp_path):
-    """A checkpoint written before the options (no such keys in its config) is a plain MAML network;
-    asking for an option with it is refused, not a shape crash."""
-    cfg = dict(load_config(TINY))
-    for key in ("learn_inner_lr", "per_step_bn", "msl_epochs", "meta_lr_schedule", "min_meta_lr", "first_order_steps"):
-        del cfg[key]
-    maml = build_maml(load_config(TINY))
-    checkpoint.save(tmp_path / "old.ckpt", maml.learner, step=1, cfg=cfg)
-    loaded_cfg, params, _ = checkpoint.load_for_inference(["--ckpt", str(tmp_path / "old.ckpt")])
-    assert not loaded_cfg.learn_inner_lr and not loaded_cfg.per_step_bn
-    checkpoint.load_into(build_maml(loaded_cfg).learner, params, tmp_path / "old.ckpt")
-    with pytest.raises(UserError, match="trained with learn_inner_lr=False but the config has learn_inner_lr=True"):
-        checkpoint.load_for_inference(["--ckpt", str(tmp_path / "old.ckpt"), "--learn_inner_lr"])
 
 
 # ---------------------------------------------------------------- end to end on real Omniglot
@@ -143,7 +129,7 @@ def test_mamlpp_training_then_eval_predict_and_export(omniglot_root, omniglot_np
     out = tmp_path / "run"
     log = run("omniglot_train.py", *data, *TINY, *PLUSPLUS, "--task_num", "2", "--k_qry", "2", "--k_qry_test", "2",
               "--update_step_test", "10", "--val_tasks", "4", "--eval_batch", "4", "--log_every", "1", "--eval_every", "6",
-              "--save_every", "6", "--epoch", "6", "--msl_epochs", "4", "--first_order_steps", "2",
+              "--save_every", "6", "--meta_steps", "6", "--msl_steps", "4", "--first_order_steps", "2",
               "--meta_lr_schedule", "cosine", "--meta_lr", "0.002", "--min_meta_lr", "0.0001", "--cpu_threads", "1",
               "--output_dir", str(out))
     # Three graphs, each compiled on first use: first-order with the multi-step loss (step 1), second-order
@@ -152,7 +138,7 @@ def test_mamlpp_training_then_eval_predict_and_export(omniglot_root, omniglot_np
     assert "first-order to step 2, then second-order, on CPU, steps 1..6" in log
     rates = [float(r) for r in re.findall(r"meta_lr ([\d.e-]+)", log)]
     assert rates[-1] == pytest.approx(0.0001) and rates == sorted(rates, reverse=True)
-    params, meta = checkpoint.load(out / "maml_step0000006.ckpt")
+    params, meta = checkpoint.read(out / "maml_step0000006.ckpt")
     initial = build_maml(load_config(TINY + PLUSPLUS)).learner
     for p in initial.trainable_params():
         assert not np.array_equal(params[p.name].asnumpy(), p.asnumpy()), f"{p.name} was not learned"
@@ -186,11 +172,11 @@ def test_benchmark_takes_the_options(tmp_path):
     with first_order_steps), with the options, and says so."""
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_meta_step.py"), "--task_num", "1",
                            "--update_step", "2", "--steps", "1", "--warmup", "0", "--cpu_threads", "1",
-                           "--num_filters", "8", "--learn_inner_lr", "--per_step_bn", "--msl_epochs", "10",
+                           "--num_filters", "8", "--learn_inner_lr", "--per_step_bn", "--msl_steps", "10",
                            "--first_order_steps", "3"],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert (result["learn_inner_lr"], result["per_step_bn"], result["msl_epochs"], result["update_step"],
+    assert (result["learn_inner_lr"], result["per_step_bn"], result["msl_steps"], result["update_step"],
             result["first_order_steps"], result["order"]) == (True, True, 10, 2, 3, "first")
     assert result["s_per_step"] > 0

@@ -1,4 +1,4 @@
-"""src/omniglot_like.py through predict.py's reader: Omniglot's own files convert exactly as the training data
+"""src/data/omniglot_like.py through predict.py's reader: Omniglot's own files convert exactly as the training data
 did, and a drawing that is moved, inverted, enlarged or photographed on grey paper comes out as the same
 character, where resizing the whole picture loses it."""
 import io
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from src.data_preprocess import list_omniglot, read_source
-from src.dataset import load_omniglot
-from src.image_folder import read_image
-from src.omniglot_like import otsu_threshold
+from src.data.image_folder import read_image
+from src.data.npy_cache import load_omniglot
+from src.data.omniglot_like import otsu_threshold
+from src.data.release import list_omniglot, read_source
 
 
 def _png(img, fmt="PNG", **options):

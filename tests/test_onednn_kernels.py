@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from onednn_kernels import parse_verbose, probe
-from src.errors import UserError
+from src.model_utils.errors import UserError
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "onednn_kernels.py"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import plot_curves
-from src.errors import UserError
+from src.model_utils.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,29 +17,14 @@ def write_metrics(path, records):
     return path
 
 
-def val(step, acc, train_seconds=None, name="train_seconds"):
-    record = {"event": "val", "step": step, "acc": acc, "ci95": 0.01, "tasks": 10, "acc_per_step": [acc]}
-    if train_seconds is not None:
-        record[name] = train_seconds
-    return record
-
-
-def test_files_of_earlier_versions_keep_the_later_record(tmp_path):
-    # Written before resumed runs dropped the records past their checkpoint, with the cost named train_s:
-    # killed after step 3's validation but before its checkpoint; resumed from step 2 and run again.
-    path = write_metrics(tmp_path / "metrics.jsonl", [
-        {"event": "compile", "step": 1, "seconds": 5.0},
-        val(2, 0.5, 10, "train_s"), val(3, 0.6, 15, "train_s"), val(3, 0.7, 16, "train_s"), val(4, 0.8, 20, "train_s"),
-        {"event": "train", "step": 4, "loss": 0.3, "acc": 0.9, "s_per_step": 0.4, "train_s": 19, "cpu_s": 30},
-    ])
-    events = plot_curves.read_metrics(path)
-    assert [(r["step"], r["acc"], r["train_seconds"]) for r in events["val"]] == [(2, 0.5, 10), (3, 0.7, 16), (4, 0.8, 20)]
-    assert [(r["step"], r["train_seconds"], r["cpu_seconds"]) for r in events["train"]] == [(4, 19, 30)]
+def val(step, acc, train_seconds=1.0):
+    return {"event": "val", "step": step, "acc": acc, "ci95": 0.01, "tasks": 10, "acc_per_step": [acc],
+            "train_seconds": train_seconds, "cpu_seconds": 2 * train_seconds}
 
 
 def test_writes_a_png(tmp_path):
     a = write_metrics(tmp_path / "a.jsonl", [val(100, 0.8, 60), val(200, 0.9, 120)])
-    b = write_metrics(tmp_path / "b.jsonl", [val(100, 0.7)])  # written before the cost was logged
+    b = write_metrics(tmp_path / "b.jsonl", [val(100, 0.7)])
     out = tmp_path / "curves.png"
     plot_curves.main(["--metrics", str(a), "--metrics", str(b), "--label", "A", "--label", "B", "--output", str(out)])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
@@ -73,6 +58,7 @@ def test_output_replaces_only_its_own_plots(tmp_path):
     ("not json\n", "line 1 is not a metrics record"),
     (json.dumps({"event": "train", "step": 1, "acc": 0.5}) + "\n", "has no validation records yet"),
     (json.dumps({"event": "val", "step": 1}) + "\n", "line 1 is not a metrics record"),
+    (json.dumps({"event": "val", "step": 1, "acc": 0.5}) + "\n", "validation record of step 1 has no training time"),
     ("[1]\n", "line 1 is not a metrics record"),
     (b"\x89PNG\r\n\x1a\n\xff\xfe", "unreadable or not text"),
 ])

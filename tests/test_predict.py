@@ -1,4 +1,4 @@
-"""The few-shot demo: src/demo_task.py writes a meta-test task as folders, predict.py classifies it."""
+"""The few-shot demo: src/data/demo_task.py writes a meta-test task as folders, predict.py classifies it."""
 import csv
 import shutil
 import subprocess
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src import demo_task
-from src.data_preprocess import list_omniglot
-from src.dataset import split_class_ids
-from src.demo_task import make_demo_task
-from src.errors import UserError
-from src.image_folder import read_image, read_queries, read_support
+from src.data import demo_task
+from src.data.demo_task import make_demo_task
+from src.data.image_folder import read_image, read_queries, read_support
+from src.data.release import list_omniglot
+from src.data.splits import split_class_ids
+from src.model_utils.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_5WAY = REPO / "checkpoints" / "omniglot_5way_1shot" / "best.ckpt"

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_quickstart_trains_and_reports_test_accuracy(tmp_path, omniglot_root, omniglot_npy_dir):
     out = tmp_path / "quickstart"
     env = dict(os.environ, VENV=sys.prefix, NPY_DIR=str(omniglot_npy_dir))
-    reduced = ["--epoch", "3", "--task_num", "2", "--k_qry", "2", "--k_qry_test", "2", "--num_filters", "8", "--num_blocks", "2",
+    reduced = ["--meta_steps", "3", "--task_num", "2", "--k_qry", "2", "--k_qry_test", "2", "--num_filters", "8", "--num_blocks", "2",
                "--log_every", "1", "--eval_every", "0", "--val_tasks", "4", "--save_every", "3",
                "--eval_tasks", "6", "--eval_batch", "4", "--update_step_test", "2"]
     result = subprocess.run(["bash", str(REPO / "scripts" / "quickstart.sh"), str(omniglot_root), str(out), *reduced], cwd=tmp_path,

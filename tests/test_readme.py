@@ -47,7 +47,7 @@ def test_script_usage_names_no_repository_internal_data_path(script):
 
 def test_readme_commands_read_the_users_data_folder():
     """Every README command that reads Omniglot is given the folder the README asks the user for."""
-    readers = ("omniglot_train.py", "eval.py", "src/demo_task.py", "src/data_preprocess.py", "benchmarks/",
+    readers = ("omniglot_train.py", "eval.py", "src/data/demo_task.py", "src/data_preprocess.py", "benchmarks/",
                "scripts/quickstart.sh", "scripts/run_")
     lines = [line for block in blocks((REPO / "README.md").read_text()) for line in block]
     reading = [line for line in lines if any(reader in line for reader in readers)]

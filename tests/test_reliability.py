@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from src import checkpoint
-from src.atomic_file import remove_stale_temporaries, temporary_path, write_atomic
-from src.config import load_config
+from src.data.image_folder import read_queries, read_support
 from src.data_preprocess import build_omniglot
-from src.errors import UserError, one_line
-from src.image_folder import read_queries, read_support
-from src.metrics import MetricsWriter
-from src.outputs import log_path
+from src.engine import checkpoint
+from src.engine.loading import inference_settings
+from src.model_utils.atomic_file import remove_stale_temporaries, temporary_path, write_atomic
+from src.model_utils.config import load_config
+from src.model_utils.errors import UserError, one_line
+from src.model_utils.launch_plan import log_path
+from src.model_utils.metrics_file import MetricsWriter
 from tests.tiny_checkpoints import save_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +89,7 @@ def test_eval_report_onto_the_checkpoint_is_refused(tiny_ckpt, tmp_path):
 ])
 def test_eval_report_never_replaces_a_users_file(tiny_ckpt, tmp_path, monkeypatch, report, words):
     """The check eval.py runs before any work (the command-line probe above shows where)."""
-    from src.outputs import check_eval_report
+    from src.engine.eval_report import check_eval_report
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "link.json").symlink_to(tiny_ckpt)
@@ -104,7 +105,7 @@ def test_eval_report_never_replaces_a_users_file(tiny_ckpt, tmp_path, monkeypatc
 
 def test_an_earlier_report_may_be_replaced(tiny_ckpt, tmp_path):
     """A report of the same evaluation (the same protocol) is replaced by its re-run."""
-    from src.outputs import PROTOCOL_KEYS, check_eval_report
+    from src.engine.eval_report import PROTOCOL_KEYS, check_eval_report
 
     report = tmp_path / "r.json"
     cfg = load_config(["--ckpt", str(tiny_ckpt), "--eval_report", str(report)])
@@ -114,33 +115,15 @@ def test_an_earlier_report_may_be_replaced(tiny_ckpt, tmp_path):
     assert check_eval_report(cfg) == report
 
 
-@pytest.mark.parametrize("transductive, replaceable", [("true", True), ("false", False)])
-def test_a_report_older_than_the_transductive_setting(tiny_ckpt, tmp_path, transductive, replaceable):
-    """A report written before `transductive` existed measured the queries normalised together: the same
-    evaluation replaces it, a one-query-at-a-time one keeps it."""
-    from src.outputs import PROTOCOL_KEYS, check_eval_report
-
-    report = tmp_path / "r.json"
-    cfg = load_config(["--ckpt", str(tiny_ckpt), "--eval_report", str(report), "--transductive", transductive])
-    report.write_text(json.dumps({"ckpt": f"../{tiny_ckpt.parent.name}/model.ckpt", "acc": 0.9, "ci95": 0.01,
-                                  **{key: cfg[key] for key in PROTOCOL_KEYS if key != "transductive"},
-                                  "tasks": cfg.eval_tasks}))
-    if replaceable:
-        assert check_eval_report(cfg) == report
-    else:
-        with pytest.raises(UserError, match="transductive True, not False"):
-            check_eval_report(cfg)
-
-
 def test_a_report_of_another_evaluation_is_kept(tiny_ckpt, tmp_path):
     """python eval.py --ckpt CKPT --k_qry_test 1 (CKPT.eval.json holds a 2-query report) -> exit 2, one line
     naming the difference; the report is untouched. The same protocol may replace it."""
-    from src.outputs import PROTOCOL_KEYS, check_eval_report
+    from src.engine.eval_report import PROTOCOL_KEYS, check_eval_report
 
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(tiny_ckpt.read_bytes())
     report = tmp_path / "model.ckpt.eval.json"
-    cfg, _, _ = checkpoint.load_for_inference(["--ckpt", str(ckpt)])
+    cfg, _, _ = inference_settings(["--ckpt", str(ckpt)])
     report.write_text(json.dumps({"ckpt": ckpt.name, "ckpt_step": 5, **{key: cfg[key] for key in PROTOCOL_KEYS},
                                   "tasks": cfg.eval_tasks, "acc": 0.9, "ci95": 0.01}))
     before = sha(report)
@@ -198,7 +181,7 @@ def test_learned_inner_learning_rates_refuse_update_lr(script, tmp_path):
     assert code == 2 and line == (f"error: --update_lr 5.0: checkpoint {ckpt} learned its inner learning rates "
                                   "(learn_inner_lr), which fine-tuning uses instead of update_lr: drop --update_lr")
     assert list(work.iterdir()) == []
-    assert checkpoint.load_for_inference(["--ckpt", str(ckpt), "--update_lr", "0.1"])[0].update_lr == 0.1
+    assert inference_settings(["--ckpt", str(ckpt), "--update_lr", "0.1"])[0].update_lr == 0.1
 
 
 @pytest.mark.parametrize("script", ["eval.py", "predict.py", "export.py"])
@@ -263,7 +246,7 @@ def test_resume_refuses_a_folder_without_a_step_checkpoint(tiny_ckpt, tmp_path):
 
 
 def test_fresh_run_refuses_the_metrics_of_an_earlier_run(tiny_ckpt, tmp_path):
-    from src.outputs import prepare_run_folder
+    from src.engine.run_folder import prepare_run_folder
 
     (tmp_path / "metrics.jsonl").write_text('{"event": "train", "step": 3, "loss": 1.0, "acc": 0.5}\n')
     before = sha(tmp_path / "metrics.jsonl")
@@ -312,8 +295,8 @@ def test_plot_output_never_replaces_the_metrics(tmp_path):
     (["--meta_lr", "nan"], "meta_lr must be a finite number > 0, got nan"),
     (["--update_lr=-inf"], "update_lr must be a finite number > 0, got -inf"),
     (["--lr_scheduler_gamma", "inf"], "lr_scheduler_gamma must be a finite number > 0"),
-    (["--epoch", "1000000000"], "epoch must be at most 10000000"),
-    (["--epoch", "99999999999999999999999"], "epoch must be at most 10000000"),
+    (["--meta_steps", "1000000000"], "meta_steps must be at most 10000000"),
+    (["--meta_steps", "99999999999999999999999"], "meta_steps must be at most 10000000"),
     (["--update_step", "101"], "update_step must be at most 100"),
     (["--update_step_test", "1000000000"], "update_step_test must be at most 10000"),
     (["--imgsz", "1000"], "imgsz must be at most 105 (the size of the Omniglot originals), got 1000"),
@@ -331,12 +314,12 @@ def test_bad_values_are_refused_when_read(argv, expected):
 
 
 def test_bounds_refuse_no_real_use():
-    """Each bound at its limit; the batches small enough for the memory of any machine (src/memory.py)."""
-    cfg = load_config(["--seed", "4294967295", "--eval_seed", "0", "--epoch", "10000000", "--update_step", "100",
+    """Each bound at its limit; the batches small enough for the memory of any machine (src/model_utils/memory.py)."""
+    cfg = load_config(["--seed", "4294967295", "--eval_seed", "0", "--meta_steps", "10000000", "--update_step", "100",
                        "--update_step_test", "10000", "--imgsz", "105", "--eval_tasks", "100000", "--meta_lr", "1e-9",
                        "--task_num", "1", "--eval_batch", "1", "--n_way", "2", "--k_qry", "1", "--k_qry_test", "1",
                        "--num_filters", "4096", "--num_blocks", "16"])
-    assert (cfg.seed, cfg.epoch, cfg.imgsz) == (4294967295, 10**7, 105)
+    assert (cfg.seed, cfg.meta_steps, cfg.imgsz) == (4294967295, 10**7, 105)
     cfg = load_config(["--task_num", "10000", "--eval_batch", "10000", "--n_way", "2", "--k_qry", "1", "--k_qry_test",
                        "1", "--num_filters", "8", "--num_blocks", "2"])
     assert (cfg.task_num, cfg.eval_batch) == (10000, 10000)
@@ -360,10 +343,11 @@ def with_config_entry(tiny_ckpt, path, config):
     """A copy of the tiny checkpoint, its CRC valid, whose `config` entry is the given text."""
     import mindspore as ms
 
-    params, _ = checkpoint.load(tiny_ckpt)
+    params, _ = checkpoint.read(tiny_ckpt)
     entries = [{"name": name, "data": p} for name, p in params.items()]
     ms.save_checkpoint(entries, str(path), append_dict={"step": 5, "config": config, "sampler_state": "null",
-                                                        "best_val_acc": 0.5}, crc_check=True)
+                                                        "best_val_acc": 0.5, "train_seconds": 1.0, "cpu_seconds": 1.0},
+                       crc_check=True)
     return path
 
 
@@ -381,7 +365,7 @@ def test_checkpoint_config_that_is_a_json_list(tiny_ckpt, tmp_path):
 def test_checkpoint_config_that_is_not_json(tiny_ckpt, tmp_path):
     bad = with_config_entry(tiny_ckpt, tmp_path / "bad.ckpt", "not json {")
     with pytest.raises(UserError, match=r"bad.ckpt has a malformed step/config entry \(JSONDecodeError\)"):
-        checkpoint.load(bad)
+        checkpoint.read(bad)
 
 
 def test_checkpoint_with_a_refused_setting(tmp_path):
@@ -392,8 +376,8 @@ def test_checkpoint_with_a_refused_setting(tmp_path):
     path = checkpoint.save(tmp_path / "m.ckpt", build_maml(cfg), step=1, cfg=dict(cfg, update_step_test=10**9))
     with pytest.raises(UserError, match=r"checkpoint .*m.ckpt holds a setting that is refused \(update_step_test must "
                                         r"be at most 10000.*\): pass the setting on the command line"):
-        checkpoint.load_for_inference(["--ckpt", str(path)])
-    assert checkpoint.load_for_inference(["--ckpt", str(path), "--update_step_test", "3"])[0].update_step_test == 3
+        inference_settings(["--ckpt", str(path)])
+    assert inference_settings(["--ckpt", str(path), "--update_step_test", "3"])[0].update_step_test == 3
 
 
 # ----------------------------------------------------------------------------- failed writes
@@ -406,7 +390,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tiny_ckpt, tmp_path, mon
     best = tmp_path / "best.ckpt"
     best.write_bytes(tiny_ckpt.read_bytes())
     before = sha(best)
-    params, meta = checkpoint.load(tiny_ckpt)
+    params, meta = checkpoint.read(tiny_ckpt)
     real_save = ms.save_checkpoint
 
     def save_then_fail(cell, name, **kwargs):

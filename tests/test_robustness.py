@@ -18,10 +18,11 @@ def test_clean_tasks_are_eval_tasks_read_as_the_training_data(omniglot_root, omn
     the fixed test tasks give from omniglot.npy (up to float rounding where a class is turned: the benchmark turns
     the original, the sampler the small image): the clean column is eval.py's figure on the same tasks."""
     import robustness
-    from src.config import load_config
-    from src.data_preprocess import list_omniglot
-    from src.dataset import load_omniglot, split_class_ids, split_rotates
-    from src.episode_sampler import fixed_task_batches
+    from src.model_utils.config import load_config
+    from src.data.episode_sampler import fixed_task_batches
+    from src.data.npy_cache import load_omniglot
+    from src.data.release import list_omniglot
+    from src.data.splits import split_class_ids, split_rotates
 
     cfg = load_config(["--n_way", "5", "--k_qry_test", "3"], trains=False)
     test = split_class_ids([entry for entry, _ in list_omniglot(omniglot_root)], cfg.split)["test"]
@@ -39,7 +40,7 @@ def test_clean_tasks_are_eval_tasks_read_as_the_training_data(omniglot_root, omn
 @pytest.mark.slow
 def test_benchmark_table_and_report(omniglot_root, omniglot_npy_dir, tmp_path):
     """A few 5-way tasks with their drawings inverted or moved to a corner of a large canvas: read as they
-    are (the reader before src/omniglot_like.py), most of them were misclassified."""
+    are (the reader before src/data/omniglot_like.py), most of them were misclassified."""
     out = tmp_path / "robustness.json"
     proc = subprocess.run([sys.executable, str(BENCH), "--ckpt", str(SHIPPED_5WAY), "--data_path", str(omniglot_root),
                            "--npy_dir", str(omniglot_npy_dir), "--tasks", "4", "--transforms", "invert", "offcentre",

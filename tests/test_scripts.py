@@ -3,7 +3,7 @@ checks of quickstart.sh (its run: tests/test_quickstart.py).
 
 Argument checks and the GPU/Ascend plumbing run the scripts with a fake PYTHON that records its
 argv and environment (no MindSpore run, no hardware faked) and hands only the standalone
-`-m src.launch_plan`, which checks the settings and names the log, to the real interpreter; the CPU scripts also run for real
+`-m src.model_utils.launch_plan`, which checks the settings and names the log, to the real interpreter; the CPU scripts also run for real
 on tiny settings (marked slow). A probe runs a standalone and a data-parallel launcher with too few
 arguments as a user would type them.
 """
@@ -118,10 +118,10 @@ def test_bad_device_id(script, bad, message, tmp_path, fake_python):
 @pytest.mark.parametrize("script", TRAIN.values(), ids=[p.name for p in TRAIN.values()])
 @pytest.mark.parametrize("bad", ["0", "abc", "-3", "00"])
 def test_bad_epoch(script, bad, tmp_path, fake_python):
-    """Python checks EPOCH (as --epoch): one error line, exit code 2, and nothing is run."""
+    """Python checks EPOCH (as --meta_steps): one error line, exit code 2, and nothing is run."""
     data = valid_args(script, tmp_path)[2]
     code, out = run(script, "0", bad, data, "--output_dir", tmp_path / "out", env={"PYTHON": fake_python.path})
-    message = "--epoch takes an integer, got 'abc'" if bad == "abc" else f"epoch must be >= 1, got {int(bad)}"
+    message = "--meta_steps takes an integer, got 'abc'" if bad == "abc" else f"meta_steps must be >= 1, got {int(bad)}"
     assert (code, out.strip().splitlines()[-1]) == (2, f"error: {message}")
     assert fake_python.calls() == [] and not (tmp_path / "out").exists()
 
@@ -222,7 +222,7 @@ def run_quickstart(tmp_path, *args):
                           timeout=60)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["-h"], ["/data/omniglot", "out", "--epoch", "3", "--help"]],
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["/data/omniglot", "out", "--meta_steps", "3", "--help"]],
                          ids=["help", "h", "help_last"])
 def test_quickstart_help_prints_the_usage_and_installs_nothing(tmp_path, args):
     proc = run_quickstart(tmp_path, *args)
@@ -242,16 +242,16 @@ def test_quickstart_needs_the_data_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("args, name", [(["/data/omniglot", "--epoch", "100"], "OUTPUT_DIR"),
-                                        (["--epoch", "100"], "OMNIGLOT_ROOT")], ids=["output_dir", "omniglot_root"])
+@pytest.mark.parametrize("args, name", [(["/data/omniglot", "--meta_steps", "100"], "OUTPUT_DIR"),
+                                        (["--meta_steps", "100"], "OMNIGLOT_ROOT")], ids=["output_dir", "omniglot_root"])
 def test_quickstart_refuses_an_option_in_place_of_a_folder(tmp_path, args, name):
-    """`bash scripts/quickstart.sh /data/omniglot --epoch 100`: exit code 2, one `error:` line saying that
+    """`bash scripts/quickstart.sh /data/omniglot --meta_steps 100`: exit code 2, one `error:` line saying that
     overrides come after both folders; nothing is installed or created."""
     proc = run_quickstart(tmp_path, *args)
     assert (proc.returncode, proc.stdout) == (2, "")
-    assert proc.stderr.splitlines() == [f"error: {name} '--epoch' starts with '-': overrides come after OMNIGLOT_ROOT "
+    assert proc.stderr.splitlines() == [f"error: {name} '--meta_steps' starts with '-': overrides come after OMNIGLOT_ROOT "
                                         "and OUTPUT_DIR, e.g. bash scripts/quickstart.sh /data/omniglot "
-                                        "output/quickstart --epoch 100"]
+                                        "output/quickstart --meta_steps 100"]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -273,7 +273,7 @@ def test_train_plumbing(device, tmp_path, fake_python):
     assert argv[0] == "omniglot_train.py"
     assert option(argv, "--device_target") == TARGETS[device]
     assert option(argv, "--device_id") == "3"
-    assert option(argv, "--epoch") == "7"
+    assert option(argv, "--meta_steps") == "7"
     assert option(argv, "--data_path") == str(data)
     assert option(argv, "--npy_dir") == str(npy)
     assert option(argv, "--output_dir") == str(output)

@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src import checkpoint, outputs
-from src.demo_task import make_demo_task
-from src.metrics import best_validated_steps, read_records
+from src.data.demo_task import make_demo_task
+from src.engine import checkpoint, run_folder
+from src.engine.eval_report import check_eval_report
+from src.engine.loading import inference_settings
+from src.model_utils.metrics_file import best_validated_steps, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(path.parent for path in (REPO / "checkpoints").glob("*/best.ckpt"))
@@ -36,7 +38,7 @@ EXACT = json.loads((REPO / "tests" / "shipped_100_tasks.json").read_text())
 @functools.cache
 def stored_config(folder):
     """The settings stored inside the folder's best.ckpt (read once per folder)."""
-    return checkpoint.load(folder / "best.ckpt")[1]["config"]
+    return checkpoint.read(folder / "best.ckpt")[1]["config"]
 
 
 def finn_report(folder):
@@ -80,7 +82,7 @@ def test_checkpoints_are_shipped_with_their_records():
     for folder in SHIPPED:
         for name in (*reports(folder), "metrics.jsonl", "config.yaml", "README.md"):
             assert (folder / name).is_file(), folder / name
-        assert outputs.step_checkpoints(folder), f"{folder} has no step checkpoint to resume from"
+        assert run_folder.step_checkpoints(folder), f"{folder} has no step checkpoint to resume from"
 
 
 def test_a_staged_run_ranks_its_last_stage_alone():
@@ -97,7 +99,7 @@ def test_a_staged_run_ranks_its_last_stage_alone():
 def test_shipped_config_names_no_absolute_path(folder):
     """The stored config travels with the checkpoint: it must not name the training machine's folders."""
     configs = {folder / "best.ckpt": stored_config(folder)}
-    configs.update((path, checkpoint.load(path)[1]["config"]) for path in outputs.step_checkpoints(folder))
+    configs.update((path, checkpoint.read(path)[1]["config"]) for path in run_folder.step_checkpoints(folder))
     for path, config in configs.items():
         absolute = {key: value for key, value in config.items() if isinstance(value, str) and value.startswith("/")}
         assert not absolute, f"{path}: {absolute}"
@@ -123,8 +125,8 @@ def test_shipped_report_may_be_rewritten_by_its_command(report_path):
     args = ["--ckpt", str(report_path.parent / "best.ckpt"), "--eval_report", str(report_path)]
     for option, value in named_options(report_path).items():
         args += [option, str(value)]
-    cfg, _, _ = checkpoint.load_for_inference(args)
-    assert outputs.check_eval_report(cfg) == report_path
+    cfg, _, _ = inference_settings(args)
+    assert check_eval_report(cfg) == report_path
 
 
 @pytest.mark.slow
@@ -157,7 +159,7 @@ def test_shipped_ensemble_is_quoted_and_complete(report_path):
     assert len(steps) == options["--ensemble"] and report["k_qry_test"] == options.get("--k_qry_test", 15)
     assert report["tasks"] >= 600 and report["update_step_test"] == stored_config(folder)["update_step_test"]
     assert steps == best_validated_steps(folder / "metrics.jsonl", len(steps))[0]
-    assert all(outputs.step_checkpoint_path(folder, step).is_file() for step in steps)
+    assert all(run_folder.step_checkpoint_path(folder, step).is_file() for step in steps)
     quoted = f"{100 * report['acc']:.2f} ± {100 * report['ci95']:.2f}"
     assert quoted in (REPO / "README.md").read_text(), f"README lacks {report_path.name}'s result {quoted}"
     assert quoted in (folder / "README.md").read_text()

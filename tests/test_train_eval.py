@@ -16,9 +16,11 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from src import checkpoint, launch_plan, outputs
-from src.errors import UserError
-from src.metrics import counted
+from src.engine import checkpoint, run_folder
+from src.engine.ensemble import ensemble_checkpoints
+from src.model_utils import launch_plan
+from src.model_utils.errors import UserError
+from src.model_utils.log import counted
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--num_filters", "8", "--num_blocks", "2", "--task_num", "2", "--k_qry", "2", "--k_qry_test", "2", "--update_step", "1",
@@ -56,7 +58,7 @@ def cli(data_args, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(cli, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
-    proc = cli("omniglot_train.py", *RUN, "--epoch", "4", "--output_dir", str(out))
+    proc = cli("omniglot_train.py", *RUN, "--meta_steps", "4", "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr
     return out, proc.stdout
 
@@ -113,17 +115,17 @@ def test_training_logs_checkpoints_and_metrics(trained):
 def test_resume_is_exact(trained, cli, tmp_path):
     out_a, _ = trained
     out_b = tmp_path / "b"
-    first = cli("omniglot_train.py", *RUN, "--epoch", "2", "--output_dir", str(out_b))
+    first = cli("omniglot_train.py", *RUN, "--meta_steps", "2", "--output_dir", str(out_b))
     assert first.returncode == 0, first.stderr
-    first_meta = checkpoint.load(out_b / "maml_step0000002.ckpt")[1]
-    second = cli("omniglot_train.py", *RUN, "--epoch", "4", "--resume", "--output_dir", str(out_b))
+    first_meta = checkpoint.read(out_b / "maml_step0000002.ckpt")[1]
+    second = cli("omniglot_train.py", *RUN, "--meta_steps", "4", "--resume", "--output_dir", str(out_b))
     assert second.returncode == 0, second.stderr
     assert re.search(r"resumed from \S*maml_step0000002\.ckpt at step 2", second.stdout)
     assert "not loaded" not in second.stderr  # no MindSpore warning about the learning-rate table
     assert "steps 3..4" in second.stdout
-    assert "settings changed since maml_step0000002.ckpt: epoch 2 -> 4\n" in second.stdout
-    params_a, meta_a = checkpoint.load(out_a / "maml_step0000004.ckpt")
-    params_b, meta_b = checkpoint.load(out_b / "maml_step0000004.ckpt")
+    assert "settings changed since maml_step0000002.ckpt: meta_steps 2 -> 4\n" in second.stdout
+    params_a, meta_a = checkpoint.read(out_a / "maml_step0000004.ckpt")
+    params_b, meta_b = checkpoint.read(out_b / "maml_step0000004.ckpt")
     assert meta_a["step"] == meta_b["step"] == 4
     assert meta_a["sampler_state"] == meta_b["sampler_state"]
     # The cost carries over a resume: run b's totals cover both of its runs.
@@ -159,11 +161,11 @@ def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
     args = TINY + ["--save_every", "1", "--eval_every", "0", "--keep_checkpoint_max", "3", "--output_dir", str(out)]
     with open(tmp_path / "log", "w") as log:
         proc = subprocess.Popen([sys.executable, str(REPO / "omniglot_train.py"), *data_args, *args,
-                                 "--epoch", "100000"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+                                 "--meta_steps", "100000"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
         try:
             deadline = time.time() + 300
             while proc.poll() is None and time.time() < deadline:
-                if out.is_dir() and len(outputs.step_checkpoints(out)) >= 3:
+                if out.is_dir() and len(run_folder.step_checkpoints(out)) >= 3:
                     break
                 time.sleep(0.02)
             assert proc.poll() is None, (tmp_path / "log").read_text()
@@ -173,15 +175,15 @@ def test_killed_mid_save_then_resume(cli, data_args, tmp_path):
     # What a kill inside a save leaves: MindSpore's own half-written file and our not yet renamed one.
     (out / ".maml_step9999999.maml-tmp-99999999.tmp").write_bytes(b"\x00" * 100)
     (out / ".maml_step9999999.maml-tmp-99999999.ckpt").write_bytes(b"\x00" * 100)
-    found = outputs.step_checkpoints(out)
+    found = run_folder.step_checkpoints(out)
     for path in found:
-        assert checkpoint.load(path)[1]["step"] == int(path.stem[len(outputs.PREFIX):])
-    newest = int(found[-1].stem[len(outputs.PREFIX):])
-    resumed = cli("omniglot_train.py", *args, "--epoch", str(newest + 1), "--resume")
+        assert checkpoint.read(path)[1]["step"] == int(path.stem[len(run_folder.PREFIX):])
+    newest = int(found[-1].stem[len(run_folder.PREFIX):])
+    resumed = cli("omniglot_train.py", *args, "--meta_steps", str(newest + 1), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {found[-1]} at step {newest}" in resumed.stdout
     assert not list(out.glob(".*"))
-    _, meta = checkpoint.load(outputs.step_checkpoint_path(out, newest + 1))
+    _, meta = checkpoint.read(run_folder.step_checkpoint_path(out, newest + 1))
     assert meta["step"] == newest + 1
     # The killed run's records past its last checkpoint are gone: each step once, none past the end.
     assert sorted(step for event, step in metrics(out) if event == "train") == list(range(1, newest + 2))
@@ -193,12 +195,12 @@ def test_resume_falls_back_past_a_corrupt_newest_checkpoint(trained, cli, tmp_pa
     good = (out / "maml_step0000004.ckpt").read_bytes()
     corrupt = out / "maml_step0000006.ckpt"
     corrupt.write_bytes(good[: len(good) // 2])
-    proc = cli("omniglot_train.py", *RUN, "--epoch", "5", "--resume", "--output_dir", str(out))
+    proc = cli("omniglot_train.py", *RUN, "--meta_steps", "5", "--resume", "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"warning: skipping maml_step0000006\.ckpt: checkpoint \S+ (is unreadable or corrupt|has no step)",
                      proc.stderr), proc.stderr
     assert f"resumed from {out / 'maml_step0000004.ckpt'} at step 4" in proc.stdout
-    assert checkpoint.load(out / "maml_step0000005.ckpt")[1]["step"] == 5
+    assert checkpoint.read(out / "maml_step0000005.ckpt")[1]["step"] == 5
     # Pruning kept the newest checkpoint of this run's history; the unreadable one waits to be replaced.
     assert sorted(p.name for p in out.glob("maml_step*")) == ["maml_step0000005.ckpt", "maml_step0000006.ckpt"]
 
@@ -207,14 +209,15 @@ def test_resume_keeps_a_better_best_ckpt(trained, cli, tmp_path):
     """best.ckpt is replaced only by a model that beats it, even one saved after the step a resume continues from."""
     out = tmp_path / "run"
     shutil.copytree(trained[0], out)
-    best = checkpoint.load(out / "best.ckpt")
+    best = checkpoint.read(out / "best.ckpt")
     better = out / "better.ckpt"
     ms.save_checkpoint([{"name": k, "data": v} for k, v in best[0].items()], str(better), crc_check=True,
                        append_dict={"step": 4, "best_val_acc": 2.0, "config": json.dumps(best[1]["config"]),
-                                    "sampler_state": json.dumps(best[1]["sampler_state"])})
+                                    "sampler_state": json.dumps(best[1]["sampler_state"]), "train_seconds": 1.0,
+                                    "cpu_seconds": 1.0})
     better.replace(out / "best.ckpt")
     before = (out / "best.ckpt").read_bytes()
-    proc = cli("omniglot_train.py", *RUN, "--epoch", "6", "--resume", "--output_dir", str(out))
+    proc = cli("omniglot_train.py", *RUN, "--meta_steps", "6", "--resume", "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "new best validation accuracy" not in proc.stdout and (out / "best.ckpt").read_bytes() == before
 
@@ -228,7 +231,7 @@ def test_a_resume_on_other_tasks_ranks_its_own_validations(trained, cli, tmp_pat
     run = tmp_path / "run"
     shutil.copytree(trained[0], run)
     before = snapshot(run)
-    proc = cli("omniglot_train.py", *RUN, "--k_spt", "3", "--epoch", "6", "--resume", "--output_dir", str(run))
+    proc = cli("omniglot_train.py", *RUN, "--k_spt", "3", "--meta_steps", "6", "--resume", "--output_dir", str(run))
     refused(proc, f"{run / 'best.ckpt'} is the best of validations on other tasks than this run's (k_spt 1 -> 3) "
                   "and would be replaced: move it away")
     assert proc.returncode == 2 and snapshot(run) == before
@@ -237,23 +240,23 @@ def test_a_resume_on_other_tasks_ranks_its_own_validations(trained, cli, tmp_pat
     stage.mkdir()
     for name in ("maml_step0000004.ckpt", "metrics.jsonl"):
         shutil.copy2(trained[0] / name, stage / name)
-    proc = cli("omniglot_train.py", *RUN, "--k_spt", "3", "--epoch", "6", "--resume", "--output_dir", str(stage))
+    proc = cli("omniglot_train.py", *RUN, "--k_spt", "3", "--meta_steps", "6", "--resume", "--output_dir", str(stage))
     assert proc.returncode == 0, proc.stderr
     assert "validation scores other tasks from now on" in proc.stdout
     records = [json.loads(line) for line in (stage / "metrics.jsonl").read_text().splitlines()]
     assert {"event": "validation_settings", "step": 4, "changed": ["k_spt 1 -> 3"]} in records
     stage_val = [r for r in records if r["event"] == "val" and r["step"] > 4]
     assert [r["step"] for r in stage_val] == [6]
-    assert checkpoint.load(stage / "best.ckpt")[1]["step"] == 6
-    assert checkpoint.load(stage / "best.ckpt")[1]["best_val_acc"] == pytest.approx(stage_val[0]["acc"])
-    assert outputs.ensemble_checkpoints(stage, 1) == [(6, stage / "maml_step0000006.ckpt")]
+    assert checkpoint.read(stage / "best.ckpt")[1]["step"] == 6
+    assert checkpoint.read(stage / "best.ckpt")[1]["best_val_acc"] == pytest.approx(stage_val[0]["acc"])
+    assert ensemble_checkpoints(stage, 1) == [(6, stage / "maml_step0000006.ckpt")]
 
 def test_resume_past_the_end_is_refused(trained, cli, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(trained[0], out)
     before = snapshot(out)
-    line = refused(cli("omniglot_train.py", *RUN, "--epoch", "4", "--resume", "--output_dir", str(out)))
-    assert line == (f"error: the run in {out} is already at step 4 and epoch is 4: pass a larger epoch (--epoch, or "
+    line = refused(cli("omniglot_train.py", *RUN, "--meta_steps", "4", "--resume", "--output_dir", str(out)))
+    assert line == (f"error: the run in {out} is already at step 4 and meta_steps is 4: pass a larger meta_steps (--meta_steps, or "
                     "EPOCH of the launch scripts) to train further")
     assert snapshot(out) == before
 
@@ -273,7 +276,7 @@ def test_corrupt_checkpoint_is_refused(trained, cli, tmp_path, damage):
 def test_output_dir_that_is_a_file(cli, tmp_path):
     target = tmp_path / "notes.txt"
     target.write_text("keep me")
-    refused(cli("omniglot_train.py", *TINY, "--epoch", "2", "--output_dir", str(target)), "is a file")
+    refused(cli("omniglot_train.py", *TINY, "--meta_steps", "2", "--output_dir", str(target)), "is a file")
     assert target.read_text() == "keep me"
 
 
@@ -281,7 +284,7 @@ def test_existing_checkpoints_need_resume(trained, cli, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(trained[0], out)
     before = snapshot(out)
-    refused(cli("omniglot_train.py", *RUN, "--epoch", "4", "--output_dir", str(out)), "already holds checkpoints",
+    refused(cli("omniglot_train.py", *RUN, "--meta_steps", "4", "--output_dir", str(out)), "already holds checkpoints",
             "--resume")
     assert snapshot(out) == before
 
@@ -309,7 +312,7 @@ def test_divergence_keeps_the_last_good_checkpoint(trained, cli, tmp_path, save_
     (out / "best.ckpt").unlink()  # validation fine-tunes with update_lr: a resume changing it may not replace it
     before = snapshot(out)
     # An inner learning rate of 1e30 makes the meta-gradient nan at once.
-    proc = cli("omniglot_train.py", *RUN, "--epoch", "8", "--resume", "--update_lr", "1e30",
+    proc = cli("omniglot_train.py", *RUN, "--meta_steps", "8", "--resume", "--update_lr", "1e30",
                "--save_every", save_every, "--eval_every", "0", "--output_dir", str(out))
     line = refused(proc, f"{problem} at step {step}", f"the last good checkpoint {out / 'maml_step0000004.ckpt'} is kept")
     assert "--meta_lr" in line
@@ -317,7 +320,7 @@ def test_divergence_keeps_the_last_good_checkpoint(trained, cli, tmp_path, save_
     after = snapshot(out)
     assert {name: data for name, data in after.items() if name != "metrics.jsonl"} == \
         {name: data for name, data in before.items() if name != "metrics.jsonl"}
-    params, meta = checkpoint.load(out / "maml_step0000004.ckpt")
+    params, meta = checkpoint.read(out / "maml_step0000004.ckpt")
     assert meta["step"] == 4
     assert all(np.isfinite(p.asnumpy()).all() for p in params.values())
 
@@ -362,41 +365,20 @@ def test_eval_report_goes_where_asked(trained, cli, tmp_path):
     assert not (tmp_path / "best.ckpt.eval.json").exists()
 
 
-def test_checkpoint_with_convolution_biases_still_loads(trained, cli, tmp_path):
-    """Checkpoints written before the network dropped its convolution biases (batch norm cancels them)
-    load and score exactly as before, however large their biases."""
-    params, meta = checkpoint.load(trained[0] / "best.ckpt")
-    rng = np.random.default_rng(0)
-    legacy = [{"name": name, "data": p} for name, p in params.items()]
-    for block in range(2):
-        # The names those checkpoints gave the biases and their Adam moments.
-        for prefix in ("learner.", "optimizer.moment1.learner.", "optimizer.moment2.learner."):
-            legacy.append({"name": f"{prefix}conv{block}.bias", "data": ms.Tensor(rng.normal(0, 3, 8).astype(np.float32))})
-    old = checkpoint.save(tmp_path / "legacy.ckpt", legacy, meta["step"], meta["config"], meta["sampler_state"],
-                          meta["best_val_acc"])
-    new = shutil.copy(trained[0] / "best.ckpt", tmp_path / "new.ckpt")
-    accs = []
-    for ckpt in (new, old):
-        proc = cli("eval.py", "--ckpt", str(ckpt), "--eval_tasks", "6", "--eval_batch", "4")
-        assert proc.returncode == 0, proc.stderr
-        accs.append(json.loads(ckpt.with_name(ckpt.name + ".eval.json").read_text())["acc"])
-    assert abs(accs[0] - accs[1]) < 1e-6
-
-
 def test_keep_best_checkpoints_then_ensemble(cli, data_args, tmp_path):
     """Training keeps the step checkpoints of the best validations besides the newest; eval.py --ensemble N
     scores the mean logits of the N best, reports their steps apart from CKPT.eval.json, and with N = 1
     gives exactly best.ckpt's accuracy (the same weights)."""
     out = tmp_path / "run"
-    proc = cli("omniglot_train.py", *TINY, *N_WAY, "--epoch", "6", "--eval_every", "2", "--save_every", "2",
+    proc = cli("omniglot_train.py", *TINY, *N_WAY, "--meta_steps", "6", "--eval_every", "2", "--save_every", "2",
                "--keep_checkpoint_max", "1", "--keep_best_checkpoints", "2", "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr
     records = metrics(out)
     ranked = sorted((-r["acc"], step) for (event, step), r in records.items() if event == "val")
     best_two = [step for _, step in ranked[:2]]
-    kept = sorted(int(path.stem[len(outputs.PREFIX):]) for path in out.glob(f"{outputs.PREFIX}*.ckpt"))
+    kept = sorted(int(path.stem[len(run_folder.PREFIX):]) for path in out.glob(f"{run_folder.PREFIX}*.ckpt"))
     assert kept == sorted(set(best_two) | {6})
-    assert checkpoint.load(out / "best.ckpt")[1]["step"] == best_two[0]
+    assert checkpoint.read(out / "best.ckpt")[1]["step"] == best_two[0]
 
     evaluate = ["--eval_tasks", "6", "--eval_batch", "4"]
     single = cli("eval.py", "--ckpt", str(out / "best.ckpt"), *evaluate)
@@ -421,8 +403,8 @@ def test_keep_best_checkpoints_then_ensemble(cli, data_args, tmp_path):
     assert snapshot(out) == before
     other = tmp_path / "other"
     shutil.copytree(out, other)
-    member = outputs.step_checkpoint_path(other, best_two[1])
-    params, meta = checkpoint.load(member)
+    member = run_folder.step_checkpoint_path(other, best_two[1])
+    params, meta = checkpoint.read(member)
     checkpoint.save(member, [{"name": name, "data": p} for name, p in params.items()], meta["step"],
                     {**meta["config"], "update_lr": 0.25}, meta["sampler_state"], meta["best_val_acc"])
     before = snapshot(other)

@@ -1,7 +1,7 @@
 """Checkpoints of a small network (8 filters, 2 blocks) for the tests that need one to load, not to score."""
-from src import checkpoint
-from src.config import load_config
+from src.engine import checkpoint
 from src.maml import build_maml
+from src.model_utils.config import load_config
 
 TINY = ("--num_filters", "8", "--num_blocks", "2")
 

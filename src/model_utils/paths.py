@@ -3,7 +3,7 @@ cannot be a file name, and would split the launch plan or a log line), and names
 system (a component over NAME_MAX bytes, a path over PATH_MAX)."""
 import unicodedata
 
-from src.errors import UserError
+from src.model_utils.errors import UserError
 
 NAME_MAX = 255  # bytes of one path component on Linux file systems (ext4, xfs, tmpfs)
 PATH_MAX = 4095  # bytes of a path the kernel takes, its terminating NUL aside

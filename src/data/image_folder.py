@@ -1,7 +1,7 @@
 """A user's own few-shot task from folders of images: support/<class name>/<images> and query/<images>.
 
 Images of any size and any format Pillow reads are first drawn as an Omniglot original
-(src/omniglot_like.py: the ink found whatever its polarity, lighting or paper, cropped, centred and
+(src/data/omniglot_like.py: the ink found whatever its polarity, lighting or paper, cropped, centred and
 given Omniglot's size and stroke width), then go through the same conversion as the Omniglot
 training data (grey-scale, resized to imgsz, inverted so that dark strokes on light paper become
 ink 1, stored as float16), so the network sees what it was trained on. Transparent pixels count
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from src.data_preprocess import ink_map
-from src.errors import UserError
-from src.omniglot_like import omniglot_like
+from src.data.decode import ink_map
+from src.data.omniglot_like import omniglot_like
+from src.model_utils.errors import UserError
 
 IMAGE_SUFFIXES = frozenset(suffix.lower() for suffix in Image.registered_extensions())
 

@@ -1,7 +1,7 @@
 """Write one meta-test task of Omniglot as image folders, the input predict.py takes.
 
-    python src/demo_task.py --data_path DIR --output_path TASK [--n_way 5] [--k_spt 1] [--k_qry 4]
-                            [--split finn] [--seed 0]
+    python src/data/demo_task.py --data_path DIR --output_path TASK [--n_way 5] [--k_spt 1] [--k_qry 4]
+                                 [--split finn] [--seed 0]
 
 TASK/support/<alphabet>_<character>/ receives k_spt original 105x105 drawings of each of n_way
 characters from the split's meta-test classes (never seen in training); TASK/query/ receives k_qry
@@ -14,15 +14,15 @@ import sys
 from pathlib import Path
 
 if not __package__:  # run as a script: make `import src...` resolve from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
 
-from src.atomic_file import replacing
-from src.data_preprocess import NUM_DRAWERS, list_omniglot, read_source
-from src.dataset import SPLITS, split_class_ids
-from src.errors import ArgumentParser, UserError, run_cli
-from src.paths import path_type
+from src.data.release import NUM_DRAWERS, list_omniglot, read_source
+from src.data.splits import SPLITS, split_class_ids
+from src.model_utils.atomic_file import replacing
+from src.model_utils.errors import ArgumentParser, UserError, run_cli
+from src.model_utils.paths import path_type
 
 
 def make_demo_task(data_path, output_path, n_way=5, k_spt=1, k_qry=4, split="finn", seed=0):

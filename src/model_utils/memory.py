@@ -6,7 +6,7 @@ every conv block and its gradient, which one inner step of fine-tuning keeps at 
 """
 import os
 
-from src.errors import UserError
+from src.model_utils.errors import UserError
 
 
 def machine_bytes():
@@ -19,7 +19,7 @@ def machine_bytes():
 
 def image_bytes(cfg):
     """Lower bound of the bytes one image takes in a fine-tuning step of the network of settings cfg."""
-    side, values = cfg.imgsz, cfg.imgc * cfg.imgsz ** 2
+    side, values = cfg.imgsz, cfg.imgsz ** 2  # one grey channel
     for _ in range(cfg.num_blocks):
         side = -(-side // 2)  # stride-2 'same' convolutions
         values += cfg.num_filters * side * side

@@ -8,7 +8,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from src.errors import UserError
+from src.model_utils.errors import UserError
 
 LOCK_NAME = ".maml-run.lock"
 _held = {}  # real path of a folder -> the descriptor of its lock file, held by this process

@@ -1,18 +1,22 @@
 """Settings: default_config.yaml merged with `--key value` overrides, type-checked and validated."""
+import argparse
 import difflib
 import math
 import os
 import re
+import sys
 from pathlib import Path
 
 import yaml
 
-from src.errors import ArgumentParser, UserError, shown
-from src.memory import check_batch_memory
-from src.paths import checked_path
+from src.data.release import NUM_DRAWERS, SOURCE_SIZE
+from src.data.splits import SPLITS, split_sizes
 from src.formulation import BN_CHOICES, CONV_CHOICES
+from src.model_utils.errors import ArgumentParser, UserError, shown
+from src.model_utils.memory import check_batch_memory
+from src.model_utils.paths import checked_path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "default_config.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "default_config.yaml"
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 MODES = ("GRAPH", "PYNATIVE")
 MAX_SEED = 2**32 - 1
@@ -20,7 +24,7 @@ MAX_SEED = 2**32 - 1
 # they turn a typo (an extra zero, a negative number wrapped round) into an error instead of a run
 # that never ends or exhausts the memory.
 UPPER_BOUNDS = {
-    "epoch": (10**7, "meta-steps; the paper trains 60000"),
+    "meta_steps": (10**7, "meta-steps; the paper trains 60000"),
     "update_step": (100, "inner steps unrolled into the training graph"),
     "update_step_test": (10**4, "fine-tuning steps"),
     "eval_tasks": (10**5, "test tasks"),
@@ -32,7 +36,12 @@ UPPER_BOUNDS = {
     "ensemble": (100, "checkpoints fine-tuned on every test task"),
 }
 META_LR_SCHEDULES = ("step", "cosine")
-# Settings that name files or folders: refused with control characters or over-long names (src/paths.py).
+# Settings that were named after what they did not count: users' settings files and the configs stored in
+# their checkpoints name them so, so the old names are still read (with a warning, but from a checkpoint).
+RENAMED = {"epoch": "meta_steps", "msl_epochs": "msl_steps"}
+# Settings that are gone, ignored with a warning: the images have one channel (grey-scale).
+DROPPED = ("imgc",)
+# Settings that name files or folders: refused with control characters or over-long names (src/model_utils/paths.py).
 PATH_KEYS = ("data_path", "npy_dir", "output_dir", "ckpt", "eval_report", "support_dir", "query_dir")
 # A settings file is a page of `key: value` lines: a larger one is a mistake (or an attack), not a config.
 MAX_CONFIG_BYTES = 2**20
@@ -113,6 +122,37 @@ def _convert(key, value, default):
     return checked_path(f"--{key}", text) if key in PATH_KEYS else text
 
 
+_warned = set()
+
+
+def _warn(message):
+    """A warning line on standard error, once per process (the settings may be read more than once)."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def current_names(values, source=None):
+    """`values` (settings) under their current names: RENAMED keys renamed, DROPPED ones left out, each with
+    a warning naming `source` ("the command line" or a settings file; None, a checkpoint's config: silent)."""
+    current = {}
+    for key, value in values.items():
+        if key in RENAMED or key in DROPPED:
+            old = f"--{key}" if source == "the command line" else f"{key} in {source}" if source else key
+            if key in DROPPED:
+                if source:
+                    _warn(f"{old} is ignored: it is no longer a setting (the images are grey-scale); drop it")
+                continue
+            new = RENAMED[key]
+            if new in values:
+                raise UserError(f"{old} is the old name of {new}, which is given too: drop {key}")
+            if source:
+                _warn(f"{old} is now {new} (it counts meta-steps): use {new}")
+            key = new
+        current[key] = value
+    return current
+
+
 def _parse_overrides(argv, defaults):
     parser = ArgumentParser(add_help=True, allow_abbrev=False, description="MAML on Omniglot. Every key of default_config.yaml can be overridden.")
     parser.add_argument("--config_path", default=str(DEFAULT_CONFIG), help="YAML file with the settings")
@@ -120,6 +160,8 @@ def _parse_overrides(argv, defaults):
         # A bare boolean flag (`--resume`) means true.
         flag = {"nargs": "?", "const": "true"} if isinstance(value, bool) else {}
         parser.add_argument(f"--{key}", default=None, help=f"default: {value!r}", **flag)
+    for key in (*RENAMED, *DROPPED):  # still read: current_names
+        parser.add_argument(f"--{key}", default=None, help=argparse.SUPPRESS)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         # A program's own options (export.py's --file_name, ...) are not keys: --help lists both.
@@ -133,9 +175,6 @@ def _parse_overrides(argv, defaults):
 def validate(cfg, trains=True):
     """Reject settings that cannot work, naming the valid values. k_qry is checked only for a program that
     trains: eval.py, predict.py and export.py never draw training queries (and inherit k_qry)."""
-    from src.data_preprocess import NUM_DRAWERS, SOURCE_SIZE
-    from src.dataset import SPLITS, split_sizes
-
     def need(ok, message):
         if not ok:
             raise UserError(message)
@@ -157,10 +196,9 @@ def validate(cfg, trains=True):
         need(cfg[key] >= 1, f"{key} must be >= 1, got {cfg[key]}")
         need(cfg.k_spt + cfg[key] <= NUM_DRAWERS,
              f"k_spt + {key} must be <= {NUM_DRAWERS} (drawers per Omniglot character), got {cfg.k_spt + cfg[key]}")
-    for key in ("imgsz", "imgc", "task_num", "num_filters", "num_blocks", "epoch", "log_every", "save_every",
+    for key in ("imgsz", "task_num", "num_filters", "num_blocks", "meta_steps", "log_every", "save_every",
                 "val_tasks", "eval_tasks", "eval_batch", "keep_checkpoint_max", "lr_decay_steps"):
         need(cfg[key] >= 1, f"{key} must be >= 1, got {cfg[key]}")
-    need(cfg.imgc == 1, f"imgc must be 1 (Omniglot is grey-scale), got {cfg.imgc}")
     for key in ("update_step", "update_step_test", "eval_every", "keep_best_checkpoints", "ensemble"):
         need(cfg[key] >= 0, f"{key} must be >= 0, got {cfg[key]}")
     for key in ("meta_lr", "update_lr", "lr_scheduler_gamma"):
@@ -187,9 +225,9 @@ def _validate_mamlpp(cfg, need):
          f"meta_lr_schedule {cfg.meta_lr_schedule!r} is not valid: use one of {', '.join(META_LR_SCHEDULES)}")
     need(0 <= cfg.min_meta_lr < cfg.meta_lr or cfg.meta_lr_schedule != "cosine",
          f"min_meta_lr must be >= 0 and below meta_lr ({cfg.meta_lr}) for the cosine schedule, got {cfg.min_meta_lr}")
-    for key in ("msl_epochs", "first_order_steps"):
+    for key in ("msl_steps", "first_order_steps"):
         need(cfg[key] >= 0, f"{key} must be >= 0 (0 = off), got {cfg[key]}")
-    for key in ("msl_epochs", "learn_inner_lr", "per_step_bn"):
+    for key in ("msl_steps", "learn_inner_lr", "per_step_bn"):
         need(not cfg[key] or cfg.update_step >= 1, f"{key} needs update_step >= 1 (per-step values), got update_step 0")
 
 
@@ -202,14 +240,13 @@ def load_config(argv=None, inherit=None, check=True, trains=True):
     values = dict(defaults)
     values.update(inherit or {})
     if os.path.realpath(args.config_path) != str(DEFAULT_CONFIG):  # realpath: a link loop is then "not found"
-        custom = _read_yaml(args.config_path)
+        custom = current_names(_read_yaml(args.config_path), args.config_path)
         unknown = sorted(map(str, set(custom) - set(defaults)))  # str: YAML reads keys such as 1 or yes as int, bool
         if unknown:
             raise UserError(f"unknown key {shown(unknown[0])} in {args.config_path}; valid keys: "
                             f"{', '.join(sorted(defaults))}")
         values.update(custom)
-    for key, value in vars(args).items():
-        if key != "config_path" and value is not None:
-            values[key] = value
+    given = {key: value for key, value in vars(args).items() if key != "config_path" and value is not None}
+    values.update(current_names(given, "the command line"))
     cfg = Config({key: _convert(key, values[key], defaults[key]) for key in defaults})
     return validate(cfg, trains) if check else cfg

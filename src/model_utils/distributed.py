@@ -20,7 +20,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import communication, nn, ops
 
-from src.errors import UserError
+from src.model_utils.errors import UserError
 
 
 def launched_by_msrun():

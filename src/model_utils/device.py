@@ -7,8 +7,8 @@ from pathlib import Path
 
 import mindspore as ms
 
-from src import distributed
-from src.errors import UserError
+from src.model_utils import distributed
+from src.model_utils.errors import UserError
 
 PLUGINS = {"GPU": "libmindspore_gpu", "Ascend": "libmindspore_ascend"}
 
@@ -80,7 +80,7 @@ def setup_device(cfg):
     The launch scripts export DEVICE_ID and pass --device_id; the config value is what counts, and
     DEVICE_ID is set to it so that libraries reading the variable agree with it. Under msrun each
     rank takes the card msrun gave it (DEVICE_ID, its local rank) and joins the others
-    (src.distributed.join).
+    (src.model_utils.distributed.join).
     """
     target = cfg.device_target
     check_available(target)

@@ -1,10 +1,17 @@
 """Few-shot accuracy on a fixed set of tasks: validation during training and eval.py share it."""
+import math
+
 import numpy as np
 import mindspore as ms
 
-from src.distributed import Ranks
-from src.episode_sampler import fixed_task_batches
-from src.metrics import mean_ci95
+from src.data.episode_sampler import fixed_task_batches
+from src.model_utils.distributed import Ranks
+
+
+def mean_ci95(values):
+    """Mean and half-width of its 95% confidence interval, 1.96 * std / sqrt(n), as MAML papers report."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(1.96 * values.std() / math.sqrt(len(values)))
 
 
 def evaluate(scorer, images, class_ids, cfg, num_tasks, rotate, ranks=Ranks()):
@@ -16,7 +23,7 @@ def evaluate(scorer, images, class_ids, cfg, num_tasks, rotate, ranks=Ranks()):
     share of the same batches and every rank returns the result of all tasks.
     """
     batch_size = min(cfg.eval_batch, num_tasks)
-    accs = np.zeros((scorer.steps + 1 if scorer.every_step else 1, num_tasks), np.float32)
+    accs = np.zeros((scorer.fine_tune_steps + 1 if scorer.every_step else 1, num_tasks), np.float32)
     for index, batch in enumerate(fixed_task_batches(images, class_ids, cfg.n_way, cfg.k_spt, cfg.k_qry_test,
                                                      num_tasks, batch_size, rotate, cfg.eval_seed)):
         if not ranks.owns(index):

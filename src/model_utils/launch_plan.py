@@ -1,7 +1,7 @@
 """What a launch script needs before it starts omniglot_train.py or eval.py, checked once in one process.
 
-    python -m src.launch_plan train|eval [--key value ...]                          (standalone)
-    python -m src.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]    (data-parallel)
+    python -m src.model_utils.launch_plan train|eval [--key value ...]                        (standalone)
+    python -m src.model_utils.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]  (data-parallel)
 
 The settings and paths are checked as omniglot_train.py / eval.py check them before any work, the
 backend too (a GPU or Ascend this machine cannot run is MindSpore's reason in one line; eval:
@@ -9,8 +9,8 @@ the checkpoint's settings as eval.py merges them, and an ensemble's members; tra
 the checkpoint it would continue), so that a bad value is one error line and exit code 2 before the
 log begins, not after the cluster is up. Standalone: the data must be there (the program builds
 omniglot.npy itself); prints the log's path. Data-parallel: also task_num against RANK_SIZE, CPU ranks
-against the cores, the interpreter's name that msrun needs (src/msrun.py), and omniglot.npy is built if
-it is missing or stale, so that the ranks do not build it at once; prints three fields: the log, the
+against the cores, the interpreter's name that msrun needs (src/model_utils/msrun.py), and omniglot.npy is
+built if it is missing or stale, so that the ranks do not build it at once; prints three fields: the log, the
 folder for the ranks' own logs, and the scheduler's port (MASTER_PORT, or a free port of 127.0.0.1 when
 it is empty). Each field ends with a NUL byte, which no path holds: the script reads them with
 `read -d ''`, so that no path can split into two fields.
@@ -22,18 +22,21 @@ import re
 import socket
 import sys
 
-from src.checkpoint import load_for_inference, resumable
-from src.config import load_config
-from src.dataset import check_omniglot_data, prepare_omniglot
-from src.device import check_available
-from src.distributed import check_meta_batch
-from src.ensemble import load_members
-from src.errors import UserError, run_cli
-from src.metrics import log
-from src.msrun import rank_interpreter
-from src.outputs import log_path
+from src.data.dataset import check_omniglot_data, prepare_omniglot
+from src.engine.ensemble import load_members
+from src.engine.eval_report import check_eval_report
+from src.engine.loading import inference_settings, load_for_resume
+from src.engine.run_folder import prepare_run_folder
+from src.model_utils.config import load_config
+from src.model_utils.device import check_available
+from src.model_utils.distributed import check_meta_batch
+from src.model_utils.errors import UserError, run_cli
+from src.model_utils.log import log
+from src.model_utils.msrun import rank_interpreter
+from src.model_utils.outputs import check_output_file
 
 KINDS = ("train", "eval")
+LOG_HEADER = b"==== "  # the first line of a launch script's log (scripts/common.sh)
 
 
 def free_port():
@@ -62,13 +65,41 @@ def checked_settings(kind, settings, rank_size=1):
         cfg = load_config(settings)
         check_meta_batch(cfg.task_num, rank_size)
         if cfg.resume:
-            resumable(cfg.output_dir, cfg, lambda message: log(message, sys.stderr))
+            load_for_resume(cfg.output_dir, cfg, lambda message: log(message, sys.stderr))
     else:
-        cfg, _, meta = load_for_inference(settings)
+        cfg, _, meta = inference_settings(settings)
         if cfg.ensemble:
             load_members(cfg, meta)
     check_available(cfg.device_target)
     return cfg
+
+
+def is_log(path):
+    """Whether `path` is a log the launch scripts wrote (it starts with their header line), or empty."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(len(LOG_HEADER))
+    except OSError:
+        return False
+    return start in (b"", LOG_HEADER)
+
+
+def log_path(kind, cfg):
+    """Where the launch scripts append the log of `kind` ("train" or "eval") run with the settings cfg: checked
+    as every output is (an earlier log may be appended to; a checkpoint or another file, also through a link,
+    never) and created, so that the script appends to the file checked here."""
+    if kind == "train":
+        path, fix = prepare_run_folder(cfg) / "train.log", "pass another --output_dir"
+    else:
+        report = check_eval_report(cfg)
+        path = report.with_name(report.name + ".log") if report.suffix == ".log" else report.with_suffix(".log")
+        fix = "pass another --eval_report (its log goes beside it)"
+    check_output_file(path, "log", "a log of the launch scripts", is_log, fix)
+    try:
+        path.touch()
+    except OSError as err:
+        raise UserError(f"cannot create the log {path} ({err.strerror or err}): pass another folder") from None
+    return path.resolve()
 
 
 def answer(*fields):
@@ -80,7 +111,7 @@ def answer(*fields):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in KINDS:
-        raise UserError("usage: python -m src.launch_plan train|eval [RANK_SIZE MASTER_PORT] [--key value ...]")
+        raise UserError("usage: python -m src.model_utils.launch_plan train|eval [RANK_SIZE MASTER_PORT] [--key value ...]")
     kind, rest = argv[0], argv[1:]
     if not rest or rest[0].startswith("--"):  # standalone: the settings alone (a RANK_SIZE of -1 is not)
         cfg = checked_settings(kind, rest)
@@ -88,7 +119,7 @@ def main(argv=None):
         answer(log_path(kind, cfg))
         return
     if len(rest) < 2:
-        raise UserError("usage: python -m src.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]")
+        raise UserError("usage: python -m src.model_utils.launch_plan train|eval RANK_SIZE MASTER_PORT [--key value ...]")
     rank_size, port, settings = rest[0], rest[1], rest[2:]
     if not re.fullmatch(r"[0-9]{1,4}", rank_size) or int(rank_size) < 1:
         raise UserError(f"RANK_SIZE {rank_size!r} is not an integer from 1 to 9999: pass the number of devices "

@@ -1,33 +1,14 @@
-"""Accuracy summaries and the progress log (console plus a JSON-lines file for tools)."""
+"""metrics.jsonl, training's record for tools (plot_curves.py, eval.py --ensemble): one JSON object per line,
+each with its `event` (compile, train, val, validation_settings) and `step`."""
 import json
 import math
 import os
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
-from src.atomic_file import write_atomic
-from src.errors import UserError
+from src.model_utils.atomic_file import write_atomic
+from src.model_utils.errors import UserError
 
 _FIX = "make it and its folder writable or free some space, then pass --resume"
-
-
-def mean_ci95(values):
-    """Mean and half-width of its 95% confidence interval, 1.96 * std / sqrt(n), as MAML papers report."""
-    values = np.asarray(values, dtype=np.float64)
-    return float(values.mean()), float(1.96 * values.std() / math.sqrt(len(values)))
-
-
-def counted(n, noun, plural=None):
-    """'1 inner step', '10 inner steps', '1 query', '15 queries': a count with its noun for the logs."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
-
-
-def log(message, file=None):
-    """Timestamped progress line, flushed at once so that piped logs (tee) follow the run live."""
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=file or sys.stdout, flush=True)
 
 
 class MetricsWriter:
@@ -70,14 +51,9 @@ def _step(line):
         return math.inf
 
 
-# Field names of metrics files written by earlier versions, read as today's.
-OLD_NAMES = {"train_s": "train_seconds", "cpu_s": "cpu_seconds"}
-
-
 def read_records(path, strict=False):
-    """The records of a metrics.jsonl in file order, earlier versions' field names read as today's. A line
-    that is not a record is skipped (the torn last line of a killed run) or, with `strict`, an error naming
-    it (a file a user passes to a tool)."""
+    """The records of a metrics.jsonl in file order. A line that is not a record is skipped (the torn last
+    line of a killed run) or, with `strict`, an error naming it (a file a user passes to a tool)."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
@@ -91,7 +67,6 @@ def read_records(path, strict=False):
             record = json.loads(line)
             if not (isinstance(record, dict) and isinstance(record["event"], str)):
                 raise TypeError("not a JSON object with an event")
-            record.update({new: record.pop(old) for old, new in OLD_NAMES.items() if old in record})
             record["step"] = int(record["step"])
             if record["event"] in ("val", "train"):
                 record["acc"] = float(record["acc"])
@@ -107,9 +82,8 @@ def read_records(path, strict=False):
 def best_validated_steps(path, count):
     """(steps, validations): the steps of the `count` best validation records of a metrics file, best first
     (of equal accuracies the earlier step, as best.ckpt), and how many it holds; ([], 0) without the file.
-    A step validated twice (files of earlier versions kept the records of an interrupted run) counts
-    once, with its later record, as plot_curves.py reads it. A validation_settings record (a resume that
-    validates on other tasks) discards the validations before it: they scored something else."""
+    A step counts once, with its last record. A validation_settings record (a resume that validates on
+    other tasks) discards the validations before it: they scored something else."""
     if not Path(path).is_file():
         return [], 0
     latest = {}

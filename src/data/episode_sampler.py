@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from src.augment import random_affine
-from src.errors import UserError
+from src.data.augment import random_affine
+from src.model_utils.errors import UserError
 
 
 def _int_arg(name, value, low, high=None, why=""):
@@ -31,8 +31,8 @@ class EpisodeSampler:
     per class, split between support and query. With rotate, every class of the task is turned by its
     own random multiple of 90 degrees, the same for its support and query images: a rotated character
     counts as a new class (Finn et al. 2017). With affine, every image then gets its own small random
-    distortion (src/augment.py), drawn from a generator seeded once per batch by the task generator, so that
-    one saved state still resumes the exact stream.
+    distortion (src/data/augment.py), drawn from a generator seeded once per batch by the task generator,
+    so that one saved state still resumes the exact stream.
     """
 
     def __init__(self, images, class_ids, n_way, k_spt, k_qry, task_num, rotate, seed, affine=False):

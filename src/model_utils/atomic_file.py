@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from src.errors import UserError
+from src.model_utils.errors import UserError
 
 # `.maml_step0000010.maml-tmp-123.ckpt`, `.omniglot.maml-tmp-123.npy`, `.task.maml-tmp-123`; MindSpore writes
 # a checkpoint first as `.NAME.maml-tmp-123.tmp`. The package's own marker keeps a user's files out of it.

@@ -1,7 +1,7 @@
 """Start data-parallel ranks on this host with msrun, MindSpore's launcher: the one command line that the
 distributed launch scripts (scripts/common_distribute.sh) and benchmarks/bench_meta_step.py use.
 
-    python -m src.msrun RANK_SIZE MASTER_PORT LOG_DIR SCRIPT [ARG ...]
+    python -m src.model_utils.msrun RANK_SIZE MASTER_PORT LOG_DIR SCRIPT [ARG ...]
 
 Runs `python -m mindspore.parallel.cluster.run` with --worker_num and --local_worker_num RANK_SIZE,
 --master_addr 127.0.0.1, --master_port, --log_dir (worker_N.log per rank, scheduler.log) and --join
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from src.errors import UserError, run_cli
+from src.model_utils.errors import UserError, run_cli
 
 RANK_NAMES = ("python", "python3")
 
@@ -51,7 +51,7 @@ def command(rank_size, port, log_dir, script_argv, python=None, environ=None):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 4:
-        raise UserError("usage: python -m src.msrun RANK_SIZE MASTER_PORT LOG_DIR SCRIPT [ARG ...]")
+        raise UserError("usage: python -m src.model_utils.msrun RANK_SIZE MASTER_PORT LOG_DIR SCRIPT [ARG ...]")
     args, env = command(argv[0], argv[1], argv[2], argv[3:])
     sys.stdout.flush()
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -4,25 +4,47 @@ from pathlib import Path
 
 import numpy as np
 
-from src import checkpoint
-from src.errors import UserError
-from src.inference import trained_maml
+from src.engine import checkpoint
+from src.engine.loading import trained_maml
+from src.engine.run_folder import METRICS_NAME, step_checkpoint_path
+from src.engine.trained_settings import INHERITED_KEYS
 from src.maml import AdaptAndScore
-from src.outputs import ensemble_checkpoints
+from src.model_utils.errors import UserError
+from src.model_utils.metrics_file import best_validated_steps
 
 # Settings the members must share with --ckpt's run: the network, the task and inner loop they are
 # fine-tuned with, and the validation that ranked them (training's query count k_qry does not matter).
-MEMBER_KEYS = tuple(key for key in checkpoint.INHERITED_KEYS if key != "k_qry") + ("val_tasks", "eval_seed")
+MEMBER_KEYS = tuple(key for key in INHERITED_KEYS if key != "k_qry") + ("val_tasks", "eval_seed")
+
+
+def ensemble_checkpoints(folder, count):
+    """(step, path) of the step checkpoints of the `count` best validations that folder/metrics.jsonl records,
+    best first: the members of eval.py --ensemble."""
+    metrics = Path(folder) / METRICS_NAME
+    steps, validations = best_validated_steps(metrics, count)
+    if validations < count:
+        raise UserError(f"--ensemble {count} needs {count} validations but {metrics} "
+                        f"{'records ' + str(validations) if validations else 'is missing or records none'}: "
+                        "pass --ckpt a checkpoint in the folder of the run, with its metrics.jsonl, or a smaller --ensemble")
+    chosen = [(step, step_checkpoint_path(folder, step)) for step in steps]
+    for present, (step, path) in enumerate(chosen):
+        if not path.is_file():
+            smaller = (f"pass --ensemble {present} (the {present} best are there)" if present
+                       else "evaluate best.ckpt alone (no --ensemble)")
+            raise UserError(f"--ensemble {count}: {path.name}, the checkpoint of step {step}, number {present + 1} of "
+                            f"the {count} best validations, is not in {folder}: {smaller}, or train with "
+                            f"--keep_best_checkpoints {count} to keep them")
+    return chosen
 
 
 def load_members(cfg, ckpt_meta):
     """[(step, path, params)] of the `cfg.ensemble` best validated checkpoints in the folder of cfg.ckpt, each
     trained and validated with the settings of cfg.ckpt (`ckpt_meta`)."""
     members = []
-    expected = checkpoint.trained_settings(ckpt_meta)
+    expected = ckpt_meta["config"]
     for step, path in ensemble_checkpoints(Path(cfg.ckpt).parent, cfg.ensemble):
-        params, meta = checkpoint.load(path)
-        own = checkpoint.trained_settings(meta)
+        params, meta = checkpoint.read(path)
+        own = meta["config"]
         for key in MEMBER_KEYS:
             if own.get(key) != expected.get(key):
                 raise UserError(f"--ensemble {cfg.ensemble}: {path} was trained with {key}={own.get(key)}, {cfg.ckpt} "

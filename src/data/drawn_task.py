@@ -1,14 +1,14 @@
 """A few-shot task from demo.py's inputs: one named example image per class and one query image.
 
 The images (PIL images or arrays, e.g. a drawing canvas's black strokes on white or on transparency) go
-through predict.py's conversion (src/image_folder.py), so the network sees what it was trained on. An
+through predict.py's conversion (src/data/image_folder.py), so the network sees what it was trained on. An
 image in which that conversion finds no ink counts as not drawn. Bad input is a UserError saying what to do.
 """
 import numpy as np
 from PIL import Image
 
-from src.errors import UserError
-from src.image_folder import image_to_ink_map
+from src.data.image_folder import image_to_ink_map
+from src.model_utils.errors import UserError
 
 BLANK = 0.05  # an ink map whose darkest pixel holds less ink than this shows nothing drawn
 

@@ -1,0 +1,1 @@
+"""Plumbing: settings, device and distributed launch, errors, outputs written safely, logs and metrics."""
