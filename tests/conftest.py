@@ -2,6 +2,7 @@
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +14,17 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))  # the benchmarks import their helpers by name
 import src  # noqa: E402,F401  (sets the CPU kernel choice before any test runs MindSpore)
 
+
+
+def run_script(script, *args, cwd=None, env=None, timeout=120):
+    """(exit code, stdout + stderr) of `bash script args...`, without the caller's launch variables (device,
+    rank, interpreter and log settings), so that only `env` sets them."""
+    scrubbed = ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "PYTHON", "MASTER_PORT", "CUDA_VISIBLE_DEVICES", "GLOG_v")
+    full_env = {k: v for k, v in os.environ.items() if k not in scrubbed}
+    full_env.update(env or {})
+    proc = subprocess.run(["bash", str(script), *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
 
 def _omniglot_root():
     return Path(os.environ.get("OMNIGLOT_ROOT", REPO.parent / "shared" / "omniglot")).resolve()

@@ -237,23 +237,21 @@ def test_truncated_zip(tmp_path, omniglot_root):
     assert_nothing_written(tmp_path / "out")
 
 
-def test_crc_error(tmp_path, omniglot_root):
-    source = omniglot_root / "raw" / ZIPS[0]
-    bad = copy_zip(source, tmp_path / "bad.zip")
-    flip_member_byte(bad, first_png(source))
-    root = root_with(tmp_path, omniglot_root, background=bad)
-    result = run_cli("--data_path", root, "--output_path", tmp_path / "out")
-    assert_one_line_error(result, f"cannot read {first_png(source)}", "CRC")
-    assert_nothing_written(tmp_path / "out")
-
-
-def test_garbage_png(tmp_path, omniglot_root):
+@pytest.mark.parametrize("damage, verb, words", [
+    ("flipped byte", "cannot read", "CRC"),  # the zip's checksum of the member fails
+    ("not a PNG", "cannot decode", "not an image"),  # intact zip, garbage image
+], ids=["crc_error", "garbage_png"])
+def test_damaged_member(tmp_path, omniglot_root, damage, verb, words):
     source = omniglot_root / "raw" / ZIPS[0]
     member = first_png(source)
-    bad = copy_zip(source, tmp_path / "bad.zip", replace={member: b"this is not a PNG"})
+    if damage == "not a PNG":
+        bad = copy_zip(source, tmp_path / "bad.zip", replace={member: b"this is not a PNG"})
+    else:
+        bad = copy_zip(source, tmp_path / "bad.zip")
+        flip_member_byte(bad, member)
     root = root_with(tmp_path, omniglot_root, background=bad)
     result = run_cli("--data_path", root, "--output_path", tmp_path / "out")
-    assert_one_line_error(result, f"cannot decode {member}", "not an image")
+    assert_one_line_error(result, f"{verb} {member}", words)
     assert_nothing_written(tmp_path / "out")
 
 

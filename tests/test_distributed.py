@@ -24,6 +24,7 @@ from src.engine.evaluation import evaluate
 from src.model_utils import launch_plan, msrun
 from src.model_utils.distributed import Ranks
 from src.model_utils.errors import UserError
+from conftest import run_script as run  # noqa: E402 (pytest puts tests/ on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -32,13 +33,6 @@ TRAIN = {d: SCRIPTS / f"run_distribute_train_{d}.sh" for d in TARGETS}
 EVAL = {d: SCRIPTS / f"run_distribute_eval_{d}.sh" for d in TARGETS}
 
 
-def run(script, *args, cwd=None, env=None, timeout=120):
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "PYTHON", "MASTER_PORT", "GLOG_v")}
-    full_env.update(env or {})
-    proc = subprocess.run(["bash", str(script), *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 def option(argv, key):

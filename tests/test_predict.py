@@ -82,7 +82,7 @@ def copy_support(task, dst, classes=None, mutate=None):
 @pytest.mark.parametrize("mutate, words", [
     (lambda d: [p.unlink() for p in next(d.iterdir()).iterdir()], ["holds no image files", "put at least one example image"]),
     (lambda d: (d / "extra_class").mkdir() or (d / "extra_class" / "a.png").write_bytes(b""),
-     ["has 6 classes but the checkpoint classifies at most 5", "trained 5-way"]),
+     ["has 6 class subfolders but the checkpoint classifies at most 5", "trained 5-way"]),
     (lambda d: (next(d.iterdir()) / "notes.png").write_text("not an image"), ["cannot read image", "notes.png", "not an image"]),
     (lambda d: [p.rename(d.parent / p.name) for p in list(d.iterdir())[1:]], ["has 1 class subfolders", "at least 2 classes"]),
 ])

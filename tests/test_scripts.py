@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.tiny_checkpoints import save_tiny_checkpoint
+from conftest import run_script as run  # noqa: E402 (pytest puts tests/ on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -30,13 +31,6 @@ IDS = [p.name for p in ALL]
 QUICKSTART = SCRIPTS / "quickstart.sh"
 
 
-def run(script, *args, cwd=None, env=None, timeout=60):
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "PYTHON", "CUDA_VISIBLE_DEVICES", "GLOG_v")}
-    full_env.update(env or {})
-    proc = subprocess.run(["bash", str(script), *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 @functools.cache

@@ -7,7 +7,7 @@ image in which that conversion finds no ink counts as not drawn. Bad input is a 
 import numpy as np
 from PIL import Image
 
-from src.data.image_folder import image_to_ink_map
+from src.data.image_folder import check_class_count, image_to_ink_map
 from src.model_utils.errors import UserError
 
 BLANK = 0.05  # an ink map whose darkest pixel holds less ink than this shows nothing drawn
@@ -40,13 +40,8 @@ def drawn_task(names, images, query, imgsz, max_classes):
             raise UserError(f"two classes are named {name!r}: give each class its own name")
         classes.append(name)
         support.append(ink)
-    if len(classes) < 2:
-        raise UserError(f"{len(classes) or 'no'} class{'es' if len(classes) != 1 else ''} drawn: draw and name "
-                        "an example of at least 2 classes")
-    if len(classes) > max_classes:
-        raise UserError(f"{len(classes)} classes drawn but the checkpoint classifies at most {max_classes} (it "
-                        f"was trained {max_classes}-way): clear some, or start the demo with a checkpoint of a "
-                        "larger n_way")
+    check_class_count(len(classes), max_classes, f"{len(classes) or 'no'} class{'es' if len(classes) != 1 else ''} "
+                      "drawn", "draw and name an example of each class")
     x_qry = _ink(query, imgsz)
     if x_qry is None:
         raise UserError("no query drawn: draw or upload the character to classify")

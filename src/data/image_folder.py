@@ -76,13 +76,8 @@ def read_support(support_dir, imgsz, max_classes):
     outside the class folders)."""
     root = _folder(support_dir, "support", "--support_dir")
     classes, loose_images, loose_others = _entries(root)
-    if len(classes) < 2:
-        raise UserError(f"support folder {root} has {len(classes)} class subfolders: put each class's "
-                        "example images in a subfolder named after the class, at least 2 classes")
-    if len(classes) > max_classes:
-        raise UserError(f"support folder {root} has {len(classes)} classes but the checkpoint classifies "
-                        f"at most {max_classes} (it was trained {max_classes}-way): use at most {max_classes} "
-                        "classes or a checkpoint trained with a larger n_way")
+    check_class_count(len(classes), max_classes, f"support folder {root} has {len(classes)} class subfolders",
+                      "put each class's example images in a subfolder named after the class")
     images, labels, skipped = [], [], loose_images + loose_others  # files outside any class folder
     for label, folder in enumerate(classes):
         _, files, others = _entries(folder)
@@ -103,3 +98,14 @@ def read_queries(query_dir, imgsz):
         inside = f" (only the files directly inside are read, not its subfolders {folders[0].name}, ...)" if folders else ""
         raise UserError(f"query folder {root} holds no image files{inside}: put the images to classify in it")
     return files, np.stack([read_image(path, imgsz) for path in files])[:, None], sorted(folders + others)
+
+
+def check_class_count(count, max_classes, counted, how):
+    """One error line unless a task of `count` classes suits a checkpoint trained `max_classes`-way: `counted`
+    states the count as the user gave it, `how` says how to give the classes."""
+    if count < 2:
+        raise UserError(f"{counted}: {how}, at least 2 classes")
+    if count > max_classes:
+        raise UserError(f"{counted} but the checkpoint classifies at most {max_classes} (it was trained "
+                        f"{max_classes}-way): use at most {max_classes} classes, or a checkpoint trained with a "
+                        "larger n_way")
