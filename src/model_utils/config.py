@@ -36,8 +36,8 @@ UPPER_BOUNDS = {
     "ensemble": (100, "checkpoints fine-tuned on every test task"),
 }
 META_LR_SCHEDULES = ("step", "cosine")
-# Settings that were named after what they did not count: users' settings files and the configs stored in
-# their checkpoints name them so, so the old names are still read (with a warning, but from a checkpoint).
+# Old names of settings, still read since users' settings files and the configs stored in their checkpoints
+# use them: a warning line for each (none for a checkpoint's), the value taken under the current name.
 RENAMED = {"epoch": "meta_steps", "msl_epochs": "msl_steps"}
 # Settings that are gone, ignored with a warning: the images have one channel (grey-scale).
 DROPPED = ("imgc",)
