@@ -10,8 +10,7 @@ images, exactly as a per-task network would.
 
 The convolutions have no bias: batch norm subtracts each channel's mean right after, which cancels
 any bias exactly, while its gradient would be a costly reduction over the largest activations of
-every backward pass. Checkpoints that hold conv biases still load; the biases are left out, which
-changes no output.
+every backward pass.
 
 Two MAML++ options (Antoniou et al., 2019) add meta-parameters with a leading axis of inner steps:
 per-step batch-norm weights (`bn_steps`: gamma and beta of shape (steps, C), used by the network at
