@@ -6,6 +6,7 @@
 --output may replace a plot this program wrote, never another file or image.
 """
 import struct
+import sys
 from pathlib import Path
 
 from src.model_utils.atomic_file import write_atomic
@@ -30,10 +31,6 @@ def read_metrics(path):
         events.setdefault(event, []).append(record)
     if not events.get("val"):
         raise UserError(f"{path} has no validation records yet: train past the first eval_every steps")
-    untimed = next((r for r in events["val"] if not all(key in r for key, _ in HOURS.values())), None)
-    if untimed:
-        raise UserError(f"{path}: the validation record of step {untimed['step']} has no training time "
-                        f"({', '.join(key for key, _ in HOURS.values())}): pass a metrics.jsonl written by omniglot_train.py")
     return events
 
 
@@ -60,7 +57,11 @@ def plot(runs, output, hours="wall"):
         if train:
             by_step.plot([r["step"] for r in train], [100 * r["acc"] for r in train], color=line.get_color(),
                          alpha=0.3, linewidth=0.8, label=f"{label} training query")
-        by_time.plot([r[key] / 3600 for r in val], [100 * r["acc"] for r in val], marker=".",
+        timed = [r for r in val if isinstance(r.get(key), (int, float))]
+        if len(timed) < len(val):  # an earlier version's records, or a resume of one
+            print(f"warning: {label}: {len(val) - len(timed)} of {len(val)} validation records carry no {key} (an "
+                  f"earlier version of this package wrote them): the {kind} time panel leaves them out", file=sys.stderr)
+        by_time.plot([r[key] / 3600 for r in timed], [100 * r["acc"] for r in timed], marker=".",
                      color=line.get_color(), label=label)
     by_step.set_xlabel("meta-training step")
     by_time.set_xlabel(f"{kind} training time (hours)")

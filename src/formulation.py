@@ -1,6 +1,6 @@
 """Which formulation of the convolution and batch norm each backend runs: the one place `auto` is resolved.
 
-Both choices compute the same numbers (tests/test_formulations.py); they differ in which kernels the
+All choices compute the same numbers (tests/test_formulations.py); they differ in which kernels the
 graph needs (docs/op_support.md):
 - CPU: one grouped convolution and the fused batch norm, the fastest there.
 - GPU: the elementary batch norm. MindSpore's GPU BatchNormGradGrad reads the inverse standard deviation

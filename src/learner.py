@@ -49,7 +49,7 @@ PARAMS_PER_BLOCK = 3  # convolution weight, batch-norm gamma and beta
 class Learner(nn.Cell):
     """num_blocks x [3x3 conv stride 2 'same' -> batch norm -> ReLU] -> spatial mean -> dense to n_way."""
 
-    def __init__(self, n_way, imgc=1, num_filters=64, num_blocks=4, seed=0, bn_steps=0, lr_steps=0, update_lr=0.0,
+    def __init__(self, n_way, num_filters=64, num_blocks=4, seed=0, bn_steps=0, lr_steps=0, update_lr=0.0,
                  transductive=True, bn_impl="fused", conv_impl="grouped"):
         """bn_steps > 0: per-step batch-norm weights for that many inner steps, not adapted in the inner loop;
         lr_steps > 0: that many learned inner learning rates per adapted weight, starting at update_lr;
@@ -69,7 +69,7 @@ class Learner(nn.Cell):
         rng = np.random.default_rng(seed)
         bn_shape = (bn_steps, num_filters) if bn_steps else (num_filters,)
         params = []
-        in_ch = imgc
+        in_ch = 1  # grey-scale images
         for block in range(num_blocks):
             params += [
                 ms.Parameter(ms.Tensor(kaiming_normal(rng, (num_filters, in_ch, KERNEL, KERNEL))), name=f"conv{block}.weight"),
@@ -111,23 +111,7 @@ class Learner(nn.Cell):
         if stats is None and self.bn_impl == "fused":
             running = ops.zeros(gamma.shape, gamma.dtype)
             return self.fused_bn(h, gamma, beta, running, running + 1)[0]
-        sample = h if stats is None else h[:stats]
-        mean = sample.mean(axis=(0, 2, 3), keep_dims=True)
-        centred = sample - mean  # squared as a product: the gradient of ops.square adds two more primitives
-        var = (centred * centred).mean(axis=(0, 2, 3), keep_dims=True)
-        scale = ops.rsqrt(var + BN_EPS) * gamma.reshape(1, -1, 1, 1)
-        return (centred if stats is None else h - mean) * scale + beta.reshape(1, -1, 1, 1)
-
-    def convolution(self, h, conv_w):
-        """The 3x3 stride-2 'same' convolution of h (N, tasks * C_in, H, W), task t's channel group with its
-        weights conv_w[t] (tasks, C_out, C_in, 3, 3): grouped, as a batched matmul, or per task and concatenated."""
-        tasks = conv_w.shape[0]
-        if self.conv_impl == "grouped":
-            return _conv(h, conv_w.reshape((-1,) + conv_w.shape[2:]), tasks)
-        if self.conv_impl == "matmul":
-            return _conv_matmul(h, conv_w)
-        inputs = ops.split(h, h.shape[1] // tasks, axis=1)
-        return ops.concat([_conv(inputs[t], conv_w[t], 1) for t in range(tasks)], axis=1)
+        return _batch_norm_elementary(h, gamma, beta, stats)
 
     def query_logits(self, x_spt, x_qry, weights, step=0):
         """Logits of the query images x_qry under the fast weights: transductively (the queries' own
@@ -146,7 +130,7 @@ class Learner(nn.Cell):
         h = x.transpose(1, 0, 2, 3, 4).reshape(num, tasks * channels, height, width)
         for block in range(self.num_blocks):
             conv_w, gamma, beta = weights[PARAMS_PER_BLOCK * block: PARAMS_PER_BLOCK * (block + 1)]
-            h = self.convolution(h, conv_w)
+            h = convolution(h, conv_w, self.conv_impl)
             if gamma.ndim == 3:  # per-step weights (tasks, steps, C)
                 slot = self.slot(step)
                 gamma, beta = gamma[:, slot], beta[:, slot]
@@ -161,6 +145,28 @@ class Learner(nn.Cell):
 
     def construct(self, x):
         return self.forward(x, self.per_task(x.shape[0]))
+
+
+def _batch_norm_elementary(h, gamma, beta, stats):
+    """`Learner.batch_norm` from reductions, with the statistics of the first `stats` images (None: all)."""
+    sample = h if stats is None else h[:stats]
+    mean = sample.mean(axis=(0, 2, 3), keep_dims=True)
+    centred = sample - mean  # squared as a product: the gradient of ops.square adds two more primitives
+    var = (centred * centred).mean(axis=(0, 2, 3), keep_dims=True)
+    scale = ops.rsqrt(var + BN_EPS) * gamma.reshape(1, -1, 1, 1)
+    return (centred if stats is None else h - mean) * scale + beta.reshape(1, -1, 1, 1)
+
+
+def convolution(h, conv_w, conv_impl):
+    """The 3x3 stride-2 'same' convolution of h (N, tasks * C_in, H, W), task t's channel group with its
+    weights conv_w[t] (tasks, C_out, C_in, 3, 3): grouped, as a batched matmul, or per task and concatenated."""
+    tasks = conv_w.shape[0]
+    if conv_impl == "grouped":
+        return _conv(h, conv_w.reshape((-1,) + conv_w.shape[2:]), tasks)
+    if conv_impl == "matmul":
+        return _conv_matmul(h, conv_w)
+    inputs = ops.split(h, h.shape[1] // tasks, axis=1)
+    return ops.concat([_conv(inputs[t], conv_w[t], 1) for t in range(tasks)], axis=1)
 
 
 def _conv(h, weight, groups):
@@ -182,7 +188,7 @@ def _tap_rows(size):
 
 
 def _conv_matmul(h, conv_w):
-    """The convolution of `Learner.convolution` from matrix products alone: constant 0/1 matrices gather each
+    """The convolution of `convolution` from matrix products alone: constant 0/1 matrices gather each
     output pixel's 3x3 input patch (im2col, padding included), one BatchMatMul applies task t's weights
     flattened to (C_out, C_in * 9). Matrix products differentiate twice into matrix products on every backend."""
     tasks, c_out, c_in = conv_w.shape[:3]

@@ -15,6 +15,14 @@ sys.path.insert(0, str(REPO / "benchmarks"))  # the benchmarks import their help
 import src  # noqa: E402,F401  (sets the CPU kernel choice before any test runs MindSpore)
 
 
+@pytest.fixture(scope="module")
+def graph_mode_cpu():
+    """MindSpore in graph mode on CPU, as training runs, for the modules that compile cells in-process."""
+    import mindspore as ms
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_device("CPU")
+
 
 def run_script(script, *args, cwd=None, env=None, timeout=120):
     """(exit code, stdout + stderr) of `bash script args...`, without the caller's launch variables (device,
@@ -25,6 +33,7 @@ def run_script(script, *args, cwd=None, env=None, timeout=120):
     proc = subprocess.run(["bash", str(script), *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr
+
 
 def _omniglot_root():
     return Path(os.environ.get("OMNIGLOT_ROOT", REPO.parent / "shared" / "omniglot")).resolve()

@@ -85,13 +85,13 @@ def test_validation_is_never_augmented(omniglot_npy_dir, tmp_path):
     from src.model_utils.config import load_config
     from src.engine.training import TrainingRun
 
-    def trainer(name, augmented):
+    def training_run(name, augmented):
         flags = ["--augment_rotations", "--augment_affine"] if augmented else []
         cfg = load_config(["--data_path", str(omniglot_npy_dir), "--npy_dir", str(omniglot_npy_dir), "--split",
                            "background", "--output_dir", str(tmp_path / name), "--num_filters", "8",
                            "--val_tasks", "8", "--eval_batch", "8", "--update_step_test", "1", *flags])
         return TrainingRun(cfg)
 
-    plain, augmented = trainer("plain", False), trainer("augmented", True)
+    plain, augmented = training_run("plain", False), training_run("augmented", True)
     assert plain.validate() == augmented.validate()
     assert np.abs(plain.sampler.next_batch()[0] - augmented.sampler.next_batch()[0]).max() > 0.5

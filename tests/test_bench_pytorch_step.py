@@ -50,7 +50,7 @@ def test_step_options_default_to_the_config_and_the_kernel_probe_to_a_small_step
 def test_weights_and_episodes_are_the_packages():
     bench = _load(SCRIPT)
     cfg = load_config(["--n_way=7", "--task_num=3", "--k_qry=2"])
-    learner = Learner(cfg.n_way, 1, cfg.num_filters, cfg.num_blocks, seed=cfg.seed)
+    learner = Learner(cfg.n_way, cfg.num_filters, cfg.num_blocks, seed=cfg.seed)
     weights = bench.initial_weights(cfg.n_way)
     assert [w.shape for w in weights] == [p.shape for p in learner.trainable_params()]
     for mine, theirs in zip(weights, learner.trainable_params()):

@@ -20,10 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED_5WAY = REPO / "checkpoints" / "omniglot_5way_1shot" / "best.ckpt"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def graph_mode_cpu():
-    ms.set_context(mode=ms.GRAPH_MODE)
-    ms.set_device("CPU")
+pytestmark = pytest.mark.usefixtures("graph_mode_cpu")
 
 
 def run_export(*args):

@@ -11,7 +11,9 @@ from src.formulation import AUTO, resolve
 from src.learner import Learner
 from src.maml import MAML, MetaGradient, build_maml
 from tests.test_maml import (BLOCKS, FILTERS, N_WAY, TASKS, UPDATE_LR, UPDATE_STEP, Adapt, _finite_differences, _flat,
-                             _relative_error, _set_params, _tensors, batch, graph_mode_cpu)  # noqa: F401 (fixtures)
+                             _relative_error, _set_params, _tensors, batch)  # noqa: F401 (batch: a fixture)
+
+pytestmark = pytest.mark.usefixtures("graph_mode_cpu")
 
 REFERENCE = ("grouped", "fused")
 OTHERS = [("grouped", "elementary"), ("per_task", "fused"), ("per_task", "elementary"), ("matmul", "fused"),
@@ -23,7 +25,7 @@ STEP_WEIGHTS = np.float32([0.3, 0.7])  # the multi-step loss
 
 def _maml(conv_impl, bn_impl):
     """MAML++ (per-step batch norm, learned inner learning rates) with per-step values that differ by step."""
-    learner = Learner(N_WAY, 1, FILTERS, BLOCKS, seed=0, bn_steps=UPDATE_STEP, lr_steps=UPDATE_STEP,
+    learner = Learner(N_WAY, FILTERS, BLOCKS, seed=0, bn_steps=UPDATE_STEP, lr_steps=UPDATE_STEP,
                       update_lr=UPDATE_LR, conv_impl=conv_impl, bn_impl=bn_impl)
     rng = np.random.default_rng(3)
     for p in learner.trainable_params():

@@ -17,7 +17,7 @@ def ckpt(tmp_path):
     cfg = dict(load_config([]), n_way=3, num_filters=8, num_blocks=2, k_spt=10, k_qry=10, k_qry_test=10,
                update_step_test=7, output_dir="output/x")
     path = tmp_path / "tiny.ckpt"
-    checkpoint.save(path, Learner(3, 1, 8, 2), step=5, cfg=cfg)
+    checkpoint.save(path, Learner(3, 8, 2), step=5, cfg=cfg)
     return path
 
 
@@ -46,7 +46,7 @@ def test_another_network_shape_is_refused(ckpt):
 
 
 def test_cost_is_stored(tmp_path):
-    path = checkpoint.save(tmp_path / "c.ckpt", Learner(3, 1, 8, 2), step=1, cfg=load_config([]),
+    path = checkpoint.save(tmp_path / "c.ckpt", Learner(3, 8, 2), step=1, cfg=load_config([]),
                            cost={"train_seconds": 12.5, "cpu_seconds": 20.0})
     meta = checkpoint.read(path)[1]
     assert (meta["train_seconds"], meta["cpu_seconds"]) == (12.5, 20.0)
@@ -57,7 +57,7 @@ def test_the_training_queries_do_not_bound_inference(tmp_path):
     """Inference draws k_spt + k_qry_test images of a character; the inherited training-only k_qry (5) bounds
     nothing: 16 shots and 4 queries fill the 20 drawers although 16 + 5 would not fit."""
     cfg = dict(load_config([]), n_way=3, num_filters=8, num_blocks=2, k_spt=5, k_qry=5, k_qry_test=5)
-    path = checkpoint.save(tmp_path / "five.ckpt", Learner(3, 1, 8, 2), step=1, cfg=cfg)
+    path = checkpoint.save(tmp_path / "five.ckpt", Learner(3, 8, 2), step=1, cfg=cfg)
     loaded, _, _ = inference_settings(["--ckpt", str(path), "--k_spt", "16", "--k_qry_test", "4"])
     assert (loaded.k_spt, loaded.k_qry, loaded.k_qry_test) == (16, 5, 4)
     with pytest.raises(UserError, match="k_spt \\+ k_qry must be <= 20"):

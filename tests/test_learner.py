@@ -10,10 +10,7 @@ from src.maml import MAML
 TASKS, NUM, N_WAY, IMGSZ, FILTERS, BLOCKS = 3, 5, 4, 14, 6, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def graph_mode_cpu():
-    ms.set_context(mode=ms.GRAPH_MODE)
-    ms.set_device("CPU")
+pytestmark = pytest.mark.usefixtures("graph_mode_cpu")
 
 
 class Forward(nn.Cell):
@@ -29,7 +26,7 @@ class Forward(nn.Cell):
 
 @pytest.fixture(scope="module")
 def learner():
-    return Learner(N_WAY, imgc=1, num_filters=FILTERS, num_blocks=BLOCKS, seed=3)
+    return Learner(N_WAY, num_filters=FILTERS, num_blocks=BLOCKS, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +68,7 @@ def test_per_task_broadcasts_meta_parameters(learner):
 
 
 def test_kaiming_normal_initialisation():
-    net = Learner(5, imgc=1, num_filters=64, num_blocks=4, seed=0)
+    net = Learner(5, num_filters=64, num_blocks=4, seed=0)
     params = {p.name: p.asnumpy() for p in net.weights}
     assert len(params) == 14
     assert not any(name.startswith("conv") and name.endswith(".bias") for name in params)
@@ -92,7 +89,7 @@ def test_kaiming_normal_initialisation():
 
 
 def test_seed_determines_weights():
-    a, b, c = (Learner(5, 1, 8, 2, seed=s) for s in (7, 7, 8))
+    a, b, c = (Learner(5, 8, 2, seed=s) for s in (7, 7, 8))
     for pa, pb, pc in zip(a.weights, b.weights, c.weights):
         np.testing.assert_array_equal(pa.asnumpy(), pb.asnumpy())
         if "weight" in pa.name:

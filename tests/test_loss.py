@@ -8,10 +8,7 @@ from src.loss import accuracy, cross_entropy, log_softmax
 TASKS, NUM, CLASSES = 3, 4, 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def graph_mode_cpu():
-    ms.set_context(mode=ms.GRAPH_MODE)
-    ms.set_device("CPU")
+pytestmark = pytest.mark.usefixtures("graph_mode_cpu")
 
 
 def np_log_softmax(z):

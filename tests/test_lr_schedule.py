@@ -9,10 +9,7 @@ from src.lr_schedule import MetaLearningRate
 from src.meta_optimizer import MetaOptimizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def graph_mode_cpu():
-    ms.set_context(mode=ms.GRAPH_MODE)
-    ms.set_device("CPU")
+pytestmark = pytest.mark.usefixtures("graph_mode_cpu")
 
 
 def _rates(cfg, steps):

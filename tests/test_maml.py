@@ -15,10 +15,7 @@ TASKS, N_WAY, K_SPT, K_QRY, IMGSZ, FILTERS, BLOCKS = 2, 3, 1, 2, 12, 8, 2
 UPDATE_LR, UPDATE_STEP = 0.4, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def graph_mode_cpu():
-    ms.set_context(mode=ms.GRAPH_MODE)
-    ms.set_device("CPU")
+pytestmark = pytest.mark.usefixtures("graph_mode_cpu")
 
 
 def _labels(k):
@@ -39,7 +36,7 @@ def _tensors(arrays):
 
 @pytest.fixture(scope="module")
 def maml():
-    return MAML(Learner(N_WAY, 1, FILTERS, BLOCKS, seed=0), UPDATE_LR)
+    return MAML(Learner(N_WAY, FILTERS, BLOCKS, seed=0), UPDATE_LR)
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +287,7 @@ def test_short_meta_training_beats_untrained_model_on_meta_test_tasks(omniglot_n
     splits = split_class_ids(data.classes, "finn")
     n_way, k_spt, k_qry = 5, 1, 5
     ms.set_seed(1)
-    maml = MAML(Learner(n_way, 1, 32, 4, seed=1), 0.4)
+    maml = MAML(Learner(n_way, 32, 4, seed=1), 0.4)
     scorer = AdaptAndScore(maml, 3, every_step=True)
 
     def evaluate():
@@ -400,7 +397,7 @@ def _per_step_params(learner):
 def maml_pp():
     """MAML with learned per-step learning rates and per-step batch norm; the per-step values differ from
     step to step (as after training), so that using the wrong step's values changes the numbers."""
-    learner = Learner(N_WAY, 1, FILTERS, BLOCKS, seed=0, bn_steps=UPDATE_STEP, lr_steps=UPDATE_STEP,
+    learner = Learner(N_WAY, FILTERS, BLOCKS, seed=0, bn_steps=UPDATE_STEP, lr_steps=UPDATE_STEP,
                       update_lr=UPDATE_LR)
     rng = np.random.default_rng(3)
     bn, lrs = _per_step_params(learner)
@@ -424,10 +421,10 @@ def test_mamlpp_learner_has_per_step_meta_parameters(maml_pp):
     # One vector of per-step rates for each adapted weight: the convolutions and the dense layer.
     assert len(lrs) == BLOCKS + 2 and all(p.shape == (UPDATE_STEP,) for p in lrs)
     assert [p.name for p in learner.trainable_params()] == [p.name for p in learner.weights] + [p.name for p in lrs]
-    fresh = Learner(N_WAY, 1, FILTERS, BLOCKS, seed=0, bn_steps=UPDATE_STEP, lr_steps=UPDATE_STEP, update_lr=0.1)
+    fresh = Learner(N_WAY, FILTERS, BLOCKS, seed=0, bn_steps=UPDATE_STEP, lr_steps=UPDATE_STEP, update_lr=0.1)
     np.testing.assert_array_equal(fresh.inner_lrs[0].asnumpy(), np.float32([0.1] * UPDATE_STEP))
     # The convolution and dense weights are drawn as without the options (same seed, same values).
-    plain = Learner(N_WAY, 1, FILTERS, BLOCKS, seed=0)
+    plain = Learner(N_WAY, FILTERS, BLOCKS, seed=0)
     for p, q, adapted in zip(fresh.weights, plain.weights, fresh.adapted):
         if adapted:
             np.testing.assert_array_equal(p.asnumpy(), q.asnumpy())
@@ -531,7 +528,7 @@ def test_fine_tuning_past_the_trained_steps_reuses_the_last_steps_values(maml_pp
 @pytest.fixture(scope="module")
 def maml_nt(theta):
     """The same network and weights, its queries normalised with the support set's statistics."""
-    maml = MAML(Learner(N_WAY, 1, FILTERS, BLOCKS, seed=0, transductive=False), UPDATE_LR)
+    maml = MAML(Learner(N_WAY, FILTERS, BLOCKS, seed=0, transductive=False), UPDATE_LR)
     _set_params(maml.learner, theta)
     return maml
 

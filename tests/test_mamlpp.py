@@ -28,10 +28,7 @@ TINY = ["--n_way", "3", "--num_filters", "8", "--num_blocks", "2"]
 PLUSPLUS = ["--update_step", "2", "--learn_inner_lr", "--per_step_bn"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def graph_mode_cpu():
-    ms.set_context(mode=ms.GRAPH_MODE)
-    ms.set_device("CPU")
+pytestmark = pytest.mark.usefixtures("graph_mode_cpu")
 
 
 @pytest.mark.parametrize("args, message", [

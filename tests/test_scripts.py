@@ -4,8 +4,7 @@ checks of quickstart.sh (its run: tests/test_quickstart.py).
 Argument checks and the GPU/Ascend plumbing run the scripts with a fake PYTHON that records its
 argv and environment (no MindSpore run, no hardware faked) and hands only the standalone
 `-m src.model_utils.launch_plan`, which checks the settings and names the log, to the real interpreter; the CPU scripts also run for real
-on tiny settings (marked slow). A probe runs a standalone and a data-parallel launcher with too few
-arguments as a user would type them.
+on tiny settings (marked slow).
 """
 import functools
 import json
@@ -61,31 +60,17 @@ def option(argv, key):
 
 @pytest.mark.parametrize("script", ALL, ids=IDS)
 @pytest.mark.parametrize("nargs", [0, 1, 2])
-def test_too_few_arguments_are_one_line(script, nargs, tmp_path):
-    """Too few arguments: one line naming the positional arguments and pointing to --help, exit code 2."""
-    code, out = run(script, *valid_args(script, tmp_path)[:nargs])
+def test_too_few_arguments_are_one_line(script, nargs, tmp_path, fake_python):
+    """Too few arguments, as a user would type them: exit code 2 and one line naming the positional arguments
+    and pointing to --help (no usage block); nothing runs or is created."""
+    args = valid_args(script, tmp_path)[:nargs]
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    code, out = run(script, *args, cwd=caller, env={"PYTHON": fake_python.path})
     positional = "DEVICE_ID EPOCH DATA_PATH" if script in TRAIN.values() else "DEVICE_ID DATA_PATH CKPT_PATH"
     got = f"{nargs} argument" + ("" if nargs == 1 else "s")
     assert (code, out.splitlines()) == (2, [f"error: expected {positional} [--key value ...], got {got}: see bash "
                                             f"scripts/{script.name} --help"])
-
-
-@pytest.mark.parametrize("script, args, line", [
-    (TRAIN["cpu"], ["0"], "error: expected DEVICE_ID EPOCH DATA_PATH [--key value ...], got 1 argument: see bash "
-                          "scripts/run_standalone_train_cpu.sh --help"),
-    (SCRIPTS / "run_distribute_eval_cpu.sh", ["2", "data"],
-     "error: expected RANK_SIZE DATA_PATH CKPT_PATH [--key value ...], got 2 arguments: see bash "
-     "scripts/run_distribute_eval_cpu.sh --help"),
-], ids=["standalone", "distribute"])
-def test_wrong_argument_count_probe(script, args, line, tmp_path, fake_python):
-    """`bash scripts/run_standalone_train_cpu.sh 0`, `bash scripts/run_distribute_eval_cpu.sh 2 data`: exit
-    code 2, nothing on stdout, exactly one `error:` line on stderr (no usage block); nothing runs or is created."""
-    caller = tmp_path / "caller"
-    caller.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("DEVICE_ID", "RANK_SIZE", "RANK_ID", "MASTER_PORT")}
-    proc = subprocess.run(["bash", str(script), *args], cwd=caller, env={**env, "PYTHON": fake_python.path},
-                          capture_output=True, text=True, timeout=60)
-    assert (proc.returncode, proc.stdout, proc.stderr.splitlines()) == (2, "", [line])
     assert fake_python.calls() == [] and list(caller.iterdir()) == []
 
 
@@ -246,6 +231,15 @@ def test_quickstart_refuses_an_option_in_place_of_a_folder(tmp_path, args, name)
     assert proc.stderr.splitlines() == [f"error: {name} '--meta_steps' starts with '-': overrides come after OMNIGLOT_ROOT "
                                         "and OUTPUT_DIR, e.g. bash scripts/quickstart.sh /data/omniglot "
                                         "output/quickstart --meta_steps 100"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quickstart_refuses_an_override_of_its_arguments_before_installing(tmp_path):
+    """`bash scripts/quickstart.sh DATA OUT --output_dir X`: exit code 2, one line (the second argument sets
+    output_dir: training would write to X and evaluation look in OUT); nothing installed or written."""
+    proc = run_quickstart(tmp_path, tmp_path / "data", tmp_path / "out", "--output_dir", "elsewhere")
+    assert (proc.returncode, proc.stdout, proc.stderr.splitlines()) == (
+        2, "", ["error: --output_dir is set by this script (see its usage): do not pass it as an override"])
     assert list(tmp_path.iterdir()) == []
 
 

@@ -244,8 +244,7 @@ def test_resume_past_the_end_is_refused(trained, cli, tmp_path):
     shutil.copytree(trained[0], out)
     before = snapshot(out)
     line = refused(cli("omniglot_train.py", *RUN, "--meta_steps", "4", "--resume", "--output_dir", str(out)))
-    assert line == (f"error: the run in {out} is already at step 4 and meta_steps is 4: pass a larger meta_steps (--meta_steps, or "
-                    "EPOCH of the launch scripts) to train further")
+    assert f"{out} is already at step 4" in line and "--meta_steps" in line
     assert snapshot(out) == before
 
 

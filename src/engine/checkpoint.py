@@ -13,11 +13,11 @@ import mindspore as ms
 
 from src.engine.run_folder import step_checkpoint_path, step_checkpoints
 from src.model_utils.atomic_file import replacing
-from src.model_utils.config import UPPER_BOUNDS, current_names
+from src.model_utils.config import UPPER_BOUNDS, recorded_settings
 from src.model_utils.errors import UserError
 
 COST_KEYS = ("train_seconds", "cpu_seconds")
-_META_KEYS = ("step", "config", "sampler_state", "best_val_acc") + COST_KEYS
+_META_KEYS = ("step", "config", "sampler_state", "best_val_acc")
 MAX_STEP = UPPER_BOUNDS["meta_steps"][0]  # no run reaches a later step
 
 
@@ -52,11 +52,11 @@ def _meta(params, path):
         raise _damaged(path, f"has a malformed step/config entry ({err.__class__.__name__})") from None
     if not isinstance(meta["config"], dict) or not isinstance(meta["sampler_state"], (dict, type(None))):
         raise _damaged(path, "has a config or sampler_state entry that is not a JSON object")
-    meta["config"] = current_names(meta["config"])  # the settings under their current names
+    meta["config"] = recorded_settings(meta["config"])
     if not 0 <= meta["step"] <= MAX_STEP:
         raise _damaged(path, f"has step {meta['step']}")
-    for key in COST_KEYS:
-        meta[key] = _seconds(params.pop(key), key, path)
+    for key in COST_KEYS:  # None: written before the package recorded it
+        meta[key] = _seconds(params.pop(key), key, path) if key in params else None
     return meta
 
 

@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from src.model_utils.config import recorded_settings
 from src.model_utils.errors import UserError
 from src.model_utils.outputs import check_output_file
 
@@ -53,7 +54,8 @@ def eval_protocol(cfg):
 
 def report_protocol(report):
     """eval_protocol of the settings that wrote `report` (a report's dict)."""
-    return {**{key: report.get(key) for key in PROTOCOL_KEYS}, "tasks": report.get("tasks"),
+    recorded = recorded_settings(report)
+    return {**{key: recorded.get(key) for key in PROTOCOL_KEYS}, "tasks": report.get("tasks"),
             "ensemble": len(report.get("ensemble_steps", ()))}
 
 

@@ -58,7 +58,7 @@ def inference_settings(argv, defaults=None):
     path = load_config(argv, check=False).ckpt
     params, meta = checkpoint.read(path)
     saved = meta["config"]
-    inherit = {key: saved[key] for key in INHERITED_KEYS if key in saved} | (defaults or {})
+    inherit = {key: saved[key] for key in INHERITED_KEYS} | (defaults or {})
     try:
         cfg = load_config(argv, inherit=inherit, trains=False)
     except UserError as err:
@@ -69,11 +69,11 @@ def inference_settings(argv, defaults=None):
                             "the command line, or use another checkpoint") from None
         raise
     check_compatible(meta, cfg, cfg.ckpt)
-    if "imgsz" in saved and cfg.imgsz != saved["imgsz"]:
+    if cfg.imgsz != saved["imgsz"]:
         # The network takes any size, but scores far worse on images of another size than it learned.
         raise UserError(f"--imgsz {cfg.imgsz}: checkpoint {path} was trained on {saved['imgsz']}-pixel images: "
                         "drop --imgsz (or pass its own)")
-    if cfg.learn_inner_lr and cfg.update_lr != saved.get("update_lr"):
+    if cfg.learn_inner_lr and cfg.update_lr != saved["update_lr"]:
         raise UserError(f"--update_lr {cfg.update_lr}: checkpoint {path} learned its inner learning rates "
                         f"(learn_inner_lr), which fine-tuning uses instead of update_lr: drop --update_lr")
     return cfg, params, meta

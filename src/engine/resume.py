@@ -53,4 +53,8 @@ def resume(out, cfg, cell, sampler):
     if changes:
         log("validation scores other tasks from now on: best.ckpt and --ensemble take this run's validations only")
     log(f"resumed from {path} at step {meta['step']}")
-    return Start(meta["step"], path, best_val_acc, {key: meta[key] for key in checkpoint.COST_KEYS}, changes)
+    unrecorded = [key for key in checkpoint.COST_KEYS if meta[key] is None]
+    if unrecorded:
+        log(f"warning: {path.name} does not record its {' or '.join(unrecorded)} (an earlier version of this "
+            "package wrote it): the cost this run reports counts from this resume", sys.stderr)
+    return Start(meta["step"], path, best_val_acc, {key: meta[key] or 0.0 for key in checkpoint.COST_KEYS}, changes)

@@ -20,14 +20,14 @@ def setting_changes(meta, cfg, keys=None):
     """"key old -> new" of the settings `keys` (default: all but resume) that cfg changes from the checkpoint's."""
     saved = meta["config"]
     keys = [key for key in cfg if key != "resume"] if keys is None else keys
-    return [f"{key} {saved[key]} -> {cfg[key]}" for key in keys if key in saved and saved[key] != cfg[key]]
+    return [f"{key} {saved[key]} -> {cfg[key]}" for key in keys if saved[key] != cfg[key]]
 
 
 def check_compatible(meta, cfg, path):
     """A checkpoint from another network shape is a clear error, not a shape crash inside MindSpore."""
     saved = meta["config"]
-    per_step = any(saved.get(key) or cfg[key] for key in STEP_PARAM_KEYS)
+    per_step = any(saved[key] or cfg[key] for key in STEP_PARAM_KEYS)
     for key in SHAPE_KEYS + STEP_PARAM_KEYS + (("update_step",) if per_step else ()):
-        if saved.get(key) != cfg[key]:
-            raise UserError(f"checkpoint {path} was trained with {key}={saved.get(key)} but the config has "
-                            f"{key}={cfg[key]}: pass --{key} {saved.get(key)} or another checkpoint")
+        if saved[key] != cfg[key]:
+            raise UserError(f"checkpoint {path} was trained with {key}={saved[key]} but the config has "
+                            f"{key}={cfg[key]}: pass --{key} {saved[key]} or another checkpoint")

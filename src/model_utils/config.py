@@ -153,6 +153,15 @@ def current_names(values, source=None):
     return current
 
 
+def recorded_settings(values):
+    """The settings a checkpoint or an eval report records, under their current names. One it lacks was added
+    after it was written, with what every run did before as its default, so it takes that default; k_qry_test
+    was the queries of training (k_qry) before it could differ."""
+    values = current_names(values)
+    earlier = {"k_qry_test": values["k_qry"]} if "k_qry" in values else {}
+    return _read_yaml(DEFAULT_CONFIG) | earlier | values
+
+
 def _parse_overrides(argv, defaults):
     parser = ArgumentParser(add_help=True, allow_abbrev=False, description="MAML on Omniglot. Every key of default_config.yaml can be overridden.")
     parser.add_argument("--config_path", default=str(DEFAULT_CONFIG), help="YAML file with the settings")

@@ -13,7 +13,7 @@ against the cores, the interpreter's name that msrun needs (src/model_utils/msru
 built if it is missing or stale, so that the ranks do not build it at once; prints three fields: the log, the
 folder for the ranks' own logs, and the scheduler's port (MASTER_PORT, or a free port of 127.0.0.1 when
 it is empty). Each field ends with a NUL byte, which no path holds: the script reads them with
-`read -d ''`, so that no path can split into two fields.
+`mapfile -d ''`, so that no path can split into two fields.
 The log: `<output_dir>/train.log` (training creates output_dir), or beside the eval report, its name
 with `.log` (`CKPT.eval.log`, `CKPT.eval_ensembleN.log`).
 """

@@ -4,8 +4,12 @@ import time
 
 
 def log(message, file=None):
-    """Timestamped progress line, flushed at once so that piped logs (tee) follow the run live."""
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=file or sys.stdout, flush=True)
+    """Timestamped progress line, flushed at once so that piped logs (tee) follow the run live. One write with
+    its newline: unbuffered (the launch scripts set PYTHONUNBUFFERED), print's two writes let a Ctrl-C between
+    them leave the line without its end, and the error line then joins it."""
+    file = file or sys.stdout
+    file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+    file.flush()
 
 
 def counted(n, noun, plural=None):
