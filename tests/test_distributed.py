@@ -240,20 +240,26 @@ def test_eval_launcher_rejects_a_missing_checkpoint(tmp_path):
     assert "Traceback" not in out and not list(tmp_path.glob("absent*"))
 
 
+def launch(script, args, fake_python, log, log_dir, cwd, **env):
+    """(output, the launch plan's argv, the call that starts msrun) of a data-parallel launcher run with the fake
+    interpreter, whose plan names `log` and `log_dir`."""
+    code, out = run(script, *args, cwd=cwd, env={"PYTHON": fake_python.path, "FAKE_LOG": str(log),
+                                                 "FAKE_LOG_DIR": str(log_dir), **env})
+    assert code == 0, out
+    planned, started = fake_python.calls()
+    return out, planned["argv"], started
+
+
 @pytest.mark.parametrize("device", ["gpu", "ascend"])
 def test_train_launcher_starts_msrun_with_one_worker_per_device(device, tmp_path, fake_python):
     out_dir = tmp_path / "out"
     out_dir.mkdir()  # the launch plan creates it
-    code, out = run(TRAIN[device], "8", "100", "data", "--output_dir", "out", "--task_num", "32", cwd=tmp_path,
-                    env={"PYTHON": fake_python.path, "FAKE_LOG": str(out_dir / "train.log"),
-                         "FAKE_LOG_DIR": str(out_dir / "msrun_log"), "MASTER_PORT": "34567"})
-    assert code == 0, out
-    planned, started = fake_python.calls()
-    assert planned["argv"][:5] == ["-m", "src.model_utils.launch_plan", "train", "8", "34567"]
+    out, planned, started = launch(TRAIN[device], ["8", "100", "data", "--output_dir", "out", "--task_num", "32"],
+                                   fake_python, out_dir / "train.log", out_dir / "msrun_log", tmp_path, MASTER_PORT="34567")
+    assert planned[:5] == ["-m", "src.model_utils.launch_plan", "train", "8", "34567"]
     # src.model_utils.msrun starts the ranks (its command line: test_msrun_command_starts_the_ranks_on_this_host).
-    argv = started["argv"]
-    assert argv[:5] == ["-m", "src.model_utils.msrun", "8", "34567", str(out_dir / "msrun_log")]
-    script = argv[5:]
+    assert started["argv"][:5] == ["-m", "src.model_utils.msrun", "8", "34567", str(out_dir / "msrun_log")]
+    script = started["argv"][5:]
     assert script[0] == "omniglot_train.py"
     assert option(script, "--device_target") == TARGETS[device] and option(script, "--meta_steps") == "100"
     assert option(script, "--output_dir") == str(out_dir) and option(script, "--task_num") == "32"
@@ -266,15 +272,11 @@ def test_train_launcher_starts_msrun_with_one_worker_per_device(device, tmp_path
 @pytest.mark.parametrize("device", ["cpu", "ascend"])
 def test_eval_launcher_starts_msrun_and_logs_beside_the_report(device, tmp_path, fake_python):
     report = tmp_path / "r.json"
-    code, out = run(EVAL[device], "2", "data", "best.ckpt", "--eval_report", "r.json", cwd=tmp_path,
-                    env={"PYTHON": fake_python.path, "FAKE_LOG": str(tmp_path / "r.log"),
-                         "FAKE_LOG_DIR": str(tmp_path / "r.msrun_log")})
-    assert code == 0, out
-    planned, started = fake_python.calls()
-    assert planned["argv"][:5] == ["-m", "src.model_utils.launch_plan", "eval", "2", ""]
-    argv = started["argv"]
-    assert argv[:5] == ["-m", "src.model_utils.msrun", "2", "23456", str(tmp_path / "r.msrun_log")]
-    script = argv[5:]
+    out, planned, started = launch(EVAL[device], ["2", "data", "best.ckpt", "--eval_report", "r.json"], fake_python,
+                                   tmp_path / "r.log", tmp_path / "r.msrun_log", tmp_path)
+    assert planned[:5] == ["-m", "src.model_utils.launch_plan", "eval", "2", ""]
+    assert started["argv"][:5] == ["-m", "src.model_utils.msrun", "2", "23456", str(tmp_path / "r.msrun_log")]
+    script = started["argv"][5:]
     assert script[0] == "eval.py" and option(script, "--ckpt") == str(tmp_path / "best.ckpt")
     assert option(script, "--eval_report") == str(report)
     assert (tmp_path / "r.log").is_file()
