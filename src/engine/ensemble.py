@@ -46,9 +46,9 @@ def load_members(cfg, ckpt_meta):
         params, meta = checkpoint.read(path)
         own = meta["config"]
         for key in MEMBER_KEYS:
-            if own.get(key) != expected.get(key):
-                raise UserError(f"--ensemble {cfg.ensemble}: {path} was trained with {key}={own.get(key)}, {cfg.ckpt} "
-                                f"with {key}={expected.get(key)}: an ensemble takes checkpoints of one setting; pass a "
+            if own[key] != expected[key]:
+                raise UserError(f"--ensemble {cfg.ensemble}: {path} was trained with {key}={own[key]}, {cfg.ckpt} "
+                                f"with {key}={expected[key]}: an ensemble takes checkpoints of one setting; pass a "
                                 "smaller --ensemble")
         members.append((step, path, params))
     return members
