@@ -50,12 +50,11 @@ def finn_report(folder):
 
 
 def reports(folder):
-    """{report file: queries per class} of a shipped folder: 15, and Finn et al.'s one per shot, each as the papers
-    measure and, where measured, with each query normalised with the support set (..._nontransductive.json)."""
+    """{report file: queries per class} every shipped folder has: 15, and Finn et al.'s one per shot, each as the
+    papers measure and with each query normalised with the support set (..._nontransductive.json)."""
     shots = stored_config(folder)["k_spt"]
     found = {"best.ckpt.eval.json": 15, finn_report(folder): shots}
-    single = {name.replace(".json", "_nontransductive.json"): queries for name, queries in found.items()}
-    return found | {name: queries for name, queries in single.items() if (folder / name).is_file()}
+    return found | {name.replace(".json", "_nontransductive.json"): queries for name, queries in found.items()}
 
 
 def named_options(report_path):
