@@ -49,14 +49,15 @@ def plot(runs, output, hours="wall"):
     """Accuracy against meta-steps (left) and against training hours (right, wall-clock or CPU)."""
     key, kind = HOURS[hours]
     plt = pyplot()
-    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2))
+    rows = -(-len(runs) // 3)  # one legend below both panels, three runs per row: inside, it hid the curves
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2 + 0.22 * rows))
     for label, events in runs:
         val = events["val"]
-        line, = by_step.plot([r["step"] for r in val], [100 * r["acc"] for r in val], marker=".", label=f"{label} validation")
+        line, = by_step.plot([r["step"] for r in val], [100 * r["acc"] for r in val], marker=".", label=label)
         train = events.get("train", [])
         if train:
             by_step.plot([r["step"] for r in train], [100 * r["acc"] for r in train], color=line.get_color(),
-                         alpha=0.3, linewidth=0.8, label=f"{label} training query")
+                         alpha=0.3, linewidth=0.8)
         timed = [r for r in val if isinstance(r.get(key), (int, float))]
         if len(timed) < len(val):  # an earlier version's records, or a resume of one
             print(f"warning: {label}: {len(val) - len(timed)} of {len(val)} validation records carry no {key} (an "
@@ -68,10 +69,10 @@ def plot(runs, output, hours="wall"):
     for axis in (by_step, by_time):
         axis.set_ylabel("accuracy after fine-tuning (%)")
         axis.grid(alpha=0.3)
-        axis.legend(loc="lower right", fontsize=8)
-    by_step.set_title("accuracy against meta-steps")
-    by_time.set_title(f"validation accuracy against {kind} time")
-    fig.tight_layout()
+    by_step.set_title("validation (dots) and training queries (faint) against meta-steps", fontsize=10)
+    by_time.set_title(f"validation accuracy against {kind} time", fontsize=10)
+    fig.legend(*by_step.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.055 * rows, 1, 1))
     try:
         write_atomic(output, lambda f: fig.savefig(f, format="png", dpi=110, metadata=dict([MARK])),
                      "pass another --output")
