@@ -49,8 +49,8 @@ def plot(runs, output, hours="wall"):
     """Accuracy against meta-steps (left) and against training hours (right, wall-clock or CPU)."""
     key, kind = HOURS[hours]
     plt = pyplot()
-    rows = -(-len(runs) // 3)  # one legend below both panels, three runs per row: inside, it hid the curves
-    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2 + 0.22 * rows))
+    legend = 0.22 * -(-len(runs) // 3)  # inches of one legend below both panels, 3 runs a row: inside, it hid curves
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2 + legend))
     for label, events in runs:
         val = events["val"]
         line, = by_step.plot([r["step"] for r in val], [100 * r["acc"] for r in val], marker=".", label=label)
@@ -72,7 +72,7 @@ def plot(runs, output, hours="wall"):
     by_step.set_title("validation (dots) and training queries (faint) against meta-steps", fontsize=10)
     by_time.set_title(f"validation accuracy against {kind} time", fontsize=10)
     fig.legend(*by_step.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.055 * rows, 1, 1))
+    fig.tight_layout(rect=(0, legend / fig.get_figheight(), 1, 1))
     try:
         write_atomic(output, lambda f: fig.savefig(f, format="png", dpi=110, metadata=dict([MARK])),
                      "pass another --output")

@@ -54,7 +54,12 @@ def reports(folder):
     papers measure and with each query normalised with the support set (..._nontransductive.json)."""
     shots = stored_config(folder)["k_spt"]
     found = {"best.ckpt.eval.json": 15, finn_report(folder): shots}
-    return found | {name.replace(".json", "_nontransductive.json"): queries for name, queries in found.items()}
+    return found | {one_at_a_time(name): queries for name, queries in found.items()}
+
+
+def one_at_a_time(report_name):
+    """The name of a report's twin with each query normalised with the support set."""
+    return report_name.replace(".json", "_nontransductive.json")
 
 
 def named_options(report_path):
@@ -186,5 +191,5 @@ def test_demo_classifies_with_each_shipped_checkpoint(folder, omniglot_root, tmp
     # One task of 10 or 40 queries scatters by up to about 0.1 around the 600-task accuracy (95%);
     # a broken demo answers at chance (0.2 or 0.05).
     # predict.py classifies each query on its own: the reference is that protocol's figure
-    documented = json.loads((folder / finn_report(folder).replace(".json", "_nontransductive.json")).read_text())["acc"]
+    documented = json.loads((folder / one_at_a_time(finn_report(folder))).read_text())["acc"]
     assert correct >= (documented - 0.15) * len(answers), f"{correct}/{len(answers)} correct"
