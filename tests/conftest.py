@@ -1,4 +1,5 @@
-"""Shared fixtures: the real Omniglot data, located by OMNIGLOT_ROOT (default ../shared/omniglot)."""
+"""Shared fixtures: the real Omniglot data, located by OMNIGLOT_ROOT (default data/omniglot, the
+default data_path)."""
 import json
 import os
 import stat
@@ -36,7 +37,7 @@ def run_script(script, *args, cwd=None, env=None, timeout=120):
 
 
 def _omniglot_root():
-    return Path(os.environ.get("OMNIGLOT_ROOT", REPO.parent / "shared" / "omniglot")).resolve()
+    return Path(os.environ.get("OMNIGLOT_ROOT", REPO / "data" / "omniglot")).resolve()
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from src.data.demo_task import make_demo_task
 from src.engine import checkpoint, run_folder
 from src.engine.eval_report import check_eval_report
 from src.engine.loading import inference_settings
-from src.model_utils.config import recorded_settings
+from src.model_utils.config import PATH_KEYS, recorded_settings
 from src.model_utils.metrics_file import best_validated_steps, read_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,12 +104,16 @@ def test_a_staged_run_ranks_its_last_stage_alone():
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_config_names_no_absolute_path(folder):
-    """The stored config travels with the checkpoint: it must not name the training machine's folders."""
+    """The stored config travels with the checkpoint: it must not name the training machine's folders, by an absolute
+    path or one that leaves the clone."""
     configs = {folder / "best.ckpt": stored_config(folder)}
     configs.update((path, checkpoint.read(path)[1]["config"]) for path in run_folder.step_checkpoints(folder))
     for path, config in configs.items():
         absolute = {key: value for key, value in config.items() if isinstance(value, str) and value.startswith("/")}
         assert not absolute, f"{path}: {absolute}"
+        # a path the folder's config.yaml gives a user who trains from it lies inside their clone
+        outside = {key: config[key] for key in PATH_KEYS if config.get(key) and ".." in Path(config[key]).parts}
+        assert not outside, f"{path}: {outside}"
     # config.yaml is the stored config, both read with the defaults of settings added since
     assert recorded_settings(yaml.safe_load((folder / "config.yaml").read_text())) == stored_config(folder)
 
