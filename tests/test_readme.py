@@ -9,7 +9,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```\w*\n(.*?)^```", re.S | re.M)
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-# Where the repository's own tests and CI find Omniglot: a folder beside the checkout, which a user's has not.
+# Where CI finds Omniglot: a folder beside the checkout, which a user's has not.
 INTERNAL_DATA = re.compile(r"shared/omniglot")
 DOCUMENTS = sorted({REPO / "README.md", REPO / "README_CN.md", *REPO.glob("docs/*.md"), *REPO.glob("checkpoints/**/README.md")})
 HELP = sorted(REPO.glob("scripts/run_*_*.sh")) + [REPO / "scripts" / "quickstart.sh"]

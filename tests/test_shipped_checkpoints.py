@@ -103,7 +103,7 @@ def test_a_staged_run_ranks_its_last_stage_alone():
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
-def test_shipped_config_names_no_absolute_path(folder):
+def test_shipped_config_names_no_path_outside_the_clone(folder):
     """The stored config travels with the checkpoint: it must not name the training machine's folders, by an absolute
     path or one that leaves the clone."""
     configs = {folder / "best.ckpt": stored_config(folder)}
@@ -146,7 +146,7 @@ def test_shipped_report_may_be_rewritten_by_its_command(report_path):
 def test_shipped_checkpoint_scores_exactly_as_recorded(report, omniglot_root, omniglot_npy_dir, tmp_path):
     """eval.py under a shipped report's protocol, on the first 20 of its tasks: evaluation is deterministic,
     so the number of correct answers is the recorded one exactly. Any change to the model, inner loop, loss,
-    data or checkpoint loading that changes a single answer fails here."""
+    data or checkpoint loading that changes the number of correct answers on these tasks fails here."""
     report_path = REPO / "checkpoints" / report
     out = tmp_path / "report.json"
     options = [str(part) for option in named_options(report_path).items() for part in option]
