@@ -18,6 +18,7 @@ from src.model_utils.paths import path_type
 HOURS = {"wall": ("train_seconds", "wall-clock"), "cpu": ("cpu_seconds", "CPU")}
 # The PNG text entry that marks this program's plots: --output replaces no other image.
 MARK = ("Software", "plot_curves.py (MAML for MindSpore)")
+LEGEND_COLUMNS = 3  # runs per row of the legend below both panels (inside a panel, it hid curves)
 
 
 def read_metrics(path):
@@ -49,7 +50,7 @@ def plot(runs, output, hours="wall"):
     """Accuracy against meta-steps (left) and against training hours (right, wall-clock or CPU)."""
     key, kind = HOURS[hours]
     plt = pyplot()
-    legend = 0.22 * -(-len(runs) // 3)  # inches of one legend below both panels, 3 runs a row: inside, it hid curves
+    legend = 0.22 * -(-len(runs) // LEGEND_COLUMNS)  # the legend's height in inches
     fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2 + legend))
     for label, events in runs:
         val = events["val"]
@@ -71,7 +72,7 @@ def plot(runs, output, hours="wall"):
         axis.grid(alpha=0.3)
     by_step.set_title("validation (dots) and training queries (faint) against meta-steps", fontsize=10)
     by_time.set_title(f"validation accuracy against {kind} time", fontsize=10)
-    fig.legend(*by_step.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.legend(*by_step.get_legend_handles_labels(), loc="lower center", ncol=LEGEND_COLUMNS, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, legend / fig.get_figheight(), 1, 1))
     try:
         write_atomic(output, lambda f: fig.savefig(f, format="png", dpi=110, metadata=dict([MARK])),

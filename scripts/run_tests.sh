@@ -4,13 +4,12 @@
 # pytest.ini's default, the fast tests only), one pytest worker per core (at most 4, for memory;
 # pass -n 0 for one process).
 # Usage: bash scripts/run_tests.sh [pytest args...]
-# The tests read the real Omniglot from OMNIGLOT_ROOT (default data/omniglot, the default data_path) and never
-# write there; without it the tests that need it fail (OMNIGLOT_REQUIRED=0 skips them instead).
+# The tests read the real Omniglot from OMNIGLOT_ROOT (default: default_config.yaml's data_path) and never write
+# there; without it the tests that need it fail (OMNIGLOT_REQUIRED=0 skips them instead).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SETUP_REQUIREMENTS=requirements-dev.txt
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-export OMNIGLOT_ROOT="${OMNIGLOT_ROOT:-$ROOT/data/omniglot}"
 export OMNIGLOT_REQUIRED="${OMNIGLOT_REQUIRED:-1}"
 exec "$PYTHON" -m pytest tests -q -m "" -n auto --maxprocesses 4 --durations=15 "$@"

@@ -1,5 +1,4 @@
-"""Shared fixtures: the real Omniglot data, located by OMNIGLOT_ROOT (default data/omniglot, the
-default data_path)."""
+"""Shared fixtures: the real Omniglot data, located by OMNIGLOT_ROOT (default: default_config.yaml's data_path)."""
 import json
 import os
 import stat
@@ -9,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,7 +37,8 @@ def run_script(script, *args, cwd=None, env=None, timeout=120):
 
 
 def _omniglot_root():
-    return Path(os.environ.get("OMNIGLOT_ROOT", REPO / "data" / "omniglot")).resolve()
+    default = REPO / yaml.safe_load((REPO / "default_config.yaml").read_text())["data_path"]
+    return Path(os.environ.get("OMNIGLOT_ROOT", default)).resolve()
 
 
 @pytest.fixture(scope="session")

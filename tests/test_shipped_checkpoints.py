@@ -35,7 +35,7 @@ TASKS = 20
 # each folder's 15-query report, one ensemble's (MAML++ 5-way 1-shot, Finn et al.'s protocol) and one with each query
 # normalised with the support set (5-way 1-shot): the two other ensembles fine-tune 5 checkpoints each and cost as
 # much as the rest together, for no code path the one ensemble does not take.
-EXACT = json.loads((REPO / "tests" / "shipped_20_tasks.json").read_text())
+EXACT = json.loads((REPO / "tests" / f"shipped_{TASKS}_tasks.json").read_text())
 
 
 @functools.cache
