@@ -5,6 +5,8 @@ Prints the final mean query accuracy with its 95% confidence interval (with --ev
 the accuracy after each inner step) and writes the same as JSON next to the checkpoint
 (PATH.eval.json; PATH.eval_nontransductive.json with --transductive false, each query normalised with the
 support set's statistics as predict.py does), or to --eval_report.
+With --eval_split val it scores the validation classes instead (PATH.eval_val.json): with --eval_tasks set to the
+run's val_tasks, the tasks training validated on, so that a validation figure of its log can be checked.
 Started by msrun, the ranks share the tasks and rank 0 reports the result of all of them.
 With --ensemble N it scores MAML++'s way: the mean query logits of the step checkpoints of the N best
 validations in the folder of --ckpt, which then only names the run and its settings (training keeps
@@ -40,16 +42,17 @@ def main(argv=None):
         scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
         what = f"{ckpt} (step {meta['step']})"
     data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
-    test_classes = split_class_ids(data.classes, cfg.split)["test"]
-    log(f"evaluating {what} on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot test tasks "
+    classes = split_class_ids(data.classes, cfg.split)[cfg.eval_split]
+    name = "test" if cfg.eval_split == "test" else "validation"
+    log(f"evaluating {what} on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot {name} tasks "
         f"of split {cfg.split} with {counted(cfg.k_qry_test, 'query', 'queries')} per class, "
         f"{fine_tuning(cfg)}, {'the queries normalised together' if cfg.transductive else 'each query on its own'}")
     start = time.time()
-    result = evaluate(scorer, data.images, test_classes, cfg, cfg.eval_tasks, split_rotates(cfg.split), ranks)
+    result = evaluate(scorer, data.images, classes, cfg, cfg.eval_tasks, split_rotates(cfg.split), ranks)
     seconds = time.time() - start
     for step, acc in enumerate(result.get("acc_per_step", [])):
         log(f"  after {step:2d} inner steps: {100 * acc:.2f}%")
-    log(f"test accuracy: {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% (95% CI, {result['tasks']} tasks, "
+    log(f"{name} accuracy: {100 * result['acc']:.2f} +/- {100 * result['ci95']:.2f}% (95% CI, {result['tasks']} tasks, "
         f"{seconds:.1f} s)")
     if not ranks.main:
         return None

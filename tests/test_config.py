@@ -83,6 +83,7 @@ def test_wrong_type(argv, expected):
     (["--mode", "FAST"], "mode 'FAST' is not valid: use GRAPH or PYNATIVE"),
     (["--cpu_threads", "-1"], "cpu_threads must be >= 0 (0 lets MindSpore choose), got -1"),
     (["--split", "lake"], "split 'lake' is not valid: use one of finn, background"),
+    (["--eval_split", "train"], "eval_split 'train' is not valid: use one of test, val"),
     (["--ensemble", "-1"], "ensemble must be >= 0, got -1"),
     (["--ensemble", "101"], "ensemble must be at most 100"),
     # The best validations' checkpoints can only be kept if every validated step is saved.

@@ -338,6 +338,22 @@ def test_eval_end_to_end_is_repeatable(trained, cli):
     assert reports[2]["acc_per_step"][-1] == report["acc"]
 
 
+def test_eval_on_the_validation_classes_gives_the_logged_validation(trained, cli, tmp_path):
+    """eval.py --eval_split val with the run's val_tasks scores the tasks training validated on: each step
+    checkpoint's figure is the one metrics.jsonl logged for its step, and the report goes apart from the test one."""
+    out = trained[0]
+    logged = {r["step"]: r["acc"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+              if r["event"] == "val"}
+    for source in (out / "best.ckpt", out / "maml_step0000004.ckpt"):
+        ckpt = shutil.copy(source, tmp_path / source.name)
+        proc = cli("eval.py", "--ckpt", str(ckpt), "--eval_split", "val", "--eval_tasks", "4")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads((tmp_path / f"{source.name}.eval_val.json").read_text())
+        assert report["eval_split"] == "val" and report["acc"] == logged[report["ckpt_step"]]
+        assert re.search(r"validation accuracy: [\d.]+ \+/- [\d.]+% \(95% CI, 4 tasks", proc.stdout)
+    assert not list(tmp_path.glob("*.eval.json"))
+
+
 def test_eval_report_goes_where_asked(trained, cli, tmp_path):
     """--eval_report keeps a second protocol's result (here 1 query per class) apart from CKPT.eval.json."""
     ckpt = shutil.copy(trained[0] / "best.ckpt", tmp_path / "best.ckpt")

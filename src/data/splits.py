@@ -14,6 +14,8 @@ from src.data.release import EXPECTED_CLASSES
 from src.model_utils.errors import UserError
 
 SPLITS = ("finn", "background")
+# The class sets eval.py may score: meta-test, or the validation classes training selects best.ckpt on.
+EVAL_SPLITS = ("test", "val")
 
 NUM_BACKGROUND = EXPECTED_CLASSES["background"]
 NUM_EVALUATION = EXPECTED_CLASSES["evaluation"]

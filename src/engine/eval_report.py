@@ -15,8 +15,8 @@ from src.model_utils.outputs import check_output_file
 
 _REPORT_KEYS = {"ckpt", "acc", "ci95", "tasks"}
 # The settings a report records, which with its task count and ensemble size define what it measured.
-PROTOCOL_KEYS = ("split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr", "eval_seed",
-                 "transductive")
+PROTOCOL_KEYS = ("split", "eval_split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr",
+                 "eval_seed", "transductive")
 
 
 def read_report(path):
@@ -32,12 +32,14 @@ def read_report(path):
 
 def eval_report_path(cfg):
     """eval.py's JSON report: --eval_report, or beside the checkpoint CKPT.eval.json (CKPT.eval_ensembleN.json
-    for an ensemble; _nontransductive added for queries normalised with the support set's statistics)."""
+    for an ensemble; _val added for the validation classes, _nontransductive for queries normalised with the
+    support set's statistics)."""
     ckpt = Path(cfg.ckpt)
     if cfg.eval_report:
         return Path(cfg.eval_report)
     ensemble = f"_ensemble{cfg.ensemble}" if cfg.ensemble else ""
-    return ckpt.with_name(f"{ckpt.name}.eval{ensemble}{'' if cfg.transductive else '_nontransductive'}.json")
+    classes = "" if cfg.eval_split == "test" else f"_{cfg.eval_split}"
+    return ckpt.with_name(f"{ckpt.name}.eval{ensemble}{classes}{'' if cfg.transductive else '_nontransductive'}.json")
 
 
 def report_ckpt(ckpt, report):

@@ -13,7 +13,7 @@ INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_q
                                                  "update_step", "update_step_test", "transductive")
 # Settings that fix which tasks a validation scores: a resume that changes one (a 5-shot stage after 1-shot
 # training) ranks only the validations made since, for best.ckpt and the ensemble.
-VALIDATION_KEYS = PROTOCOL_KEYS + ("val_tasks",)
+VALIDATION_KEYS = tuple(key for key in PROTOCOL_KEYS if key != "eval_split") + ("val_tasks",)
 
 
 def setting_changes(meta, cfg, keys=None):

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from src.data.release import NUM_DRAWERS, SOURCE_SIZE
-from src.data.splits import SPLITS, split_sizes
+from src.data.splits import EVAL_SPLITS, SPLITS, split_sizes
 from src.formulation import BN_CHOICES, CONV_CHOICES
 from src.model_utils.errors import ArgumentParser, UserError, shown
 from src.model_utils.memory import check_batch_memory
@@ -198,6 +198,7 @@ def validate(cfg, trains=True):
     need(cfg.device_id >= 0, f"device_id must be >= 0, got {cfg.device_id}")
     need(cfg.cpu_threads >= 0, f"cpu_threads must be >= 0 (0 lets MindSpore choose), got {cfg.cpu_threads}")
     need(cfg.split in SPLITS, f"split {cfg.split!r} is not valid: use one of {', '.join(SPLITS)}")
+    need(cfg.eval_split in EVAL_SPLITS, f"eval_split {cfg.eval_split!r} is not valid: use one of {', '.join(EVAL_SPLITS)}")
     smallest = min(split_sizes(cfg.split).values())
     need(2 <= cfg.n_way <= smallest, f"n_way must be between 2 and {smallest} (the smallest class set of split {cfg.split}), got {cfg.n_way}")
     need(cfg.k_spt >= 1, f"k_spt must be >= 1, got {cfg.k_spt}")
