@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint on the fixed meta-test tasks: python eval.py --ckpt PATH [--key value ...].
+"""Evaluate a checkpoint on fixed meta-test (or validation) tasks: python eval.py --ckpt PATH [--key value ...].
 
 The task, network and fine-tuning settings default to those the checkpoint was trained with.
 Prints the final mean query accuracy with its 95% confidence interval (with --eval_per_step also
