@@ -1,7 +1,7 @@
 """Interactive few-shot demo in the browser: draw an example of each class, draw a query, see it classified.
 
     pip install -r requirements-demo.txt
-    python demo.py [--ckpt checkpoints/omniglot_5way_1shot/best.ckpt] [--port 7860] [--host 127.0.0.1]
+    python demo.py [--ckpt checkpoints/omniglot_5way_1shot_background_augmented/best.ckpt] [--port 7860] [--host 127.0.0.1]
 
 then open http://127.0.0.1:7860/. The page has one canvas per class, as many as the checkpoint's n_way:
 draw (or upload) one example of each class you want, at least 2, name them, draw a query and press
@@ -20,7 +20,9 @@ from src.model_utils.errors import ArgumentParser, UserError, one_line, run_cli
 from src.model_utils.log import log
 from predict import class_probabilities
 
-DEFAULT_CKPT = Path(__file__).resolve().parent / "checkpoints" / "omniglot_5way_1shot" / "best.ckpt"
+# Drawings are the user's own symbols: the default checkpoint never saw the alphabets it is tested on, and it is
+# trained one query at a time, as the demo classifies.
+DEFAULT_CKPT = Path(__file__).resolve().parent / "checkpoints" / "omniglot_5way_1shot_background_augmented" / "best.ckpt"
 CANVAS = (315, 315)  # 3 x Omniglot's 105 x 105 drawings, so that BRUSH draws strokes as wide as theirs
 BRUSH = 6  # radius in canvas pixels
 PER_ROW = 5
@@ -88,7 +90,7 @@ def build_app(classifier, title):
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--ckpt", default=str(DEFAULT_CKPT),
-                        help="checkpoint to classify with (default: the shipped 5-way 1-shot)")
+                        help="checkpoint to classify with (default: the shipped 5-way 1-shot of images_background)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve the page on")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every network interface)")
     args, rest = parser.parse_known_args(argv)

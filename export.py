@@ -1,6 +1,6 @@
 """Export a trained checkpoint for deployment: MAML's adapt-then-classify graph as a MINDIR file.
 
-    python export.py --ckpt checkpoints/omniglot_5way_1shot/best.ckpt [--file_name maml] [--file_format MINDIR]
+    python export.py --ckpt checkpoints/omniglot_5way_1shot_background_augmented/best.ckpt [--file_name maml] [--file_format MINDIR]
                      [--support_images N] [--query_images M] [--key value ...]
 
 The graph fine-tunes the checkpoint's meta-parameters on a support set and classifies the queries,

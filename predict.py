@@ -1,6 +1,6 @@
 """Few-shot classification of your own images with a trained checkpoint.
 
-    python predict.py --ckpt checkpoints/omniglot_5way_1shot/best.ckpt --support_dir SUPPORT --query_dir QUERY
+    python predict.py --ckpt checkpoints/omniglot_5way_1shot_background_augmented/best.ckpt --support_dir SUPPORT --query_dir QUERY
 
 SUPPORT holds one subfolder per class, named after the class, with one or more example images
 (at most the checkpoint's n_way classes); QUERY holds the images to classify. The checkpoint's
