@@ -1,7 +1,7 @@
 """Write one meta-test task of Omniglot as image folders, the input predict.py takes.
 
     python src/data/demo_task.py --data_path DIR --output_path TASK [--n_way 5] [--k_spt 1] [--k_qry 4]
-                                 [--split finn] [--seed 0]
+                                 [--split finn|background] [--seed 0]
 
 TASK/support/<alphabet>_<character>/ receives k_spt original 105x105 drawings of each of n_way
 characters from the split's meta-test classes (never seen in training); TASK/query/ receives k_qry
