@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,7 +36,9 @@ def run_script(script, *args, cwd=None, env=None, timeout=120):
 
 
 def _omniglot_root():
-    default = REPO / yaml.safe_load((REPO / "default_config.yaml").read_text())["data_path"]
+    from src.model_utils.config import load_config
+
+    default = REPO / load_config([], check=False).data_path
     return Path(os.environ.get("OMNIGLOT_ROOT", default)).resolve()
 
 
