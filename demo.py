@@ -37,7 +37,8 @@ class Classifier:
 
     def __call__(self, names, images, query):
         """{class name: probability} of the query, the classes being the named drawings."""
-        classes, x_spt, y_spt, x_qry = drawn_task(names, images, query, self.cfg.imgsz, self.cfg.n_way)
+        classes, x_spt, y_spt, x_qry = drawn_task(names, images, query, self.cfg.imgsz, self.cfg.n_way,
+                                                   self.cfg.redraw)
         probs = class_probabilities(self.adapt, x_spt, y_spt, x_qry, len(classes))[0]
         return {name: float(p) for name, p in zip(classes, probs)}
 

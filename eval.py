@@ -41,7 +41,7 @@ def main(argv=None):
     else:
         scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
         what = f"{ckpt} (step {meta['step']})"
-    data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
+    data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log, redraw=cfg.redraw)
     classes = split_class_ids(data.classes, cfg.split)[cfg.eval_split]
     name = "test" if cfg.eval_split == "test" else "validation"
     log(f"evaluating {what} on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot {name} tasks "

@@ -86,6 +86,9 @@ def main(argv=None):
     image = f"1, {cfg.imgsz}, {cfg.imgsz}) float32"
     log(f"wrote {args.path}: inputs support images (1, {n}, {image}, support labels (1, {n}) int32 in "
         f"0..{cfg.n_way - 1}, query images (1, {m}, {image}; output query logits (1, {m}, {cfg.n_way}) float32")
+    if cfg.redraw:
+        log("the checkpoint was trained on redrawn images (redraw: true): prepare every image, Omniglot's own too, "
+            "as src/data/image_folder.image_to_ink_map(image, imgsz, redraw=True) does")
     return args.path
 
 

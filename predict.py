@@ -41,8 +41,8 @@ def class_probabilities(adapt, x_spt, y_spt, x_qry, n_classes):
 
 def main(argv=None):
     cfg, maml, meta = load_for_inference(argv, user_images=True)
-    names, x_spt, y_spt, skipped_spt = read_support(cfg.support_dir, cfg.imgsz, cfg.n_way)
-    files, x_qry, skipped_qry = read_queries(cfg.query_dir, cfg.imgsz)
+    names, x_spt, y_spt, skipped_spt = read_support(cfg.support_dir, cfg.imgsz, cfg.n_way, cfg.redraw)
+    files, x_qry, skipped_qry = read_queries(cfg.query_dir, cfg.imgsz, cfg.redraw)
     skipped = skipped_spt + skipped_qry
     if skipped:
         log(f"left out {len(skipped)} entries that are not image files in a class folder (or are hidden): "

@@ -152,8 +152,8 @@ def _turned(img, turns):
     return Image.fromarray(np.rot90(np.asarray(img), turns)) if turns else img
 
 
-def _images(task_images, originals, name, imgsz, rng):
-    return np.stack([read_image(_render(_turned(originals[c][d], t), name, rng), imgsz)
+def _images(task_images, originals, name, imgsz, rng, redraw=False):
+    return np.stack([read_image(_render(_turned(originals[c][d], t), name, rng), imgsz, redraw)
                      for c, d, t in task_images])[:, None]
 
 
@@ -176,8 +176,8 @@ def run_checkpoint(argv, names, num_tasks, seed):
             x_spt, x_qry = [], []
             for t in chunk:
                 rng = np.random.default_rng([seed, number, t])
-                x_spt.append(_images(tasks[t][0], originals, name, cfg.imgsz, rng))
-                x_qry.append(_images(tasks[t][1], originals, name, cfg.imgsz, rng))
+                x_spt.append(_images(tasks[t][0], originals, name, cfg.imgsz, rng, cfg.redraw))
+                x_qry.append(_images(tasks[t][1], originals, name, cfg.imgsz, rng, cfg.redraw))
             padded = [np.stack([part[i % len(chunk)] for i in range(batch)])
                       for part in (x_spt, [y_spt] * len(chunk), x_qry, [y_qry] * len(chunk))]
             _, acc = scorer(*(ms.Tensor(part) for part in padded))

@@ -3,10 +3,11 @@
 Decoding 32,460 PNGs at every training start would cost more than a few meta-iterations, so this
 step runs once and caches `omniglot.npy` (classes x drawers x imgsz x imgsz, ink = 1) plus a
 sidecar `omniglot_index.json` that names every class and fingerprints the inputs, so re-runs are
-free until the data or the image size changes.
+free until the data or the image size changes. --redraw builds `omniglot_redrawn.npy` beside it, every
+image redrawn first as predict.py redraws a user's picture (src/data/omniglot_like.py): the `redraw` setting.
 
     python src/data_preprocess.py --data_path DIR [--output_path OUT] [--imgsz 28] [--force]
-                                  [--download] [--download_url BASE] [--checksums FILE] [--workers N]
+                                  [--redraw] [--download] [--download_url BASE] [--checksums FILE] [--workers N]
 
 DIR holds either raw/images_{background,evaluation}.zip (read in place) or
 processed/images_{background,evaluation}/ folders with the same inner tree.
@@ -44,8 +45,9 @@ def _ensure_writable(out_dir, fix):
 
 
 def build_omniglot(data_path, output_path=None, imgsz=28, force=False, workers=None, log=print,
-                   output_option="--output_path"):
-    """Build (or confirm up to date) OUT/omniglot.npy + omniglot_index.json; return the npy path.
+                   output_option="--output_path", redraw=False):
+    """Build (or confirm up to date) OUT/omniglot.npy + omniglot_index.json (with `redraw`, the redrawn images'
+    omniglot_redrawn.npy + omniglot_redrawn_index.json); return the npy path.
     `output_option` is the caller's name for output_path, which the errors tell the user to change."""
     if not isinstance(imgsz, numbers.Integral) or not 1 <= imgsz <= SOURCE_SIZE:
         raise UserError(f"--imgsz must be an integer between 1 and {SOURCE_SIZE} (the size of the Omniglot originals), "
@@ -61,18 +63,19 @@ def build_omniglot(data_path, output_path=None, imgsz=28, force=False, workers=N
     out_dir = Path(output_path) if output_path is not None else root
     layout = detect_layout(root)
     source = fingerprint(root, layout)
-    npy_path = out_dir / npy_cache.NPY_NAME
+    npy_path = npy_cache.cache_files(out_dir, redraw)[0]
     remove_stale_temporaries(out_dir)
-    if not force and npy_cache.is_up_to_date(out_dir, imgsz, source):
+    if not force and npy_cache.is_up_to_date(out_dir, imgsz, source, redraw):
         log(f"{npy_path} is up to date (imgsz {imgsz}, {layout} layout); pass --force to rebuild")
         return npy_path
     npy_cache.check_replaceable(npy_path, output_option)
     _ensure_writable(out_dir, f"pass {output_option} somewhere writable")
     started = time.monotonic()
     sources = list_sources(root, layout)
-    log(f"building {npy_path} from {root} ({layout} layout, imgsz {imgsz}, {workers} workers)")
-    array = decode_all(sources, imgsz, workers, log)
-    npy_cache.save(out_dir, array, npy_cache.make_index(sources, imgsz, source),
+    log(f"building {npy_path} from {root} ({layout} layout, imgsz {imgsz},{' redrawn,' if redraw else ''} "
+        f"{workers} workers)")
+    array = decode_all(sources, imgsz, workers, log, redraw)
+    npy_cache.save(out_dir, array, npy_cache.make_index(sources, imgsz, source, redraw),
                    f"free some space or pass {output_option} somewhere writable")
     log(f"done: {array.shape[0]} classes, {array.shape[0] * NUM_DRAWERS} images, imgsz {imgsz},"
         f" {time.monotonic() - started:.1f} s -> {npy_path} ({npy_path.stat().st_size / 2**20:.1f} MiB)")
@@ -85,6 +88,8 @@ def _parse_args(argv):
     parser.add_argument("--output_path", default=None, type=path_type("--output_path"), help="where omniglot.npy goes (default: --data_path)")
     parser.add_argument("--imgsz", type=int, default=28, help="output side length in pixels (default 28)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
+    parser.add_argument("--redraw", action="store_true",
+                        help="build omniglot_redrawn.npy, every image redrawn first (the redraw setting)")
     parser.add_argument("--download", action="store_true",
                         help="fetch the missing zips into DATA/raw/ first (one already there is verified,"
                         " never replaced)")
@@ -99,7 +104,8 @@ def main(argv=None):
     args = _parse_args(argv)
     if args.download:
         download_omniglot(args.data_path, args.download_url, args.checksums)
-    build_omniglot(args.data_path, args.output_path, imgsz=args.imgsz, force=args.force, workers=args.workers)
+    build_omniglot(args.data_path, args.output_path, imgsz=args.imgsz, force=args.force, workers=args.workers,
+                   redraw=args.redraw)
     return 0
 
 

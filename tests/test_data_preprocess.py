@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from src import data_preprocess
+from src.data.decode import decode_all
 from src.data.download import download_omniglot
-from src.data.npy_cache import INDEX_NAME, NPY_NAME, is_up_to_date
-from src.data.release import detect_layout, fingerprint
+from src.data.image_folder import read_image
+from src.data.npy_cache import INDEX_NAME, NPY_NAME, REDRAWN_NAMES, is_up_to_date, load_omniglot
+from src.data.release import detect_layout, fingerprint, list_sources, read_source
 from src.data_preprocess import build_omniglot
 from src.model_utils.errors import UserError
 from tests.omniglot_fixtures import copy_zip, first_png, flip_member_byte, png_bytes, serve_directory
@@ -136,6 +139,37 @@ def test_rerun_is_noop_and_force_rebuilds_identically(omniglot_root, omniglot_np
     assert any("decoded" in m for m in messages) and messages[-1].startswith("done: 1623 classes, 32460 images")
     assert np.array_equal(np.load(out / NPY_NAME), array), "rebuild is not deterministic"
     assert sorted(p.name for p in out.iterdir()) == [NPY_NAME, INDEX_NAME]
+
+
+def test_redrawn_images_are_those_predict_reads_with_redraw(omniglot_root):
+    """The redraw setting's training data, decoded by the worker processes, is each original file as predict.py
+    reads it with redraw (two characters of each set)."""
+    sources = [(name, container, classes[:2]) for name, container, classes in list_sources(omniglot_root, "raw")]
+    redrawn = decode_all(sources, 28, 2, lambda message: None, redraw=True)
+    refs = [(container, ref) for _, container, classes in sources for _, _, files in classes for ref in files]
+    assert redrawn.shape == (4, 20, 28, 28) and len(refs) == 80
+    for number, (container, ref) in enumerate(refs):
+        expected = read_image(io.BytesIO(read_source(container, ref, ref)), 28, redraw=True)
+        np.testing.assert_array_equal(redrawn[number // 20, number % 20].astype(np.float32), expected, err_msg=ref)
+
+
+def test_redrawn_cache_is_built_beside_the_other(omniglot_root, omniglot_npy_dir, array, tmp_path, monkeypatch):
+    """--redraw writes omniglot_redrawn.npy beside omniglot.npy, which it leaves untouched; each cache is up to
+    date for its own setting only. (The decoding, two minutes, is the test above's.)"""
+    out = tmp_path / "out"
+    shutil.copytree(omniglot_npy_dir, out)
+    before = (out / NPY_NAME).stat().st_mtime_ns
+    asked = []
+    monkeypatch.setattr(data_preprocess, "decode_all",
+                        lambda sources, imgsz, workers, log, redraw: asked.append(redraw) or 1 - array)
+    assert build_omniglot(omniglot_root, out, imgsz=28, log=lambda message: None, redraw=True) == out / REDRAWN_NAMES[0]
+    assert asked == [True] and (out / NPY_NAME).stat().st_mtime_ns == before
+    assert sorted(p.name for p in out.iterdir()) == sorted([NPY_NAME, INDEX_NAME, *REDRAWN_NAMES])
+    source = fingerprint(omniglot_root, "raw")
+    assert is_up_to_date(out, 28, source) and is_up_to_date(out, 28, source, redraw=True)
+    (out / REDRAWN_NAMES[1]).write_text((out / INDEX_NAME).read_text())  # the originals' index under its name
+    assert not is_up_to_date(out, 28, source, redraw=True)
+    assert np.array_equal(load_omniglot(out).images, array)
 
 
 def test_cache_is_invalidated_by_size_and_source_changes(omniglot_root, omniglot_npy_dir, tmp_path):

@@ -13,9 +13,10 @@ from src.learner import Learner
 
 @pytest.fixture
 def ckpt(tmp_path):
-    """A tiny 3-way checkpoint trained (so its config says) 10-shot with 10 queries, validated with 10."""
+    """A tiny 3-way checkpoint trained (so its config says) 10-shot with 10 queries, validated with 10, on
+    redrawn images."""
     cfg = dict(load_config([]), n_way=3, num_filters=8, num_blocks=2, k_spt=10, k_qry=10, k_qry_test=10,
-               update_step_test=7, output_dir="output/x")
+               update_step_test=7, redraw=True, output_dir="output/x")
     path = tmp_path / "tiny.ckpt"
     checkpoint.save(path, Learner(3, 8, 2), step=5, cfg=cfg)
     return path
@@ -24,6 +25,7 @@ def ckpt(tmp_path):
 def test_checkpoint_settings_are_the_defaults(ckpt):
     cfg, params, meta = inference_settings(["--ckpt", str(ckpt)])
     assert (cfg.n_way, cfg.num_filters, cfg.num_blocks, cfg.k_spt, cfg.update_step_test) == (3, 8, 2, 10, 7)
+    assert cfg.redraw  # the images are read as the network was trained on them
     # The training-only k_qry comes along, so 10 + 10 is valid.
     assert (cfg.k_qry, cfg.k_qry_test) == (10, 10)
     assert cfg.output_dir == "output"  # not a network or task setting: the default stays

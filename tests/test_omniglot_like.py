@@ -77,6 +77,15 @@ def test_place_and_polarity_do_not_matter(drawings):
         np.testing.assert_array_equal(top_left, bottom_right)
 
 
+def test_redraw_reads_an_original_as_the_same_drawing_anywhere(drawings):
+    """With the redraw setting an Omniglot file is redrawn as a user's picture is: it reads exactly as the drawing
+    moved onto a large canvas in light strokes on black. Without it, it reads as it is (the training data)."""
+    for img in drawings:
+        redrawn = read_image(_png(img), 28, redraw=True)
+        np.testing.assert_array_equal(redrawn, read_image(_png(ImageOps.invert(_on_canvas(img, 300, (170, 30)))), 28))
+        assert np.abs(redrawn - read_image(_png(img), 28)).max() > 0.5
+
+
 def test_a_moved_enlarged_or_photographed_drawing_stays_the_character(drawings):
     """Each changed drawing is much closer to its own character as predict.py reads it than to the others."""
     clean = [read_image(_png(_on_canvas(img, 200, (50, 50))), 28) for img in drawings]  # centred and sized

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from src.data import demo_task
 from src.data.demo_task import make_demo_task
@@ -15,6 +15,7 @@ from src.data.image_folder import read_image, read_queries, read_support
 from src.data.release import list_omniglot
 from src.data.splits import split_class_ids
 from src.model_utils.errors import UserError
+from tests.tiny_checkpoints import save_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_5WAY = REPO / "checkpoints" / "omniglot_5way_1shot" / "best.ckpt"
@@ -255,3 +256,27 @@ def test_predict_answers_one_image_as_it_answers_them_all(demo, tmp_path):
         assert prob == pytest.approx(together[name][1], abs=1e-5)
     moved = [abs(_predict_alone(task, tmp_path, name, "--transductive", "true")[1] - together[name][1]) for name in names]
     assert max(moved) > 0.05
+
+
+def test_a_redraw_checkpoint_reads_omniglot_files_as_pictures(demo, tmp_path):
+    """A checkpoint trained with redraw: predict.py redraws every picture, Omniglot's own too, so an original and
+    the same drawing moved onto a large canvas in light strokes on black get one answer. A checkpoint trained on
+    the originals as they are reads an original as it is, so the two differ."""
+    import predict
+
+    task, _ = demo
+    queries = tmp_path / "query"
+    queries.mkdir()
+    original = sorted((task / "query").iterdir())[0]
+    shutil.copy(original, queries / "original.png")
+    with Image.open(original) as img:
+        canvas = Image.new("L", (300, 300), 255)
+        canvas.paste(img.convert("L"), (170, 30))
+    ImageOps.invert(canvas).save(queries / "moved.png")
+    probability = {}
+    for redraw in ("true", "false"):
+        ckpt = save_tiny_checkpoint(tmp_path / f"redraw_{redraw}.ckpt", "--redraw", redraw)
+        probability[redraw] = {name: prob for name, _, prob in predict.main(
+            ["--ckpt", str(ckpt), "--support_dir", str(task / "support"), "--query_dir", str(queries)])}
+    assert probability["true"]["original.png"] == probability["true"]["moved.png"]
+    assert probability["false"]["original.png"] != probability["false"]["moved.png"]

@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from src.data.omniglot_like import omniglot_like
 from src.data.release import NUM_DRAWERS, SOURCE_SIZE, read_source
 from src.model_utils.errors import UserError
 
@@ -33,15 +34,16 @@ def ink_map(img, imgsz):
     return np.clip(1.0 - small / 255.0, 0.0, 1.0)
 
 
-def _load_image(data, where, imgsz):
-    """105x105 1-bit Omniglot scan -> its ink map; anything else is refused as damaged data."""
+def _load_image(data, where, imgsz, redraw=False):
+    """105x105 1-bit Omniglot scan -> its ink map (redrawn first with `redraw`, see omniglot_like); anything
+    else is refused as damaged data."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.size != (SOURCE_SIZE, SOURCE_SIZE):
                 width, height = img.size
                 raise UserError(f"{where} is {width}x{height}, expected {SOURCE_SIZE}x{SOURCE_SIZE}:"
                                 " this is not an original Omniglot image; restore the original data")
-            return ink_map(img, imgsz)
+            return ink_map(omniglot_like(img, redraw_originals=True) if redraw else img, imgsz)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
         reason = "not an image" if isinstance(err, UnidentifiedImageError) else err
         raise UserError(f"cannot decode {where} as PNG ({reason}): the file is corrupt;"
@@ -61,17 +63,17 @@ def die_with_parent(parent):
 
 
 def _decode_chunk(task):
-    """Worker entry point: (first class index, container, [class image refs], imgsz) -> (index, array)."""
-    start, container, classes, imgsz = task
+    """Worker entry point: (first class index, container, [class image refs], imgsz, redraw) -> (index, array)."""
+    start, container, classes, imgsz, redraw = task
     out = np.empty((len(classes), NUM_DRAWERS, imgsz, imgsz), dtype=np.float16)
     for i, refs in enumerate(classes):
         for j, ref in enumerate(refs):
             where = f"{ref} in {container}" if container else ref
-            out[i, j] = _load_image(read_source(container, ref, where), where, imgsz)
+            out[i, j] = _load_image(read_source(container, ref, where), where, imgsz, redraw)
     return start, out
 
 
-def _make_tasks(sources, imgsz, workers):
+def _make_tasks(sources, imgsz, workers, redraw):
     total = sum(len(classes) for _, _, classes in sources)
     chunk = max(1, -(-total // (workers * CHUNKS_PER_WORKER)))
     tasks, start = [], 0
@@ -79,7 +81,7 @@ def _make_tasks(sources, imgsz, workers):
         container = str(container) if container else None
         for k in range(0, len(classes), chunk):
             refs = [files for _, _, files in classes[k:k + chunk]]
-            tasks.append((start, container, refs, imgsz))
+            tasks.append((start, container, refs, imgsz, redraw))
             start += len(refs)
     return tasks
 
@@ -102,13 +104,13 @@ def _run_tasks(tasks, workers):
             pool.shutdown(cancel_futures=True)
 
 
-def decode_all(sources, imgsz, workers, log):
+def decode_all(sources, imgsz, workers, log, redraw=False):
     """float16 (classes, NUM_DRAWERS, imgsz, imgsz) ink maps of the listed sources (src/data/release.py),
-    decoded by `workers` processes; progress every tenth of the classes through `log`."""
+    redrawn first with `redraw`, decoded by `workers` processes; progress every tenth of the classes through `log`."""
     total = sum(len(classes) for _, _, classes in sources)
     array = np.empty((total, NUM_DRAWERS, imgsz, imgsz), dtype=np.float16)
     started, done, reported = time.monotonic(), 0, 0
-    for start, block in _run_tasks(_make_tasks(sources, imgsz, workers), workers):
+    for start, block in _run_tasks(_make_tasks(sources, imgsz, workers, redraw), workers):
         array[start:start + len(block)] = block
         done += len(block)
         if done * 10 // total > reported:

@@ -13,23 +13,24 @@ from src.model_utils.errors import UserError
 BLANK = 0.05  # an ink map whose darkest pixel holds less ink than this shows nothing drawn
 
 
-def _ink(image, imgsz):
+def _ink(image, imgsz, redraw):
     """The image's ink map, or None when there is no image or nothing is drawn on it."""
     if image is None:
         return None
     try:
-        ink = image_to_ink_map(image, imgsz)
+        ink = image_to_ink_map(image, imgsz, redraw)
     except (OSError, ValueError, TypeError, Image.DecompressionBombError) as err:
         raise UserError(f"cannot read an uploaded image ({err}): upload a PNG or JPEG, or draw instead") from None
     return ink if ink.max() >= BLANK else None
 
 
-def drawn_task(names, images, query, imgsz, max_classes):
+def drawn_task(names, images, query, imgsz, max_classes, redraw=False):
     """(class names, support images (N, 1, imgsz, imgsz), labels (N,), query (1, 1, imgsz, imgsz)) of the
-    classes that have a drawing, names[i] naming images[i]. A slot with neither a name nor a drawing is left out."""
+    classes that have a drawing, names[i] naming images[i]. A slot with neither a name nor a drawing is left out.
+    `redraw`: the checkpoint's setting (src/data/omniglot_like.py)."""
     classes, support = [], []
     for slot, (name, image) in enumerate(zip(names, images), start=1):
-        name, ink = (name or "").strip(), _ink(image, imgsz)
+        name, ink = (name or "").strip(), _ink(image, imgsz, redraw)
         if ink is None and name:
             raise UserError(f"class {name!r} has no drawing: draw or upload an example of it, or clear its name")
         if ink is not None and not name:
@@ -42,7 +43,7 @@ def drawn_task(names, images, query, imgsz, max_classes):
         support.append(ink)
     check_class_count(len(classes), max_classes, f"{len(classes) or 'no'} class{'es' if len(classes) != 1 else ''} "
                       "drawn", "draw and name an example of each class")
-    x_qry = _ink(query, imgsz)
+    x_qry = _ink(query, imgsz, redraw)
     if x_qry is None:
         raise UserError("no query drawn: draw or upload the character to classify")
     return classes, np.stack(support)[:, None], np.arange(len(classes), dtype=np.int32), x_qry[None, None]

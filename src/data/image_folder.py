@@ -52,26 +52,26 @@ def _as_paper_and_ink(img):
     return img
 
 
-def image_to_ink_map(image, imgsz):
+def image_to_ink_map(image, imgsz, redraw=False):
     """A PIL image or a uint8 array ((H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA) -> the network's
     imgsz x imgsz float32 ink map, as the training data was stored: read_image's conversion, for images
-    already in memory (demo.py's canvases)."""
+    already in memory (demo.py's canvases). `redraw`: the checkpoint's setting, an Omniglot file redrawn too."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
-    return ink_map(omniglot_like(_as_paper_and_ink(image)), imgsz).astype(np.float16).astype(np.float32)
+    return ink_map(omniglot_like(_as_paper_and_ink(image), redraw), imgsz).astype(np.float16).astype(np.float32)
 
 
-def read_image(path, imgsz):
+def read_image(path, imgsz, redraw=False):
     try:
         with Image.open(path) as img:
             img.load()
-            return image_to_ink_map(img, imgsz)
+            return image_to_ink_map(img, imgsz, redraw)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
         reason = "not an image" if isinstance(err, UnidentifiedImageError) else err
         raise UserError(f"cannot read image {path} ({reason}): remove it or replace it with a PNG or JPEG") from None
 
 
-def read_support(support_dir, imgsz, max_classes):
+def read_support(support_dir, imgsz, max_classes, redraw=False):
     """(class names, images (N, 1, imgsz, imgsz), labels (N,), files left out: non-images and files
     outside the class folders)."""
     root = _folder(support_dir, "support", "--support_dir")
@@ -84,20 +84,20 @@ def read_support(support_dir, imgsz, max_classes):
         if not files:
             raise UserError(f"class folder {folder} holds no image files: put at least one example image "
                             "directly in it, or remove it")
-        images += [read_image(path, imgsz) for path in files]
+        images += [read_image(path, imgsz, redraw) for path in files]
         labels += [label] * len(files)
         skipped += others
     return [p.name for p in classes], np.stack(images)[:, None], np.array(labels, np.int32), skipped
 
 
-def read_queries(query_dir, imgsz):
+def read_queries(query_dir, imgsz, redraw=False):
     """(image paths, images (Q, 1, imgsz, imgsz), entries left out: subfolders and non-image files)."""
     root = _folder(query_dir, "query", "--query_dir")
     folders, files, others = _entries(root)
     if not files:
         inside = f" (only the files directly inside are read, not its subfolders {folders[0].name}, ...)" if folders else ""
         raise UserError(f"query folder {root} holds no image files{inside}: put the images to classify in it")
-    return files, np.stack([read_image(path, imgsz) for path in files])[:, None], sorted(folders + others)
+    return files, np.stack([read_image(path, imgsz, redraw) for path in files])[:, None], sorted(folders + others)
 
 
 def check_class_count(count, max_classes, counted, how):

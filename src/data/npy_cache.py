@@ -18,6 +18,7 @@ from src.model_utils.errors import UserError
 FORMAT_VERSION = 1
 NPY_NAME = "omniglot.npy"
 INDEX_NAME = "omniglot_index.json"
+REDRAWN_NAMES = ("omniglot_redrawn.npy", "omniglot_redrawn_index.json")  # the `redraw` setting's cache, beside the other
 CLASS_KEYS = ("set", "alphabet", "character")  # the fields of each class in the index
 
 
@@ -30,26 +31,33 @@ class OmniglotData:
     imgsz: int
 
 
-def make_index(sources, imgsz, fingerprint):
+def cache_files(out_dir, redraw=False):
+    """(npy path, index path) of the cache in out_dir: the originals' or, with `redraw`, the redrawn images'."""
+    npy_name, index_name = REDRAWN_NAMES if redraw else (NPY_NAME, INDEX_NAME)
+    return Path(out_dir) / npy_name, Path(out_dir) / index_name
+
+
+def make_index(sources, imgsz, fingerprint, redraw=False):
     classes = [{"set": set_name, "alphabet": alphabet, "character": character}
                for set_name, _, entries in sources for alphabet, character, _ in entries]
     return {"format_version": FORMAT_VERSION, "imgsz": imgsz, "resample": "lanczos",
-            "num_classes": len(classes), "num_drawers": NUM_DRAWERS, "source": fingerprint,
+            "num_classes": len(classes), "num_drawers": NUM_DRAWERS, "source": fingerprint, "redrawn": redraw,
             "classes": classes}
 
 
-def is_up_to_date(out_dir, imgsz, fingerprint):
+def is_up_to_date(out_dir, imgsz, fingerprint, redraw=False):
     """Trust the cache only if the index (written last) matches and the npy header agrees with it."""
+    npy_path, index_path = cache_files(out_dir, redraw)
     try:
-        index = json.loads((out_dir / INDEX_NAME).read_text())
-        header = np.load(out_dir / NPY_NAME, mmap_mode="r")
+        index = json.loads(index_path.read_text())
+        header = np.load(npy_path, mmap_mode="r")
         shape, dtype = header.shape, header.dtype
         del header
     except (OSError, ValueError, EOFError):
         return False
     return (isinstance(index, dict) and index.get("format_version") == FORMAT_VERSION
             and index.get("imgsz") == imgsz and index.get("resample") == "lanczos"
-            and index.get("source") == fingerprint
+            and index.get("source") == fingerprint and index.get("redrawn", False) == redraw
             and shape == (index.get("num_classes"), NUM_DRAWERS, imgsz, imgsz) and dtype == np.float16)
 
 
@@ -95,14 +103,16 @@ def _fsync_dir(path):
 
 def save(out_dir, array, index, fix):
     """npy first, index last: the index marks a complete cache, so drop the old one before touching the npy."""
-    (out_dir / INDEX_NAME).unlink(missing_ok=True)
-    write_atomic(out_dir / NPY_NAME, lambda f: np.save(f, array, allow_pickle=False), fix)
-    write_atomic(out_dir / INDEX_NAME, lambda f: f.write(json.dumps(index, indent=1).encode() + b"\n"), fix)
+    npy_path, index_path = cache_files(out_dir, index["redrawn"])
+    index_path.unlink(missing_ok=True)
+    write_atomic(npy_path, lambda f: np.save(f, array, allow_pickle=False), fix)
+    write_atomic(index_path, lambda f: f.write(json.dumps(index, indent=1).encode() + b"\n"), fix)
     _fsync_dir(out_dir)
 
 
-def rebuild_hint(npy_dir):
-    return f"run python src/data_preprocess.py --data_path OMNIGLOT_ROOT --output_path {npy_dir}"
+def rebuild_hint(npy_dir, redraw=False):
+    return (f"run python src/data_preprocess.py --data_path OMNIGLOT_ROOT --output_path {npy_dir}"
+            + (" --redraw" if redraw else ""))
 
 
 def _read_index(index_path, hint):
@@ -130,12 +140,12 @@ def _read_index(index_path, hint):
     return imgsz, classes, num_drawers
 
 
-def load_omniglot(npy_dir):
-    """Load omniglot.npy and its index, refusing anything the rest of the code could misread."""
+def load_omniglot(npy_dir, redraw=False):
+    """Load omniglot.npy (with `redraw`, omniglot_redrawn.npy) and its index, refusing anything the rest of the
+    code could misread."""
     npy_dir = Path(npy_dir)
-    npy_path = npy_dir / NPY_NAME
-    index_path = npy_dir / INDEX_NAME
-    hint = rebuild_hint(npy_dir)
+    npy_path, index_path = cache_files(npy_dir, redraw)
+    hint = rebuild_hint(npy_dir, redraw)
     for path in (npy_path, index_path):
         if not path.is_file():
             raise UserError(f"{path.name} not found in {npy_dir}: {hint}")

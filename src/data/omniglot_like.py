@@ -112,10 +112,12 @@ def _resized(mask, size):
     return Image.fromarray(((coverage >= 127.5) * 255).astype(np.uint8))
 
 
-def omniglot_like(img):
-    """An 8-bit image (paper 255, ink 0) drawn as Omniglot's originals are; an original comes back as it is."""
+def omniglot_like(img, redraw_originals=False):
+    """An 8-bit image (paper 255, ink 0) drawn as Omniglot's originals are; an original comes back as it is,
+    unless `redraw_originals` (the `redraw` setting: every image, the training data too, in one canonical size,
+    place and stroke width)."""
     grey = img.convert("L")
-    if is_omniglot_drawing(grey):
+    if not redraw_originals and is_omniglot_drawing(grey):
         return img
     if max(grey.size) > MAX_WORKING_SIDE:
         grey.thumbnail((MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.LANCZOS)

@@ -15,7 +15,7 @@ from src.model_utils.outputs import check_output_file
 
 _REPORT_KEYS = {"ckpt", "acc", "ci95", "tasks"}
 # The settings a report records, which with its task count and ensemble size define what it measured.
-PROTOCOL_KEYS = ("split", "eval_split", "imgsz", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr",
+PROTOCOL_KEYS = ("split", "eval_split", "imgsz", "redraw", "n_way", "k_spt", "k_qry_test", "update_step_test", "update_lr",
                  "eval_seed", "transductive")
 
 

@@ -9,7 +9,7 @@ SHAPE_KEYS = ("n_way", "num_filters", "num_blocks")
 STEP_PARAM_KEYS = ("learn_inner_lr", "per_step_bn")
 # Settings that eval.py, predict.py and export.py take from the checkpoint unless the user sets them: the
 # network, the task it was trained for, its split and its inner loop.
-INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "split", "k_spt", "k_qry", "k_qry_test", "update_lr",
+INHERITED_KEYS = SHAPE_KEYS + STEP_PARAM_KEYS + ("imgsz", "redraw", "split", "k_spt", "k_qry", "k_qry_test", "update_lr",
                                                  "update_step", "update_step_test", "transductive")
 # Settings that fix which tasks a validation scores: a resume that changes one (a 5-shot stage after 1-shot
 # training) ranks only the validations made since, for best.ckpt and the ensemble.

@@ -52,7 +52,7 @@ class TrainingRun:
         setup_device(cfg)
         self.ranks = distributed.current()
         self.out = prepare_output_dir(cfg) if self.ranks.main else Path(cfg.output_dir)
-        data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log)
+        data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log, redraw=cfg.redraw)
         self.images, self.splits = data.images, split_class_ids(data.classes, cfg.split)
         self.rotate = split_rotates(cfg.split)
         # Augmentation is for meta-training alone: validation and test tasks come from fixed_task_batches.

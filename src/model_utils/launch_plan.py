@@ -115,7 +115,7 @@ def main(argv=None):
     kind, rest = argv[0], argv[1:]
     if not rest or rest[0].startswith("--"):  # standalone: the settings alone (a RANK_SIZE of -1 is not)
         cfg = checked_settings(kind, rest)
-        check_omniglot_data(cfg.data_path, cfg.npy_dir)
+        check_omniglot_data(cfg.data_path, cfg.npy_dir, cfg.redraw)
         answer(log_path(kind, cfg))
         return
     if len(rest) < 2:
@@ -131,7 +131,8 @@ def main(argv=None):
         raise UserError(f"RANK_SIZE {rank_size} is more CPU ranks than this machine has cores ({cores}): each rank "
                         f"computes on a core of its own; pass at most {cores}")
     port = check_port(port) if port else free_port()
-    prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: log(message, sys.stderr))
+    prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: log(message, sys.stderr),
+                     redraw=cfg.redraw)
     run_log = log_path(kind, cfg)  # creates a training's output folder: last, so no failure leaves it empty
     answer(run_log, run_log.parent / "msrun_log" if kind == "train" else run_log.with_suffix(".msrun_log"), port)
 
