@@ -10,13 +10,12 @@ The demo (predict.py) must classify a task of each checkpoint's setting.
 import functools
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from eval import main as eval_main
 from src.data.demo_task import make_demo_task
 from src.engine import checkpoint, run_folder
 from src.engine.eval_report import check_eval_report
@@ -150,11 +149,8 @@ def test_shipped_checkpoint_scores_exactly_as_recorded(report, omniglot_root, om
     report_path = REPO / "checkpoints" / report
     out = tmp_path / "report.json"
     options = [str(part) for option in named_options(report_path).items() for part in option]
-    proc = subprocess.run([sys.executable, str(REPO / "eval.py"), "--ckpt", str(report_path.parent / "best.ckpt"),
-                           *options, "--data_path", str(omniglot_root), "--npy_dir", str(omniglot_npy_dir),
-                           "--eval_tasks", str(TASKS), "--eval_report", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    eval_main(["--ckpt", str(report_path.parent / "best.ckpt"), *options, "--data_path", str(omniglot_root),
+               "--npy_dir", str(omniglot_npy_dir), "--eval_tasks", str(TASKS), "--eval_report", str(out)])
     got, documented = json.loads(out.read_text()), json.loads(report_path.read_text())
     protocol = ("split", "n_way", "k_spt", "k_qry_test", "update_step_test", "transductive", "ensemble_steps")
     assert {key: got.get(key) for key in protocol} == {key: documented.get(key) for key in protocol}
@@ -185,11 +181,10 @@ def test_demo_classifies_with_each_shipped_checkpoint(folder, omniglot_root, tmp
     task = tmp_path / "task"
     answers = make_demo_task(omniglot_root, task, n_way=config["n_way"], k_spt=config["k_spt"], k_qry=2,
                              split=config["split"], seed=1)
-    proc = subprocess.run([sys.executable, str(REPO / "predict.py"), "--ckpt", str(folder / "best.ckpt"),
-                           "--support_dir", str(task / "support"), "--query_dir", str(task / "query")],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    found = dict(line.split("\t")[:2] for line in proc.stdout.splitlines())
+    import predict  # in this process: MindSpore is imported once for all the folders
+
+    found = {name: cls for name, cls, _ in predict.main(["--ckpt", str(folder / "best.ckpt"), "--support_dir",
+                                                         str(task / "support"), "--query_dir", str(task / "query")])}
     assert sorted(found) == sorted(answers)
     correct = sum(found[query] == answers[query] for query in answers)
     # One task of 10 or 40 queries scatters by up to about 0.1 around the 600-task accuracy (95%);
