@@ -45,7 +45,7 @@ def main(argv=None):
     classes = split_class_ids(data.classes, cfg.split)[cfg.eval_split]
     name = "test" if cfg.eval_split == "test" else "validation"
     log(f"evaluating {what} on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot {name} tasks "
-        f"of split {cfg.split} with {counted(cfg.k_qry_test, 'query', 'queries')} per class, "
+        f"of split {cfg.split}{', every image redrawn,' if cfg.redraw else ''} with {counted(cfg.k_qry_test, 'query', 'queries')} per class, "
         f"{fine_tuning(cfg)}, {'the queries normalised together' if cfg.transductive else 'each query on its own'}")
     start = time.time()
     result = evaluate(scorer, data.images, classes, cfg, cfg.eval_tasks, split_rotates(cfg.split), ranks)

@@ -48,7 +48,7 @@ def main(argv=None):
         log(f"left out {len(skipped)} entries that are not image files in a class folder (or are hidden): "
             f"{one_line(skipped[0])}, ...", sys.stderr)
     log(f"adapting {cfg.ckpt} (step {meta['step']}, {cfg.n_way}-way) to {len(names)} classes, {len(y_spt)} support "
-        f"images, in {fine_tuning(cfg)}; {'the queries as one batch' if cfg.transductive else 'each query on its own'}",
+        f"images{', every image redrawn' if cfg.redraw else ''}, in {fine_tuning(cfg)}; {'the queries as one batch' if cfg.transductive else 'each query on its own'}",
         sys.stderr)
     probs = class_probabilities(AdaptAndScore(maml, cfg.update_step_test), x_spt, y_spt, x_qry, len(names))
     predictions = []

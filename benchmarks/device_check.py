@@ -84,7 +84,7 @@ def meta_gradients(common, target, formulation):
 def train_losses(common, target, steps):
     """The losses of `steps` seeded meta-steps on Omniglot, and the median seconds of a step after the first."""
     cfg = load_config(common + TRAIN_SETTINGS + ["--device_target", target])
-    data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: None)
+    data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: None, redraw=cfg.redraw)
     classes = split_class_ids(data.classes, cfg.split)["train"]
     sampler = EpisodeSampler(data.images, classes, cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num,
                              split_rotates(cfg.split), cfg.seed)
@@ -103,7 +103,7 @@ def test_accuracies(common, target, tasks):
     """Per-task query accuracy of the shipped checkpoint on the first `tasks` fixed test tasks."""
     cfg, params, _ = inference_settings(common + ["--device_target", target, "--ckpt", str(CHECKPOINT)])
     scorer = AdaptAndScore(trained_maml(cfg, params, CHECKPOINT), cfg.update_step_test)
-    data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: None)
+    data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: None, redraw=cfg.redraw)
     classes = split_class_ids(data.classes, cfg.split)["test"]
     accs = []
     for batch in fixed_task_batches(data.images, classes, cfg.n_way, cfg.k_spt, cfg.k_qry_test, tasks,

@@ -244,7 +244,7 @@ def main(argv=None):
         cfg, meta, results = run_checkpoint(["--ckpt", ckpt, *settings, *again], names, args.tasks, args.seed)
         reports.append({"ckpt": ckpt, "ckpt_step": meta["step"], "split": cfg.split, "n_way": cfg.n_way,
                         "k_spt": cfg.k_spt, "k_qry_test": cfg.k_qry_test, "update_step_test": cfg.update_step_test,
-                        "transductive": cfg.transductive, "tasks": args.tasks, "seed": args.seed,
+                        "transductive": cfg.transductive, "redraw": cfg.redraw, "tasks": args.tasks, "seed": args.seed,
                         "results": results})
     print(table(reports), flush=True)
     if args.output:

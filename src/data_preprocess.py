@@ -85,7 +85,7 @@ def build_omniglot(data_path, output_path=None, imgsz=28, force=False, workers=N
 def _parse_args(argv):
     parser = ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--data_path", required=True, type=path_type("--data_path"), help="Omniglot root (raw/*.zip or processed/ folders)")
-    parser.add_argument("--output_path", default=None, type=path_type("--output_path"), help="where omniglot.npy goes (default: --data_path)")
+    parser.add_argument("--output_path", default=None, type=path_type("--output_path"), help="where omniglot.npy (omniglot_redrawn.npy) goes (default: --data_path)")
     parser.add_argument("--imgsz", type=int, default=28, help="output side length in pixels (default 28)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
     parser.add_argument("--redraw", action="store_true",

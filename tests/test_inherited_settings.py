@@ -1,5 +1,6 @@
 """eval.py and predict.py take a checkpoint's own settings as defaults; a config file and the command line win."""
 import json
+import shutil
 
 import pytest
 
@@ -81,3 +82,25 @@ def test_a_resume_with_another_fine_tuning_step_size_validates_other_tasks(tmp_p
     cfg = load_config([*TINY, "--update_lr", "0.2", "--meta_steps", "10"])
     with pytest.raises(UserError, match=r"other tasks than this run's \(update_lr 0.4 -> 0.2\)"):
         load_for_resume(tmp_path, cfg, print)
+
+
+def test_eval_reads_the_redrawn_images_of_a_redraw_checkpoint(omniglot_npy_dir, tmp_path):
+    """eval.py on a checkpoint trained with redraw reads omniglot_redrawn.npy (here the only cache: a copy of the
+    originals' standing in for it); told --redraw false, it looks for omniglot.npy, absent, and says so."""
+    from eval import main as eval_main
+    from src.data.npy_cache import INDEX_NAME, NPY_NAME, REDRAWN_NAMES
+    from tests.tiny_checkpoints import save_tiny_checkpoint
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(omniglot_npy_dir / NPY_NAME, cache / REDRAWN_NAMES[0])
+    index = json.loads((omniglot_npy_dir / INDEX_NAME).read_text())
+    (cache / REDRAWN_NAMES[1]).write_text(json.dumps(index | {"redrawn": True}))
+    ckpt = save_tiny_checkpoint(tmp_path / "redraw.ckpt", "--redraw", "true")
+    settings = ["--ckpt", str(ckpt), "--data_path", str(tmp_path / "no_raw_data"), "--npy_dir", str(cache),
+                "--eval_tasks", "2", "--eval_batch", "2"]
+    eval_main(settings)
+    report = json.loads((tmp_path / "redraw.ckpt.eval.json").read_text())
+    assert report["redraw"] is True and report["tasks"] == 2
+    with pytest.raises(UserError, match=f"has no {NPY_NAME}"):
+        eval_main(settings + ["--redraw", "false", "--eval_report", str(tmp_path / "originals.json")])

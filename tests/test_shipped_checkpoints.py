@@ -142,12 +142,13 @@ def test_shipped_report_may_be_rewritten_by_its_command(report_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("report", sorted(EXACT))
-def test_shipped_checkpoint_scores_exactly_as_recorded(report, omniglot_root, omniglot_npy_dir, tmp_path):
+def test_shipped_checkpoint_scores_exactly_as_recorded(report, omniglot_root, omniglot_npy_dir, tmp_path, monkeypatch):
     """eval.py under a shipped report's protocol, on the first 20 of its tasks: evaluation is deterministic,
     so the number of correct answers is the recorded one exactly. Any change to the model, inner loop, loss,
     data or checkpoint loading that changes the number of correct answers on these tasks fails here."""
     report_path = REPO / "checkpoints" / report
     out = tmp_path / "report.json"
+    monkeypatch.chdir(tmp_path)  # as a user's run elsewhere: nothing lands in the clone
     options = [str(part) for option in named_options(report_path).items() for part in option]
     eval_main(["--ckpt", str(report_path.parent / "best.ckpt"), *options, "--data_path", str(omniglot_root),
                "--npy_dir", str(omniglot_npy_dir), "--eval_tasks", str(TASKS), "--eval_report", str(out)])
@@ -175,13 +176,15 @@ def test_shipped_ensemble_is_quoted_and_complete(report_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
-def test_demo_classifies_with_each_shipped_checkpoint(folder, omniglot_root, tmp_path):
+def test_demo_classifies_with_each_shipped_checkpoint(folder, omniglot_root, tmp_path, monkeypatch):
     """predict.py on a demo task of the checkpoint's own setting, drawn from its split's meta-test classes."""
     config = stored_config(folder)
     task = tmp_path / "task"
     answers = make_demo_task(omniglot_root, task, n_way=config["n_way"], k_spt=config["k_spt"], k_qry=2,
                              split=config["split"], seed=1)
     import predict  # in this process: MindSpore is imported once for all the folders
+
+    monkeypatch.chdir(tmp_path)
 
     found = {name: cls for name, cls, _ in predict.main(["--ckpt", str(folder / "best.ckpt"), "--support_dir",
                                                          str(task / "support"), "--query_dir", str(task / "query")])}

@@ -20,9 +20,11 @@ def check_omniglot_data(data_path, npy_dir="", redraw=False):
     has_source = _has_omniglot_source(data_path)
     npy_path, index_path = cache_files(out_dir, redraw)
     if not has_source and not (npy_path.is_file() and index_path.is_file()):
+        why = (" (redraw is true, from the checkpoint or the settings: build it with python src/data_preprocess.py "
+               "--redraw, or pass --redraw false)") if redraw else ""
         raise UserError(
             f"no Omniglot data: {data_path} has no raw/ folder with images_background.zip and "
-            f"images_evaluation.zip, and {out_dir} has no {npy_path.name}: set data_path to the "
+            f"images_evaluation.zip, and {out_dir} has no {npy_path.name}{why}: set data_path to the "
             "Omniglot root")
     return has_source, out_dir
 

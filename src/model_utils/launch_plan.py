@@ -8,9 +8,9 @@ backend too (a GPU or Ascend this machine cannot run is MindSpore's reason in on
 the checkpoint's settings as eval.py merges them, and an ensemble's members; training with --resume:
 the checkpoint it would continue), so that a bad value is one error line and exit code 2 before the
 log begins, not after the cluster is up. Standalone: the data must be there (the program builds
-omniglot.npy itself); prints the log's path. Data-parallel: also task_num against RANK_SIZE, CPU ranks
-against the cores, the interpreter's name that msrun needs (src/model_utils/msrun.py), and omniglot.npy is
-built if it is missing or stale, so that the ranks do not build it at once; prints three fields: the log, the
+omniglot.npy, or omniglot_redrawn.npy with redraw, itself); prints the log's path. Data-parallel: also task_num against RANK_SIZE, CPU ranks
+against the cores, the interpreter's name that msrun needs (src/model_utils/msrun.py), and omniglot.npy (or
+omniglot_redrawn.npy) is built if it is missing or stale, so that the ranks do not build it at once; prints three fields: the log, the
 folder for the ranks' own logs, and the scheduler's port (MASTER_PORT, or a free port of 127.0.0.1 when
 it is empty). Each field ends with a NUL byte, which no path holds: the script reads them with
 `mapfile -d ''`, so that no path can split into two fields.
