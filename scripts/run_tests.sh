@@ -2,7 +2,8 @@
 # The README's test command: install requirements-dev.txt (the running requirements, pytest,
 # pytest-xdist, matplotlib and shellcheck), then run the whole test suite, slow end-to-end tests too (-m "" lifts
 # pytest.ini's default, the fast tests only), one pytest worker per core (at most 4, for memory;
-# pass -n 0 for one process).
+# pass -n 0 for one process); a module marked xdist_group runs on one worker, so its costly module fixture is
+# built once.
 # Usage: bash scripts/run_tests.sh [pytest args...]
 # The tests read the real Omniglot from OMNIGLOT_ROOT (default: default_config.yaml's data_path) and never write
 # there; without it the tests that need it fail (OMNIGLOT_REQUIRED=0 skips them instead).
@@ -12,4 +13,4 @@ SETUP_REQUIREMENTS=requirements-dev.txt
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 export OMNIGLOT_REQUIRED="${OMNIGLOT_REQUIRED:-1}"
-exec "$PYTHON" -m pytest tests -q -m "" -n auto --maxprocesses 4 --durations=15 "$@"
+exec "$PYTHON" -m pytest tests -q -m "" -n auto --maxprocesses 4 --dist loadgroup --durations=15 "$@"

@@ -74,7 +74,12 @@ def demo(omniglot_root, tmp_path_factory):
     return out, answers
 
 
-_USABLE_DEVICE = ("import runpy, src.model_utils.device; src.model_utils.device.check_available = lambda target: None; "
+# src.model_utils.device loads lazily (with MindSpore, on first use) so that a setting refused before the device
+# check is answered as fast as by the real interpreter; the stub set now outlives the loading.
+_USABLE_DEVICE = ("import importlib.util, runpy, sys; spec = importlib.util.find_spec('src.model_utils.device'); "
+                  "spec.loader = importlib.util.LazyLoader(spec.loader); "
+                  "device = sys.modules[spec.name] = importlib.util.module_from_spec(spec); "
+                  "spec.loader.exec_module(device); device.check_available = lambda target: None; "
                   "runpy.run_module('src.model_utils.launch_plan', run_name='__main__')")
 
 

@@ -254,7 +254,8 @@ def test_predict_answers_one_image_as_it_answers_them_all(demo, tmp_path):
         cls, prob = _predict_alone(task, tmp_path, name)
         assert cls == together[name][0]
         assert prob == pytest.approx(together[name][1], abs=1e-5)
-    moved = [abs(_predict_alone(task, tmp_path, name, "--transductive", "true")[1] - together[name][1]) for name in names]
+    moved = [abs(_predict_alone(task, tmp_path, name, "--transductive", "true")[1] - together[name][1])
+             for name in names[:2]]
     assert max(moved) > 0.05
 
 

@@ -23,13 +23,9 @@ import socket
 import sys
 
 from src.data.dataset import check_omniglot_data, prepare_omniglot
-from src.engine.ensemble import load_members
 from src.engine.eval_report import check_eval_report
-from src.engine.loading import inference_settings, load_for_resume
 from src.engine.run_folder import prepare_run_folder
 from src.model_utils.config import load_config
-from src.model_utils.device import check_available
-from src.model_utils.distributed import check_meta_batch
 from src.model_utils.errors import UserError, run_cli
 from src.model_utils.log import log
 from src.model_utils.msrun import rank_interpreter
@@ -60,7 +56,14 @@ def check_port(text):
 
 def checked_settings(kind, settings, rank_size=1):
     """The settings of a run of `kind` ("train" or "eval") with the command-line `settings`, after the
-    checks its program makes before any work."""
+    checks its program makes before any work. The command line is parsed first and MindSpore loaded after
+    (it takes seconds): a mistyped setting is answered at once."""
+    load_config(settings, check=kind == "train")
+    from src.engine.ensemble import load_members
+    from src.engine.loading import inference_settings, load_for_resume
+    from src.model_utils.device import check_available
+    from src.model_utils.distributed import check_meta_batch
+
     if kind == "train":
         cfg = load_config(settings)
         check_meta_batch(cfg.task_num, rank_size)
