@@ -348,6 +348,17 @@ def test_exit_code_is_pythons_and_log_follows_config_path(tmp_path, fake_python,
 # ----------------------------------------------------------------------------- real python
 
 
+@pytest.mark.parametrize("kind", ["train", "eval"])
+def test_a_mistyped_setting_is_refused_before_mindspore_loads(kind):
+    """The launch plan answers a value of the wrong type at once: MindSpore (seconds to load) is not imported."""
+    code = (f"import runpy, sys\nsys.argv = ['launch_plan', {kind!r}, '--task_num', 'x']\n"
+            "try:\n    runpy.run_module('src.model_utils.launch_plan', run_name='__main__')\n"
+            "except SystemExit as done:\n    print(done.code, 'mindspore' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.stdout.split() == ["2", "False"], proc.stdout + proc.stderr
+    assert proc.stderr == "error: --task_num takes an integer, got 'x'\n"
+
+
 def test_gpu_unavailable_is_one_line_error(tmp_path, omniglot_root, omniglot_npy_dir):
     code, out = run(TRAIN["gpu"], "0", "1", omniglot_root, "--npy_dir", omniglot_npy_dir, "--output_dir",
                     tmp_path / "out", "--task_num", "2", "--num_filters", "8",
