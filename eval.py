@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from src.data.dataset import prepare_omniglot
+from src.data.dataset import prepare_omniglot_for
 from src.data.splits import split_class_ids, split_rotates
 from src.engine.ensemble import ensemble_scorer
 from src.engine.eval_report import PROTOCOL_KEYS, check_eval_report, report_ckpt
@@ -41,7 +41,7 @@ def main(argv=None):
     else:
         scorer = AdaptAndScore(maml, cfg.update_step_test, cfg.eval_per_step)
         what = f"{ckpt} (step {meta['step']})"
-    data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log, redraw=cfg.redraw)
+    data = prepare_omniglot_for(cfg, log)
     classes = split_class_ids(data.classes, cfg.split)[cfg.eval_split]
     name = "test" if cfg.eval_split == "test" else "validation"
     log(f"evaluating {what} on {cfg.eval_tasks} {cfg.n_way}-way {cfg.k_spt}-shot {name} tasks "

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 
 import mindspore as ms  # noqa: E402
 
-from src.data.dataset import prepare_omniglot  # noqa: E402
+from src.data.dataset import prepare_omniglot_for  # noqa: E402
 from src.data.episode_sampler import EpisodeSampler, fixed_task_batches  # noqa: E402
 from src.data.splits import split_class_ids, split_rotates  # noqa: E402
 from src.engine.loading import inference_settings, trained_maml  # noqa: E402
@@ -84,7 +84,7 @@ def meta_gradients(common, target, formulation):
 def train_losses(common, target, steps):
     """The losses of `steps` seeded meta-steps on Omniglot, and the median seconds of a step after the first."""
     cfg = load_config(common + TRAIN_SETTINGS + ["--device_target", target])
-    data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: None, redraw=cfg.redraw)
+    data = prepare_omniglot_for(cfg, log=lambda message: None)
     classes = split_class_ids(data.classes, cfg.split)["train"]
     sampler = EpisodeSampler(data.images, classes, cfg.n_way, cfg.k_spt, cfg.k_qry, cfg.task_num,
                              split_rotates(cfg.split), cfg.seed)
@@ -103,7 +103,7 @@ def test_accuracies(common, target, tasks):
     """Per-task query accuracy of the shipped checkpoint on the first `tasks` fixed test tasks."""
     cfg, params, _ = inference_settings(common + ["--device_target", target, "--ckpt", str(CHECKPOINT)])
     scorer = AdaptAndScore(trained_maml(cfg, params, CHECKPOINT), cfg.update_step_test)
-    data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: None, redraw=cfg.redraw)
+    data = prepare_omniglot_for(cfg, log=lambda message: None)
     classes = split_class_ids(data.classes, cfg.split)["test"]
     accs = []
     for batch in fixed_task_batches(data.images, classes, cfg.n_way, cfg.k_spt, cfg.k_qry_test, tasks,

@@ -44,3 +44,8 @@ def prepare_omniglot(data_path, npy_dir="", imgsz=28, log=print, redraw=False):
             f"{cache_files(out_dir, redraw)[0]} holds {data.imgsz}x{data.imgsz} images but imgsz {imgsz} was "
             f"requested: set imgsz to {data.imgsz}, or rebuild it: {rebuild_hint(out_dir, redraw)} --imgsz {imgsz}")
     return data
+
+
+def prepare_omniglot_for(cfg, log=print):
+    """The dataset a run with the settings cfg reads (its data_path, npy_dir, imgsz and redraw)."""
+    return prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log, cfg.redraw)

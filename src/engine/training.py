@@ -6,7 +6,7 @@ from pathlib import Path
 import mindspore as ms
 import numpy as np
 
-from src.data.dataset import prepare_omniglot
+from src.data.dataset import prepare_omniglot_for
 from src.data.episode_sampler import EpisodeSampler
 from src.data.splits import split_class_ids, split_rotates
 from src.engine import checkpoint
@@ -52,7 +52,7 @@ class TrainingRun:
         setup_device(cfg)
         self.ranks = distributed.current()
         self.out = prepare_output_dir(cfg) if self.ranks.main else Path(cfg.output_dir)
-        data = prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=log, redraw=cfg.redraw)
+        data = prepare_omniglot_for(cfg, log)
         self.images, self.splits = data.images, split_class_ids(data.classes, cfg.split)
         self.rotate = split_rotates(cfg.split)
         # Augmentation is for meta-training alone: validation and test tasks come from fixed_task_batches.

@@ -22,7 +22,7 @@ import re
 import socket
 import sys
 
-from src.data.dataset import check_omniglot_data, prepare_omniglot
+from src.data.dataset import check_omniglot_data, prepare_omniglot_for
 from src.engine.eval_report import check_eval_report
 from src.engine.run_folder import prepare_run_folder
 from src.model_utils.config import load_config
@@ -134,8 +134,7 @@ def main(argv=None):
         raise UserError(f"RANK_SIZE {rank_size} is more CPU ranks than this machine has cores ({cores}): each rank "
                         f"computes on a core of its own; pass at most {cores}")
     port = check_port(port) if port else free_port()
-    prepare_omniglot(cfg.data_path, cfg.npy_dir, cfg.imgsz, log=lambda message: log(message, sys.stderr),
-                     redraw=cfg.redraw)
+    prepare_omniglot_for(cfg, log=lambda message: log(message, sys.stderr))
     run_log = log_path(kind, cfg)  # creates a training's output folder: last, so no failure leaves it empty
     answer(run_log, run_log.parent / "msrun_log" if kind == "train" else run_log.with_suffix(".msrun_log"), port)
 
