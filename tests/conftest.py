@@ -15,6 +15,19 @@ sys.path.insert(0, str(REPO / "benchmarks"))  # the benchmarks import their help
 import src  # noqa: E402,F401  (sets the CPU kernel choice before any test runs MindSpore)
 
 
+# Module fixtures that train or export (tens of seconds): the tests using one run on one worker (run_tests.sh's
+# --dist loadgroup), so that it is built once.
+COSTLY_MODULE_FIXTURES = ("trained", "exported", "runs")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for name in COSTLY_MODULE_FIXTURES:
+            if name in item.fixturenames:
+                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))
+
+
 @pytest.fixture(scope="module")
 def graph_mode_cpu():
     """MindSpore in graph mode on CPU, as training runs, for the modules that compile cells in-process."""
@@ -80,6 +93,7 @@ _USABLE_DEVICE = ("import importlib.util, runpy, sys; spec = importlib.util.find
                   "spec.loader = importlib.util.LazyLoader(spec.loader); "
                   "device = sys.modules[spec.name] = importlib.util.module_from_spec(spec); "
                   "spec.loader.exec_module(device); device.check_available = lambda target: None; "
+                  "setattr(sys.modules['src.model_utils'], 'device', device); "
                   "runpy.run_module('src.model_utils.launch_plan', run_name='__main__')")
 
 

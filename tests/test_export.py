@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED_5WAY = REPO / "checkpoints" / "omniglot_5way_1shot" / "best.ckpt"
 
 
-pytestmark = [pytest.mark.usefixtures("graph_mode_cpu"), pytest.mark.xdist_group("export")]  # one export, one worker
+pytestmark = pytest.mark.usefixtures("graph_mode_cpu")
 
 
 def run_export(*args):

@@ -348,10 +348,11 @@ def test_exit_code_is_pythons_and_log_follows_config_path(tmp_path, fake_python,
 # ----------------------------------------------------------------------------- real python
 
 
+@pytest.mark.parametrize("ranks", [[], ["2", ""]], ids=["standalone", "data_parallel"])
 @pytest.mark.parametrize("kind", ["train", "eval"])
-def test_a_mistyped_setting_is_refused_before_mindspore_loads(kind):
+def test_a_mistyped_setting_is_refused_before_mindspore_loads(kind, ranks):
     """The launch plan answers a value of the wrong type at once: MindSpore (seconds to load) is not imported."""
-    code = (f"import runpy, sys\nsys.argv = ['launch_plan', {kind!r}, '--task_num', 'x']\n"
+    code = (f"import runpy, sys\nsys.argv = ['launch_plan', {kind!r}, *{ranks!r}, '--task_num', 'x']\n"
             "try:\n    runpy.run_module('src.model_utils.launch_plan', run_name='__main__')\n"
             "except SystemExit as done:\n    print(done.code, 'mindspore' in sys.modules)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

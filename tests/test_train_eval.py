@@ -31,7 +31,7 @@ N_WAY = ["--n_way", "3"]
 RUN = TINY + N_WAY + ["--eval_every", "2", "--save_every", "2", "--keep_checkpoint_max", "1",
                       "--meta_lr", "0.002", "--lr_scheduler_gamma", "0.5", "--lr_decay_steps", "2"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train_eval")]  # one training run, one worker
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -58,14 +58,13 @@ def checked_settings(kind, settings, rank_size=1):
     """The settings of a run of `kind` ("train" or "eval") with the command-line `settings`, after the
     checks its program makes before any work. The command line is parsed first and MindSpore loaded after
     (it takes seconds): a mistyped setting is answered at once."""
-    load_config(settings, check=kind == "train")
+    cfg = load_config(settings, check=kind == "train")
     from src.engine.ensemble import load_members
     from src.engine.loading import inference_settings, load_for_resume
     from src.model_utils.device import check_available
     from src.model_utils.distributed import check_meta_batch
 
     if kind == "train":
-        cfg = load_config(settings)
         check_meta_batch(cfg.task_num, rank_size)
         if cfg.resume:
             load_for_resume(cfg.output_dir, cfg, lambda message: log(message, sys.stderr))
