@@ -87,7 +87,7 @@ def test_run_tests_installs_the_dev_requirements_then_runs_pytest(tmp_path, requ
     assert proc.returncode == 0, proc.stderr
     assert calls.read_text().splitlines() == [
         f"-m pip install --quiet --disable-pip-version-check -r {REPO}/requirements-dev.txt (OMNIGLOT_REQUIRED={required or 'unset'})",
-        f"-m pytest tests -q -m  -n auto --maxprocesses 4 --durations=15 -k x (OMNIGLOT_REQUIRED={expected})",
+        f"-m pytest tests -q -m  -n auto --maxprocesses 4 --dist loadgroup --durations=15 -k x (OMNIGLOT_REQUIRED={expected})",
     ]
 
 
