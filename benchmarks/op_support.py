@@ -148,7 +148,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     with tempfile.TemporaryDirectory() as folder:
         # Read when MindSpore starts: the dumps of every graph compiled in this process, of the one pass read
-        # (the front end's last, validate; all passes' dumps take 60 times the space and twice the time).
+        # (the front end's last, validate; dumping every pass would multiply the space and time).
         os.environ.update(MS_DEV_SAVE_GRAPHS="1", MS_DEV_SAVE_GRAPHS_PATH=str(Path(folder) / "ir"),
                           MS_DEV_DUMP_IR_PASSES="validate")
         from src.model_utils.config import load_config

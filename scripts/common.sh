@@ -56,8 +56,8 @@ _maml_usage() {
         args="DATA_PATH CKPT_PATH" where="Evaluate a MAML checkpoint on the fixed Omniglot meta-test tasks $where."
         example+=" /data/omniglot output/best.ckpt"
         overrides="--eval_tasks 1000 --k_qry_test 1 --ensemble 5"
-        outputs="Report: <CKPT_PATH>.eval[_ensembleN][_nontransductive].json (with --ensemble N, --transductive
-false) or --eval_report R.json; its log: the report's name with .log."
+        outputs="Report: <CKPT_PATH>.eval[_ensembleN][_val][_nontransductive].json (with --ensemble N, --eval_split val,
+--transductive false) or --eval_report R.json; its log: the report's name with .log."
         ranks="the report's name with .msrun_log/worker_N.log"
     fi
     lines+=$'\n'"  DATA_PATH      Omniglot root holding raw/images_{background,evaluation}.zip

@@ -7,8 +7,8 @@ graph needs (docs/op_support.md):
   the forward kernel saves as if it were the variance, so the fused form's second derivative is suspect
   until a device check (benchmarks/device_check.py) shows it right.
 - Ascend: the convolution as matrix products (`matmul`) (Conv2D's group > 1 is only depthwise
-  there; one convolution per task makes a graph that grows with the task count and compiles for many
-  minutes at 32 tasks) and the elementary batch norm (BatchNormGradGrad has only an AICPU kernel).
+  there; one convolution per task makes a graph that grows with the task count and is slow to compile:
+  docs/op_support.md) and the elementary batch norm (BatchNormGradGrad has only an AICPU kernel).
 """
 CONV_IMPLS = ("grouped", "per_task", "matmul")
 BN_IMPLS = ("fused", "elementary")

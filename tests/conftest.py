@@ -37,6 +37,14 @@ def graph_mode_cpu():
     ms.set_device("CPU")
 
 
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    """A 3-way checkpoint of a tiny network, for the tests of programs that load one without scoring it."""
+    from tests.tiny_checkpoints import save_tiny_checkpoint
+
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.ckpt", "--n_way", "3", "--k_qry_test", "2")
+
+
 def run_script(script, *args, cwd=None, env=None, timeout=120):
     """(exit code, stdout + stderr) of `bash script args...`, without the caller's launch variables (device,
     rank, interpreter and log settings), so that only `env` sets them."""

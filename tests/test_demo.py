@@ -2,7 +2,6 @@
 running app, driven by gradio_client, classifies a query drawn from Omniglot among two classes."""
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,8 +13,9 @@ import pytest
 from PIL import Image
 
 from src.data.drawn_task import drawn_task
-from src.model_utils.errors import UserError
 from src.data.image_folder import image_to_ink_map, read_image
+from src.model_utils.errors import UserError
+from src.model_utils.launch_plan import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,12 +84,6 @@ def test_demo_refuses_a_missing_checkpoint_and_transductive(tmp_path):
         demo.main(["--ckpt", str(tmp_path / "none.ckpt")])
     with pytest.raises(UserError, match="--transductive true"):
         demo.main(["--transductive", "true"])
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until_served(url, proc, log, timeout=240):

@@ -47,12 +47,6 @@ def script(name):
     return REPO / name
 
 
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    """A 3-way checkpoint of a tiny network."""
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.ckpt", "--n_way", "3", "--k_qry_test", "2")
-
-
 def save_with(path, meta_changes=(), cell_settings=TINY, config_settings=TINY):
     """A checkpoint as training writes one, with the weights of a network of `cell_settings`, the settings
     `config_settings` and the entries beside the weights changed by `meta_changes`."""

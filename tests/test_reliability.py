@@ -43,12 +43,6 @@ def run(script, *args, cwd):
     return proc.returncode, errors[0]
 
 
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    """A 3-way checkpoint of a tiny network, as eval.py and predict.py load it."""
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.ckpt", "--n_way", "3", "--k_qry_test", "2")
-
-
 @pytest.fixture
 def unwritable(tmp_path):
     """An existing folder this process cannot create files in."""

@@ -46,7 +46,8 @@ def make_index(sources, imgsz, fingerprint, redraw=False):
 
 
 def is_up_to_date(out_dir, imgsz, fingerprint, redraw=False):
-    """Trust the cache only if the index (written last) matches and the npy header agrees with it."""
+    """Trust the cache only if the index (written last) matches, the npy header agrees with it and the file holds
+    all the data the header announces (memory-mapping a truncated file fails)."""
     npy_path, index_path = cache_files(out_dir, redraw)
     try:
         index = json.loads(index_path.read_text())
