@@ -7,7 +7,8 @@
 #   OUTPUT_DIR     where checkpoints, metrics and logs go (default output/quickstart; must not
 #                  hold an earlier run's checkpoints)
 #   --key value    further overrides for both training and evaluation (e.g. --meta_steps 100); paths
-#                  relative to the caller's folder; not data_path, output_dir, npy_dir (set above) or ckpt
+#                  relative to the caller's folder; not data_path, output_dir, npy_dir (set above) or
+#                  ckpt (the run's best.ckpt)
 # Environment: NPY_DIR (where omniglot.npy is built, default data/omniglot), VENV (default .venv).
 # -h/--help anywhere prints this text and installs nothing. data_preprocess.py checks OMNIGLOT_ROOT:
 # a missing folder ends in one error line, exit code 2.
