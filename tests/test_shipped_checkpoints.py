@@ -31,9 +31,10 @@ ENSEMBLES = sorted((REPO / "checkpoints").glob("*/best.ckpt.eval_ensemble*.json"
 REPORTS = sorted((REPO / "checkpoints").glob("*/best.ckpt.eval*.json"))
 TASKS = 20
 # {shipped report (under checkpoints/): correct answers of eval.py under its protocol on the first TASKS tasks}:
-# each folder's 15-query report, one ensemble's (MAML++ 5-way 1-shot, Finn et al.'s protocol) and one with each query
-# normalised with the support set (5-way 1-shot): the two other ensembles fine-tune 5 checkpoints each and cost as
-# much as the rest together, for no code path the one ensemble does not take.
+# each folder's 15-query report (the MAML++ folder trained one query at a time: its own protocol instead, one query
+# per class, each normalised with the support set), one ensemble's (MAML++ 5-way 1-shot, Finn et al.'s protocol)
+# and one more with each query normalised with the support set (5-way 1-shot): the two other ensembles fine-tune 5
+# checkpoints each and cost as much as the rest together, for no code path the one ensemble does not take.
 EXACT = json.loads((REPO / "tests" / f"shipped_{TASKS}_tasks.json").read_text())
 
 
@@ -79,7 +80,7 @@ def test_checkpoints_are_shipped_with_their_records():
     """The folders the README's results table quotes, each with its records; the MAML++ ones with their
     ensemble of the 5 best validations under both protocols (so the tests below have every case to check)."""
     assert {p.name for p in SHIPPED} == {f"omniglot_{setting}" for setting in (
-        "5way_1shot", "5way_1shot_background_augmented", "5way_1shot_mamlpp", "5way_1shot_nontransductive", "5way_5shot", "20way_1shot", "20way_1shot_mamlpp", "20way_1shot_background",
+        "5way_1shot", "5way_1shot_background_augmented", "5way_1shot_mamlpp", "5way_1shot_nontransductive", "5way_5shot", "20way_1shot", "20way_1shot_mamlpp", "20way_1shot_mamlpp_nontransductive", "20way_1shot_background",
         "20way_1shot_background_augmented", "20way_5shot", "20way_5shot_mamlpp")}
     assert {(p.parent.name, p.name) for p in ENSEMBLES} == {
         (f"omniglot_{setting}_mamlpp", f"best.ckpt.eval_ensemble5{protocol}.json")
