@@ -77,8 +77,9 @@ def named_options(report_path):
 
 
 def test_checkpoints_are_shipped_with_their_records():
-    """The folders the README's results table quotes, each with its records; the MAML++ ones with their
-    ensemble of the 5 best validations under both protocols (so the tests below have every case to check)."""
+    """The folders the README's results table quotes, each with its records; the MAML++ ones (but the one trained
+    one query at a time) with their ensemble of the 5 best validations under both protocols (so the tests below have
+    every case to check)."""
     assert {p.name for p in SHIPPED} == {f"omniglot_{setting}" for setting in (
         "5way_1shot", "5way_1shot_background_augmented", "5way_1shot_mamlpp", "5way_1shot_nontransductive", "5way_5shot", "20way_1shot", "20way_1shot_mamlpp", "20way_1shot_mamlpp_nontransductive", "20way_1shot_background",
         "20way_1shot_background_augmented", "20way_5shot", "20way_5shot_mamlpp")}
